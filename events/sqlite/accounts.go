@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"time"
+
+	"nightcall/events"
 )
 
 // Accounts live beside the log, not in it: password hashes must be replaceable
@@ -26,27 +28,12 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 `
 
-// User is an account row.
-type User struct {
-	Username     string
-	Name         string
-	Role         string
-	CareHomeID   string
-	PasswordHash string
-}
-
-// ErrNotFound means no such row.
-var ErrNotFound = errors.New("sqlite: not found")
-
-// ErrExists means a row with that key is already there.
-var ErrExists = errors.New("sqlite: already exists")
-
-// CreateUser adds an account; ErrExists if the username is taken.
-func (s *Store) CreateUser(ctx context.Context, u User) error {
+// CreateUser adds an account; events.ErrAccountExists if the username is taken.
+func (s *Store) CreateUser(ctx context.Context, u events.Account) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO users (username, name, role, care_home_id, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		u.Username, u.Name, u.Role, u.CareHomeID, u.PasswordHash, time.Now().UnixNano())
 	if isUnique(err, "users.username") {
-		return ErrExists
+		return events.ErrAccountExists
 	}
 	if err != nil {
 		return s.fail("create user", "", ctx, err)
@@ -54,13 +41,13 @@ func (s *Store) CreateUser(ctx context.Context, u User) error {
 	return nil
 }
 
-// UserByName returns the account, or ErrNotFound.
-func (s *Store) UserByName(ctx context.Context, username string) (User, error) {
-	u := User{Username: username}
+// UserByName returns the account, or events.ErrAccountNotFound.
+func (s *Store) UserByName(ctx context.Context, username string) (events.Account, error) {
+	u := events.Account{Username: username}
 	err := s.r.QueryRowContext(ctx, `SELECT name, role, care_home_id, password_hash FROM users WHERE username = ?`, username).
 		Scan(&u.Name, &u.Role, &u.CareHomeID, &u.PasswordHash)
 	if errors.Is(err, sql.ErrNoRows) {
-		return u, ErrNotFound
+		return u, events.ErrAccountNotFound
 	}
 	if err != nil {
 		return u, s.fail("user", "", ctx, err)
@@ -69,15 +56,15 @@ func (s *Store) UserByName(ctx context.Context, username string) (User, error) {
 }
 
 // Users lists every account.
-func (s *Store) Users(ctx context.Context) ([]User, error) {
+func (s *Store) Users(ctx context.Context) ([]events.Account, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT username, name, role, care_home_id, password_hash FROM users ORDER BY username`)
 	if err != nil {
 		return nil, s.fail("users", "", ctx, err)
 	}
 	defer rows.Close()
-	var out []User
+	var out []events.Account
 	for rows.Next() {
-		var u User
+		var u events.Account
 		if err := rows.Scan(&u.Username, &u.Name, &u.Role, &u.CareHomeID, &u.PasswordHash); err != nil {
 			return nil, s.fail("users", "", ctx, err)
 		}
@@ -97,20 +84,20 @@ func (s *Store) CreateSession(ctx context.Context, idHash, username string, expi
 	return nil
 }
 
-// Session returns the username and expiry of a live session, or ErrNotFound.
+// Session returns the username and expiry of a live session, or events.ErrAccountNotFound.
 func (s *Store) Session(ctx context.Context, idHash string) (string, time.Time, error) {
 	var username string
 	var exp int64
 	err := s.r.QueryRowContext(ctx, `SELECT username, expires_at FROM sessions WHERE id_hash = ?`, idHash).Scan(&username, &exp)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", time.Time{}, ErrNotFound
+		return "", time.Time{}, events.ErrAccountNotFound
 	}
 	if err != nil {
 		return "", time.Time{}, s.fail("session", "", ctx, err)
 	}
 	expires := time.Unix(0, exp)
 	if time.Now().After(expires) {
-		return "", time.Time{}, ErrNotFound
+		return "", time.Time{}, events.ErrAccountNotFound
 	}
 	return username, expires, nil
 }
@@ -122,3 +109,4 @@ func (s *Store) DeleteSession(ctx context.Context, idHash string) error {
 	}
 	return nil
 }
+var _ events.AccountStore = (*Store)(nil)

@@ -2,15 +2,11 @@ package sqlite_test
 
 import (
 	"context"
-	"database/sql"
-	"encoding/json"
 	"errors"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/google/uuid"
 
 	"nightcall/events"
 	"nightcall/events/eventstest"
@@ -67,71 +63,25 @@ func TestClosedStoreIsUnavailable(t *testing.T) {
 
 // BenchmarkAppend measures one-event appends (version check, insert, commit
 // with synchronous=FULL) beside raw INSERTs of the same rows through the same
-// driver and durability settings, one transaction each. Compare the
-// events/s and p99-µs metrics of the two sub-benchmarks.
+// driver and durability settings, one transaction each. Compare the events/s
+// and p99-µs metrics of the two sub-benchmarks.
 func BenchmarkAppend(b *testing.B) {
-	data, _ := json.Marshal(map[string]any{"observations": map[string]any{"respiration_rate": 22, "spo2": 93, "pulse": 112}, "soft_signs": []string{"breathless"}})
-	b.Run("store", func(b *testing.B) {
-		s := open(b)
-		ctx := context.Background()
-		lat := make([]time.Duration, 0, b.N)
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			start := time.Now()
-			_, err := s.Append(ctx, "resident-bench", int64(i), []events.NewEvent{{ID: uuid.NewString(), Type: "resident.observations_recorded", Data: data}}, events.AppendOptions{})
+	for _, c := range []struct {
+		name string
+		fn   func(context.Context, string, int) ([]time.Duration, error)
+	}{{"store", sqlite.BenchAppend}, {"raw-insert", sqlite.BenchRawInsert}} {
+		b.Run(c.name, func(b *testing.B) {
+			lat, err := c.fn(context.Background(), filepath.Join(b.TempDir(), "bench.db"), b.N)
 			if err != nil {
 				b.Fatal(err)
 			}
-			lat = append(lat, time.Since(start))
-		}
-		report(b, lat)
-	})
-	b.Run("raw-insert", func(b *testing.B) {
-		path := filepath.Join(b.TempDir(), "raw.db")
-		s, err := sqlite.Open(context.Background(), sqlite.Config{Path: path}) // same schema
-		if err != nil {
-			b.Fatal(err)
-		}
-		s.Close()
-		db, err := sql.Open("sqlite", sqlite.DSN(path, 5*time.Second, true))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer db.Close()
-		db.SetMaxOpenConns(1)
-		ctx := context.Background()
-		lat := make([]time.Duration, 0, b.N)
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			start := time.Now()
-			tx, err := db.BeginTx(ctx, nil)
-			if err != nil {
-				b.Fatal(err)
+			var sum time.Duration
+			for _, l := range lat {
+				sum += l
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO events (id, stream, version, type, recorded_at, data) VALUES (?, ?, ?, ?, ?, ?)`,
-				uuid.NewString(), "resident-bench", i+1, "resident.observations_recorded", time.Now().UnixNano(), data); err != nil {
-				b.Fatal(err)
-			}
-			if err := tx.Commit(); err != nil {
-				b.Fatal(err)
-			}
-			lat = append(lat, time.Since(start))
-		}
-		report(b, lat)
-	})
-}
-
-func report(b *testing.B, lat []time.Duration) {
-	b.StopTimer()
-	if len(lat) == 0 {
-		return
+			slices.Sort(lat)
+			b.ReportMetric(float64(len(lat))/sum.Seconds(), "events/s")
+			b.ReportMetric(float64(lat[(len(lat)*99+99)/100-1].Microseconds()), "p99-µs")
+		})
 	}
-	var sum time.Duration
-	for _, l := range lat {
-		sum += l
-	}
-	slices.Sort(lat)
-	p99 := lat[min(len(lat)-1, (len(lat)*99+99)/100-1)]
-	b.ReportMetric(float64(len(lat))/sum.Seconds(), "events/s")
-	b.ReportMetric(float64(p99.Microseconds()), "p99-µs")
 }

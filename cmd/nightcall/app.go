@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"nightcall/escalation"
+	"nightcall/events"
+	"nightcall/events/bus"
+	"nightcall/events/sqlite"
+	"nightcall/web"
+)
+
+// app is one running Nightcall process: store, read model, consumers, HTTP.
+type app struct {
+	cfg      serveConfig
+	log      *slog.Logger
+	store    *sqlite.Store
+	read     *escalation.Projection
+	service  *escalation.Service
+	router   *bus.Router
+	server   *web.Server
+	caughtUp atomic.Bool
+}
+
+func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*app, error) {
+	store, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(cfg.DataDir, "nightcall.db")})
+	if err != nil {
+		return nil, err
+	}
+	a := &app{cfg: cfg, log: log, store: store, read: escalation.NewProjection()}
+	if cfg.Demo {
+		seeded, err := seedDemo(ctx, store, store, cfg.DemoPassword)
+		if err != nil {
+			store.Close()
+			return nil, err
+		}
+		log.Info("demo data", "seeded", seeded)
+	}
+	a.service, err = escalation.NewService(escalation.Config{Store: store, Read: a.read, NewID: newID})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	a.router, err = bus.NewRouter(log, store.Publisher())
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	sub, err := bus.NewLogSubscriber(bus.SubscriberConfig{Store: store, From: a.read.Position})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	a.router.AddProjection("read-model", sub, func(msg *message.Message) error {
+		env, err := bus.Decode(msg)
+		if err != nil {
+			return err
+		}
+		return a.read.Apply(env)
+	})
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "nightcall_read_model_position", Help: "Global log position the read model has applied.",
+	}, func() float64 { return float64(a.read.Position()) }))
+	a.server, err = web.New(web.Config{
+		Service: a.service, Store: store, Accounts: store, Logger: log, Registry: reg,
+		Ready: a.ready, TrustedOrigins: cfg.PublicOrigins,
+	})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+func jsonOf(e escalation.Event) (json.RawMessage, error) { return json.Marshal(e) }
+
+func mustTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+// ready fails until the read model has caught up with the log once after
+// start, and whenever a safety-critical consumer is stalled.
+func (a *app) ready(ctx context.Context) error {
+	if !a.caughtUp.Load() {
+		head, err := a.store.Head(ctx)
+		if err != nil {
+			return err
+		}
+		if a.read.Position() < head {
+			return fmt.Errorf("read model at %d of %d", a.read.Position(), head)
+		}
+		a.caughtUp.Store(true)
+	}
+	return a.router.Healthy()
+}
+
+// run serves until ctx is done, then drains: HTTP first (in-flight requests
+// finish), then the consumers, then the store.
+func (a *app) run(ctx context.Context, ln net.Listener) error {
+	defer a.store.Close()
+	routerCtx, stopRouter := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRouter()
+	routerDone, err := a.router.Start(routerCtx)
+	if err != nil {
+		return fmt.Errorf("start consumers: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           a.server,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	a.log.Info("serving", "addr", ln.Addr().String(), "store", a.cfg.Store, "data_dir", a.cfg.DataDir)
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		return err
+	}
+	a.log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		a.log.Error("http shutdown", "err", err)
+	}
+	stopRouter()
+	if err := <-routerDone; err != nil && !errors.Is(err, context.Canceled) {
+		a.log.Error("consumers stopped", "err", err)
+	}
+	return nil
+}
+
+// reachable reports whether addr answers HTTP (used by tests and bench).
+func reachable(addr string) bool {
+	c := http.Client{Timeout: time.Second}
+	resp, err := c.Get("http://" + addr + "/healthz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+var _ events.Store = (*sqlite.Store)(nil)

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"nightcall/events/sqlite"
+)
+
+func bench(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "append" {
+		return errors.New("usage: nightcall bench append [-n 3000]")
+	}
+	fs := flag.NewFlagSet("bench append", flag.ContinueOnError)
+	n := fs.Int("n", 3000, "appends per run")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "nightcall-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	fmt.Fprintf(stdout, "SQLite append, one event per transaction, synchronous=FULL, n=%d, %s\n\n", *n, time.Now().UTC().Format(time.DateOnly))
+	fmt.Fprintf(stdout, "%-28s %12s %10s %10s\n", "", "events/s", "p50 µs", "p99 µs")
+	var rates []float64
+	for _, c := range []struct {
+		name string
+		fn   func(context.Context, string, int) ([]time.Duration, error)
+	}{{"raw INSERT (baseline)", sqlite.BenchRawInsert}, {"store Append", sqlite.BenchAppend}} {
+		lat, err := c.fn(ctx, filepath.Join(dir, c.name+".db"), *n)
+		if err != nil {
+			return err
+		}
+		var sum time.Duration
+		for _, l := range lat {
+			sum += l
+		}
+		slices.Sort(lat)
+		rate := float64(len(lat)) / sum.Seconds()
+		rates = append(rates, rate)
+		fmt.Fprintf(stdout, "%-28s %12.0f %10d %10d\n", c.name, rate, lat[len(lat)/2].Microseconds(), lat[(len(lat)*99+99)/100-1].Microseconds())
+	}
+	fmt.Fprintf(stdout, "\nstore / baseline throughput: %.2f\n", rates[1]/rates[0])
+	return nil
+}

@@ -1,0 +1,162 @@
+// Package escalation is Nightcall's domain and application layer: the resident
+// aggregate and its event stream, the escalation lifecycle (raise, accept,
+// decide, withdraw), NEWS2 advice, and the in-memory read model. It imports no
+// Watermill, Redis, Pion or net/http; it speaks to storage through the
+// events.Store port.
+package escalation
+
+import "nightcall/escalation/news2"
+
+// ResidentID identifies a resident.
+type ResidentID string
+
+// CareHomeID identifies a care home.
+type CareHomeID string
+
+// EscalationID identifies an escalation.
+type EscalationID string
+
+// Username identifies a user account.
+type Username string
+
+// Role is what a user may do.
+type Role string
+
+const (
+	RoleCareHome   Role = "carehome"
+	RoleConsultant Role = "consultant"
+	RoleAuditor    Role = "auditor"
+	RoleAdmin      Role = "admin"
+)
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool {
+	switch r {
+	case RoleCareHome, RoleConsultant, RoleAuditor, RoleAdmin:
+		return true
+	}
+	return false
+}
+
+// Person names a user as shown to others.
+type Person struct {
+	Username Username `json:"username"`
+	Name     string   `json:"name"`
+}
+
+// Actor is the signed-in user a command runs for.
+type Actor struct {
+	Person
+	Role       Role
+	CareHomeID CareHomeID
+	// OnCall is whether the rota has this consultant on call now.
+	OnCall bool
+}
+
+// Status of a resident in a home.
+type ResidentStatus string
+
+const (
+	ResidentStatusActive ResidentStatus = "active"
+	ResidentStatusLeft   ResidentStatus = "left"
+	ResidentStatusDied   ResidentStatus = "died"
+)
+
+// Status of an escalation.
+type Status string
+
+const (
+	StatusPaging     Status = "paging"
+	StatusUnanswered Status = "unanswered"
+	StatusAccepted   Status = "accepted"
+	StatusDecided    Status = "decided"
+	StatusWithdrawn  Status = "withdrawn"
+)
+
+// Open reports whether s is paging, unanswered or accepted.
+func (s Status) Open() bool {
+	return s == StatusPaging || s == StatusUnanswered || s == StatusAccepted
+}
+
+// Outcome is the consultant's decision.
+type Outcome string
+
+const (
+	OutcomeAdmit Outcome = "admit"
+	OutcomeStay  Outcome = "stay"
+)
+
+// Counterfactual is what would have happened without the service.
+type Counterfactual string
+
+const (
+	CounterfactualED   Counterfactual = "ed"
+	CounterfactualGP   Counterfactual = "gp"
+	CounterfactualNone Counterfactual = "none"
+)
+
+// AdviceLevel is how urgently the home must act while the consultant is paged.
+type AdviceLevel string
+
+const (
+	AdviceEmergency AdviceLevel = "emergency"
+	AdviceUrgent    AdviceLevel = "urgent"
+	AdviceRoutine   AdviceLevel = "routine"
+)
+
+// Advice tells the home what to do now.
+type Advice struct {
+	Level AdviceLevel `json:"level"`
+	Text  string      `json:"text"`
+}
+
+// AdviceFor gives the home's advice for a NEWS2 result (nil when only soft
+// signs were raised) and the resident's advance care plan.
+func AdviceFor(score *news2.Result, acp *AdvanceCarePlan) Advice {
+	switch {
+	case score != nil && score.Total != nil && *score.Total >= 7:
+		text := "NEWS2 7 or more: call 999 now unless the resident's advance care plan says otherwise. The consultant is being paged."
+		if acp != nil && acp.HospitalAdmission == "not_wanted" {
+			text = "NEWS2 7 or more. The advance care plan records that hospital admission is not wanted: follow it, keep the resident comfortable, and call 999 only if it allows. The consultant is being paged."
+		}
+		return Advice{Level: AdviceEmergency, Text: text}
+	case score != nil && ((score.Total != nil && *score.Total >= 5) || score.HasSingleThree()):
+		return Advice{Level: AdviceUrgent, Text: "Urgent: NEWS2 of 5 or 6, or a single score of 3. Stay with the resident and repeat the observations at least every hour. The consultant is being paged."}
+	default:
+		return Advice{Level: AdviceRoutine, Text: "The consultant is being paged. Keep observing the resident and escalate again if anything changes."}
+	}
+}
+
+// SBARD is the structured hand-over written by the home.
+type SBARD struct {
+	Situation      string `json:"situation"`
+	Background     string `json:"background"`
+	Assessment     string `json:"assessment"`
+	Recommendation string `json:"recommendation"`
+}
+
+// Baseline is the resident's usual state (RESTORE2).
+type Baseline struct {
+	NEWS2Total int    `json:"news2_total"`
+	Notes      string `json:"notes"`
+}
+
+// AdvanceCarePlan is the coded summary of a ReSPECT form or equivalent.
+// CPR and hospital admission are separate decisions: a DNACPR says nothing
+// about admission.
+type AdvanceCarePlan struct {
+	HasRespectForm    bool   `json:"has_respect_form"`
+	Focus             string `json:"focus"`              // extend_life | balance | comfort
+	HospitalAdmission string `json:"hospital_admission"` // wanted | not_wanted | discuss
+	CPR               string `json:"cpr"`                // attempt | do_not_attempt
+	Summary           string `json:"summary"`
+	RecordedAt        string `json:"recorded_at"`
+	ReviewDue         string `json:"review_due"`
+}
+
+// CareHome is a home that raises escalations.
+type CareHome struct {
+	ID            CareHomeID `json:"id"`
+	Name          string     `json:"name"`
+	FallbackPhone string     `json:"fallback_phone"`
+}

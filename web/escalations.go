@@ -1,0 +1,247 @@
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"nightcall/escalation"
+	"nightcall/escalation/news2"
+)
+
+type raiseRequest struct {
+	ResidentID   string                        `json:"resident_id"`
+	Observations *escalation.ObservationsInput `json:"observations"`
+	SoftSigns    []string                      `json:"soft_signs"`
+	SBARD        *escalation.SBARD             `json:"sbard"`
+}
+
+// parseRaise validates a raise request in the order a person would fix it.
+func parseRaise(req raiseRequest, now time.Time) (escalation.RaiseInput, error) {
+	in := escalation.RaiseInput{ResidentID: escalation.ResidentID(req.ResidentID)}
+	if strings.TrimSpace(req.ResidentID) == "" {
+		return in, &apiError{Status: 400, Code: "missing_field", Field: "resident_id", Message: "Choose the resident."}
+	}
+	if req.Observations == nil && len(req.SoftSigns) == 0 {
+		return in, &apiError{Status: 400, Code: "missing_field", Field: "observations", Message: "Give observations, soft signs, or both."}
+	}
+	if req.SBARD == nil || strings.TrimSpace(req.SBARD.Situation) == "" {
+		return in, &apiError{Status: 400, Code: "missing_field", Field: "sbard.situation", Message: "Describe the situation: what has changed and when."}
+	}
+	in.SBARD = *req.SBARD
+	if req.Observations != nil {
+		obs, err := req.Observations.Parse("observations", now)
+		if err != nil {
+			return in, err
+		}
+		in.Observations = &obs
+	}
+	signs, err := escalation.ParseSoftSigns("soft_signs", req.SoftSigns)
+	if err != nil {
+		return in, err
+	}
+	in.SoftSigns = signs
+	return in, escalation.CheckConsistency(in.Observations, in.SoftSigns)
+}
+
+// command prepares a state-changing request: reads the body, answers a
+// replayed Idempotency-Key, and decodes into dst.
+func (s *Server) command(w http.ResponseWriter, r *http.Request, a *escalation.Actor, dst any, emptyOK bool) (*idem, bool) {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return nil, false
+	}
+	id, err := newIdem(r, a, body)
+	if err != nil {
+		s.writeError(w, r, err)
+		return nil, false
+	}
+	if s.replay(w, r, id) {
+		return nil, false
+	}
+	if err := decodeBody(body, dst, emptyOK); err != nil {
+		s.writeError(w, r, err)
+		return nil, false
+	}
+	return id, true
+}
+
+func (s *Server) meta(r *http.Request, a *escalation.Actor) escalation.Meta {
+	rid, _ := r.Context().Value(requestIDKey{}).(string)
+	return escalation.Meta{Actor: *a, CorrelationID: rid}
+}
+
+func (s *Server) handleRaise(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
+	if a.Role != escalation.RoleCareHome {
+		s.writeError(w, r, errForbidden)
+		return
+	}
+	var req raiseRequest
+	id, ok := s.command(w, r, a, &req, false)
+	if !ok {
+		return
+	}
+	in, err := parseRaise(req, time.Now())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	meta := s.meta(r, a)
+	meta.Idempotency = id.record(http.StatusCreated, func(res *escalation.Resident) any {
+		return s.cfg.Service.View(res, res.Escalations[len(res.Escalations)-1].ID)
+	})
+	esc, err := s.cfg.Service.Raise(r.Context(), meta, in)
+	if err == nil {
+		s.log.InfoContext(r.Context(), "escalation raised", "escalation_id", esc.ID, "care_home_id", esc.CareHomeID, "advice", esc.Advice.Level)
+	}
+	s.respond(w, r, id, err, http.StatusCreated, func() any { return esc })
+}
+
+// escalationAction runs accept, decision or withdraw with the shared plumbing.
+func (s *Server) escalationAction(w http.ResponseWriter, r *http.Request, a *escalation.Actor, status int, dst any, emptyOK bool,
+	run func(meta escalation.Meta, id escalation.EscalationID) (*escalation.Escalation, error)) {
+	eid := escalation.EscalationID(r.PathValue("id"))
+	id, ok := s.command(w, r, a, dst, emptyOK)
+	if !ok {
+		return
+	}
+	meta := s.meta(r, a)
+	meta.Idempotency = id.record(status, func(res *escalation.Resident) any { return s.cfg.Service.View(res, eid) })
+	esc, err := run(meta, eid)
+	s.respond(w, r, id, err, status, func() any { return esc })
+}
+
+func (s *Server) handleAccept(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
+	if a.Role != escalation.RoleConsultant {
+		s.writeError(w, r, errForbidden)
+		return
+	}
+	var req struct{}
+	s.escalationAction(w, r, a, http.StatusOK, &req, true, func(meta escalation.Meta, id escalation.EscalationID) (*escalation.Escalation, error) {
+		esc, err := s.cfg.Service.Accept(r.Context(), meta, id)
+		if err == nil {
+			s.log.InfoContext(r.Context(), "escalation accepted", "escalation_id", id, "consultant", a.Username)
+		}
+		return esc, err
+	})
+}
+
+type decisionRequest struct {
+	Outcome        string `json:"outcome"`
+	Counterfactual string `json:"counterfactual"`
+	Rationale      string `json:"rationale"`
+	Plan           string `json:"plan"`
+}
+
+func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
+	if a.Role != escalation.RoleConsultant {
+		s.writeError(w, r, errForbidden)
+		return
+	}
+	var req decisionRequest
+	s.escalationAction(w, r, a, http.StatusCreated, &req, false, func(meta escalation.Meta, id escalation.EscalationID) (*escalation.Escalation, error) {
+		d := escalation.DecisionInput{
+			Outcome: escalation.Outcome(req.Outcome), Counterfactual: escalation.Counterfactual(req.Counterfactual),
+			Rationale: req.Rationale, Plan: req.Plan,
+		}
+		if err := d.Validate(); err != nil {
+			return nil, err
+		}
+		esc, err := s.cfg.Service.Decide(r.Context(), meta, id, d)
+		if err == nil {
+			s.log.InfoContext(r.Context(), "escalation decided", "escalation_id", id, "outcome", d.Outcome)
+		}
+		return esc, err
+	})
+}
+
+func (s *Server) handleWithdraw(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
+	if a.Role != escalation.RoleCareHome {
+		s.writeError(w, r, errForbidden)
+		return
+	}
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	s.escalationAction(w, r, a, http.StatusOK, &req, false, func(meta escalation.Meta, id escalation.EscalationID) (*escalation.Escalation, error) {
+		return s.cfg.Service.Withdraw(r.Context(), meta, id, req.Reason)
+	})
+}
+
+func (s *Server) handleGetEscalation(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
+	esc, _, err := s.cfg.Service.GetEscalation(r.Context(), *a, escalation.EscalationID(r.PathValue("id")))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, esc)
+}
+
+func (s *Server) handleListEscalations(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
+	status := r.URL.Query().Get("status")
+	if !escalation.ValidStatusFilter(status) {
+		s.writeError(w, r, &apiError{Status: 400, Code: "invalid_value", Field: "status",
+			Message: "status must be open, paging, unanswered, accepted, decided or withdrawn."})
+		return
+	}
+	list, err := s.cfg.Service.ListEscalations(r.Context(), *a, status)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+type news2Request struct {
+	Observations *escalation.ObservationsInput `json:"observations"`
+	SpO2Scale    json.RawMessage               `json:"spo2_scale"`
+}
+
+func (s *Server) handleNEWS2(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
+	var req news2Request
+	if err := s.decode(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.Observations == nil {
+		s.writeError(w, r, &apiError{Status: 400, Code: "missing_field", Field: "observations", Message: "Give the observations to score."})
+		return
+	}
+	scale := news2.Scale1
+	if len(req.SpO2Scale) > 0 && !bytes.Equal(req.SpO2Scale, []byte("null")) {
+		var n int
+		if err := json.Unmarshal(req.SpO2Scale, &n); err != nil {
+			s.writeError(w, r, &apiError{Status: 400, Code: "invalid_json", Field: "spo2_scale", Message: "spo2_scale must be 1 or 2."})
+			return
+		}
+		if scale = news2.Scale(n); !scale.Valid() {
+			s.writeError(w, r, &apiError{Status: 400, Code: "invalid_value", Field: "spo2_scale", Message: "spo2_scale must be 1 or 2."})
+			return
+		}
+	}
+	obs, err := req.Observations.Parse("observations", time.Now())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, news2.Score(obs.Vitals(), scale))
+}
+
+func (s *Server) handleRotaNow(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
+	levels := s.cfg.Service.Read().RotaLevels()
+	out := make([][]escalation.Person, len(levels))
+	for i, level := range levels {
+		out[i] = make([]escalation.Person, 0, len(level))
+		for _, u := range level {
+			p := escalation.Person{Username: u}
+			if acct, err := s.sessions.account(r.Context(), string(u)); err == nil {
+				p.Name = acct.Name
+			}
+			out[i] = append(out[i], p)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"levels": out})
+}

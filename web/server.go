@@ -1,0 +1,323 @@
+// Package web is Nightcall's HTTP adapter: the JSON API of API.md, sessions
+// and sign-in, health and metrics. It maps domain errors to HTTP in one place
+// (errors.go) and never logs patient details.
+package web
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"nightcall/escalation"
+	"nightcall/events"
+)
+
+// MaxBody is the largest request body accepted.
+const MaxBody = 1 << 20
+
+// Config configures a Server.
+type Config struct {
+	// Service runs the commands and queries. Required.
+	Service *escalation.Service
+	// Store is the event log, for idempotency records and readiness. Required.
+	Store events.Store
+	// Accounts keeps users and sessions. Required.
+	Accounts events.AccountStore
+	// Logger is optional; nil discards.
+	Logger *slog.Logger
+	// Registry receives the HTTP metrics and serves /metrics. Optional; a new one by default.
+	Registry *prometheus.Registry
+	// Ready reports extra readiness problems (projections behind, a stalled
+	// consumer). Optional.
+	Ready func(ctx context.Context) error
+	// TrustedOrigins are public origins allowed to make state-changing
+	// requests besides the request's own host. Optional.
+	TrustedOrigins []string
+	// SessionTTL is how long a session lasts. Optional, default 12h.
+	SessionTTL time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+	if c.SessionTTL <= 0 {
+		c.SessionTTL = 12 * time.Hour
+	}
+}
+
+// Validate lists every problem with c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Service == nil {
+		errs = append(errs, errors.New("web: Config.Service is required"))
+	}
+	if c.Store == nil {
+		errs = append(errs, errors.New("web: Config.Store is required"))
+	}
+	if c.Accounts == nil {
+		errs = append(errs, errors.New("web: Config.Accounts is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// Server serves the API.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	sessions *sessions
+	limiter  *signInLimiter
+	handler  http.Handler
+	metrics  *metrics
+}
+
+// New builds a Server.
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, log: cfg.Logger, sessions: newSessions(cfg.Accounts, cfg.SessionTTL),
+		limiter: newSignInLimiter(),
+	}
+	var err error
+	if s.metrics, err = newMetrics(cfg.Registry); err != nil {
+		return nil, err
+	}
+	cop := http.NewCrossOriginProtection()
+	for _, o := range cfg.TrustedOrigins {
+		if err := cop.AddTrustedOrigin(o); err != nil {
+			return nil, fmt.Errorf("web: trusted origin %q: %w", o, err)
+		}
+	}
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, newErr(http.StatusForbidden, "forbidden", "Cross-origin requests may not change state."))
+	}))
+	s.handler = s.observe(cop.Handler(s.routes()))
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+//go:embed openapi.yaml
+var openapiYAML []byte
+
+func (s *Server) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /api/v1/openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(openapiYAML)
+	})
+
+	mux.HandleFunc("POST /api/v1/session", s.handleSignIn)
+	mux.HandleFunc("DELETE /api/v1/session", s.handleSignOut)
+	mux.HandleFunc("GET /api/v1/me", s.requireAuth(s.handleMe))
+	mux.HandleFunc("GET /api/v1/rota/now", s.requireAuth(s.handleRotaNow))
+	mux.HandleFunc("POST /api/v1/news2", s.requireAuth(s.handleNEWS2))
+
+	mux.HandleFunc("GET /api/v1/residents", s.requireAuth(s.handleListResidents))
+	mux.HandleFunc("GET /api/v1/residents/{id}", s.requireAuth(s.handleGetResident))
+	mux.HandleFunc("GET /api/v1/residents/{id}/events", s.requireAuth(s.handleResidentEvents))
+	mux.HandleFunc("POST /api/v1/residents/{id}/observations", s.requireAuth(s.handleRecordObservations))
+	mux.HandleFunc("POST /api/v1/residents/{id}/hospital-admissions", s.requireAuth(s.handleHospitalAdmission))
+
+	mux.HandleFunc("POST /api/v1/escalations", s.requireAuth(s.handleRaise))
+	mux.HandleFunc("GET /api/v1/escalations", s.requireAuth(s.handleListEscalations))
+	mux.HandleFunc("GET /api/v1/escalations/{id}", s.requireAuth(s.handleGetEscalation))
+	mux.HandleFunc("POST /api/v1/escalations/{id}/accept", s.requireAuth(s.handleAccept))
+	mux.HandleFunc("POST /api/v1/escalations/{id}/decision", s.requireAuth(s.handleDecision))
+	mux.HandleFunc("POST /api/v1/escalations/{id}/withdraw", s.requireAuth(s.handleWithdraw))
+
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, newErr(http.StatusNotFound, "not_found", "No such API route."))
+	})
+	mux.HandleFunc("GET /{$}", s.handleIndex)
+	return mux
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	problems := map[string]string{}
+	if err := s.cfg.Store.Ping(ctx); err != nil {
+		problems["store"] = "unreachable"
+	}
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(ctx); err != nil {
+			problems["consumers"] = err.Error()
+		}
+	}
+	if len(problems) > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "problems": problems})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'")
+	_, _ = io.WriteString(w, `<!doctype html><html lang="en"><meta charset="utf-8"><title>Nightcall</title>
+<h1>Nightcall</h1><p>Out-of-hours escalation for care homes. The API is described at <a href="/api/v1/openapi.yaml">/api/v1/openapi.yaml</a>.</p></html>`)
+}
+
+// readBody reads a request body of at most MaxBody bytes.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, errBodyTooLarge
+	}
+	if err != nil {
+		return nil, newErr(http.StatusBadRequest, "invalid_json", "The request body could not be read.")
+	}
+	return body, nil
+}
+
+// decode reads the body into dst.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, dst any) error {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	return decodeBody(body, dst, false)
+}
+
+// decodeBody unmarshals JSON, turning type errors into invalid_json with the
+// field. An empty body is allowed when emptyOK.
+func decodeBody(body []byte, dst any, emptyOK bool) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		if emptyOK {
+			return nil
+		}
+		return newErr(http.StatusBadRequest, "invalid_json", "The request body must be a JSON object.")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(dst); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			e := newErr(http.StatusBadRequest, "invalid_json", fmt.Sprintf("%s has the wrong type: expected %s.", te.Field, te.Type))
+			e.Field = te.Field
+			if te.Field == "" {
+				e.Message = "The request body must be a JSON object."
+			}
+			return e
+		}
+		return newErr(http.StatusBadRequest, "invalid_json", "The request body is not valid JSON.")
+	}
+	if dec.More() {
+		return newErr(http.StatusBadRequest, "invalid_json", "The request body has data after the JSON value.")
+	}
+	return nil
+}
+
+// statusWriter records the status for logs and metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	user   string
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+type requestIDKey struct{}
+
+// observe logs every request (route, status, duration, user; never bodies),
+// counts it, and turns a panic into a 500.
+func (s *Server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rid := r.Header.Get("X-Request-Id")
+		if rid == "" || len(rid) > 64 {
+			rid = uuid.NewString()
+		}
+		w.Header().Set("X-Request-Id", rid)
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, rid))
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.ErrorContext(r.Context(), "panic serving request", "request_id", rid, "panic", fmt.Sprint(p))
+				if sw.status == 0 {
+					writeJSON(sw, http.StatusInternalServerError, map[string]any{"error": newErr(500, "internal", "Something went wrong on our side.")})
+				}
+			}
+			route := r.Pattern
+			if route == "" {
+				route = "unmatched"
+			}
+			d := time.Since(start)
+			s.metrics.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
+			s.metrics.latency.WithLabelValues(route).Observe(d.Seconds())
+			level := slog.LevelInfo
+			if sw.status >= 500 {
+				level = slog.LevelError
+			}
+			s.log.Log(r.Context(), level, "request", "request_id", rid, "method", r.Method, "route", route,
+				"status", sw.status, "duration_ms", d.Milliseconds(), "user", sw.user)
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newMetrics(reg *prometheus.Registry) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nightcall_http_requests_total", Help: "HTTP requests by route pattern and status.",
+		}, []string{"route", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "nightcall_http_request_duration_seconds", Help: "HTTP request latency by route pattern.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"route"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.latency} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
