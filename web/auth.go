@@ -105,7 +105,8 @@ func newSessions(store events.AccountStore, ttl time.Duration) *sessions {
 }
 
 // create starts a session for username and returns its ID (never stored).
-func (s *sessions) create(ctx context.Context, username string) (string, time.Time, error) {
+func (s *sessions) create(ctx context.Context, acct events.Account) (string, time.Time, error) {
+	username := acct.Username
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return "", time.Time{}, err
@@ -117,6 +118,7 @@ func (s *sessions) create(ctx context.Context, username string) (string, time.Ti
 	}
 	s.mu.Lock()
 	s.byHash[hashSessionID(id)] = cachedSession{username: username, expires: expires, checked: time.Now()}
+	s.accounts[username] = cachedAccount{account: acct, checked: time.Now()}
 	s.mu.Unlock()
 	return id, expires, nil
 }
@@ -301,7 +303,7 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, newErr(http.StatusUnauthorized, "unauthenticated", "The username or password is wrong."))
 		return
 	}
-	id, expires, err := s.sessions.create(r.Context(), acct.Username)
+	id, expires, err := s.sessions.create(r.Context(), acct)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

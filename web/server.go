@@ -289,7 +289,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			s.metrics.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
 			s.metrics.latency.WithLabelValues(route).Observe(d.Seconds())
 			level := slog.LevelInfo
-			if sw.status >= 500 {
+			switch {
+			case sw.status == http.StatusServiceUnavailable:
+				level = slog.LevelWarn
+			case sw.status >= 500:
 				level = slog.LevelError
 			}
 			s.log.Log(r.Context(), level, "request", "request_id", rid, "method", r.Method, "route", route,
