@@ -11,18 +11,18 @@ import (
 
 // residentView is the resident as API.md gives it.
 type residentView struct {
-	ID                 escalation.ResidentID           `json:"id"`
-	CareHomeID         escalation.CareHomeID           `json:"care_home_id"`
-	Name               string                          `json:"name"`
-	DateOfBirth        string                          `json:"date_of_birth"`
-	Room               string                          `json:"room"`
-	NHSNumber          string                          `json:"nhs_number"`
-	Status             escalation.ResidentStatus       `json:"status"`
-	SpO2Scale          int                             `json:"spo2_scale"`
-	Baseline           *escalation.Baseline            `json:"baseline"`
-	AdvanceCarePlan    *escalation.AdvanceCarePlan     `json:"advance_care_plan"`
+	ID                 escalation.ResidentID          `json:"id"`
+	CareHomeID         escalation.CareHomeID          `json:"care_home_id"`
+	Name               string                         `json:"name"`
+	DateOfBirth        string                         `json:"date_of_birth"`
+	Room               string                         `json:"room"`
+	NHSNumber          string                         `json:"nhs_number"`
+	Status             escalation.ResidentStatus      `json:"status"`
+	SpO2Scale          int                            `json:"spo2_scale"`
+	Baseline           *escalation.Baseline           `json:"baseline"`
+	AdvanceCarePlan    *escalation.AdvanceCarePlan    `json:"advance_care_plan"`
 	RecentObservations []escalation.ObservationRecord `json:"recent_observations"`
-	RecentEscalations  []escalationSummary             `json:"recent_escalations"`
+	RecentEscalations  []escalationSummary            `json:"recent_escalations"`
 }
 
 type escalationSummary struct {

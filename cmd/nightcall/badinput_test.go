@@ -74,7 +74,10 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"value left out without reason", nurse, "POST", "/api/v1/escalations", with("rc-102", func(b, o map[string]any) { delete(o, "pulse") }), nil, 400, "missing_field", "observations.pulse", "rc-102"},
 		{"consciousness Z", nurse, "POST", "/api/v1/escalations", with("rc-102", func(b, o map[string]any) { o["consciousness"] = "Z" }), nil, 400, "invalid_value", "observations.consciousness", "rc-102"},
 		{"unknown soft sign", nurse, "POST", "/api/v1/escalations", with("rc-102", func(b, o map[string]any) { b["soft_signs"] = []string{"breathless", "grumpy"} }), nil, 400, "invalid_value", "soft_signs[1]", "rc-102"},
-		{"unknown absent reason", nurse, "POST", "/api/v1/escalations", with("rc-102", func(b, o map[string]any) { delete(o, "temperature"); o["absent"] = map[string]string{"temperature": "forgot"} }), nil, 400, "invalid_value", "observations.absent.temperature", "rc-102"},
+		{"unknown absent reason", nurse, "POST", "/api/v1/escalations", with("rc-102", func(b, o map[string]any) {
+			delete(o, "temperature")
+			o["absent"] = map[string]string{"temperature": "forgot"}
+		}), nil, 400, "invalid_value", "observations.absent.temperature", "rc-102"},
 		{"SpO2 49", nurse, "POST", "/api/v1/escalations", with("rc-102", func(b, o map[string]any) { o["spo2"] = 49 }), nil, 422, "implausible_observation", "observations.spo2", "rc-102"},
 		{"respiration 0", nurse, "POST", "/api/v1/escalations", with("rc-102", func(b, o map[string]any) { o["respiration_rate"] = 0 }), nil, 422, "implausible_observation", "observations.respiration_rate", "rc-102"},
 		{"temperature 45.1", nurse, "POST", "/api/v1/escalations", with("rc-102", func(b, o map[string]any) { o["temperature"] = 45.1 }), nil, 422, "implausible_observation", "observations.temperature", "rc-102"},

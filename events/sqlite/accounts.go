@@ -109,4 +109,5 @@ func (s *Store) DeleteSession(ctx context.Context, idHash string) error {
 	}
 	return nil
 }
+
 var _ events.AccountStore = (*Store)(nil)
