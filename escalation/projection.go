@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"nightcall/events"
 )
@@ -20,13 +21,16 @@ type Projection struct {
 	residents map[ResidentID]*Resident
 	escIndex  map[EscalationID]ResidentID
 	homes     map[CareHomeID]CareHome
-	rota      [][]Username
+	rota      Rota
+	loc       *time.Location
 	advanced  chan struct{}
 }
 
-// NewProjection returns an empty read model at position 0.
-func NewProjection() *Projection {
+// NewProjection returns an empty read model at position 0. loc is the
+// rota's time zone.
+func NewProjection(loc *time.Location) *Projection {
 	return &Projection{
+		loc:       loc,
 		residents: map[ResidentID]*Resident{},
 		escIndex:  map[EscalationID]ResidentID{},
 		homes:     map[CareHomeID]CareHome{},
@@ -73,12 +77,28 @@ func (p *Projection) Apply(env events.Envelope) error {
 			return err
 		}
 		p.homes[e.ID] = e.CareHome
-	case env.Type == TypeRotaLevelsSet:
-		var e RotaLevelsSet
-		if err := json.Unmarshal(env.Data, &e); err != nil {
+	case IsPagingStream(env.Stream):
+		ev, err := Decode(env)
+		if err != nil {
 			return err
 		}
-		p.rota = e.Levels
+		var ref struct {
+			EscalationID EscalationID `json:"escalation_id"`
+		}
+		if err := json.Unmarshal(env.Data, &ref); err != nil {
+			return err
+		}
+		if r := p.residents[p.escIndex[ref.EscalationID]]; r != nil && ev != nil {
+			if esc := r.Escalation(ref.EscalationID); esc != nil {
+				esc.applyPaging(ev, env.RecordedAt)
+			}
+		}
+	case env.Stream == RotaStream():
+		ev, err := Decode(env)
+		if err != nil {
+			return err
+		}
+		p.rota.apply(ev)
 	}
 	p.pos = env.Position
 	close(p.advanced)
@@ -130,20 +150,26 @@ func (p *Projection) Homes() []CareHome {
 	return out
 }
 
-// RotaLevels returns the consultants on call, level by level.
-func (p *Projection) RotaLevels() [][]Username {
+// RotaLevelsAt returns the consultants on call at t, level by level.
+func (p *Projection) RotaLevelsAt(t time.Time) [][]Username {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	out := make([][]Username, len(p.rota))
-	for i, l := range p.rota {
-		out[i] = slices.Clone(l)
-	}
-	return out
+	return p.rota.LevelsAt(t, p.loc)
 }
+
+// Rota returns a copy of the rota.
+func (p *Projection) Rota() Rota {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.rota.clone()
+}
+
+// Location is the rota's time zone.
+func (p *Projection) Location() *time.Location { return p.loc }
 
 // OnCall reports whether username is on any rota level now.
 func (p *Projection) OnCall(username Username) bool {
-	for _, level := range p.RotaLevels() {
+	for _, level := range p.RotaLevelsAt(time.Now()) {
 		if slices.Contains(level, username) {
 			return true
 		}
@@ -160,6 +186,7 @@ func (p *Projection) Escalations() []*Escalation {
 		for _, e := range r.Escalations {
 			c := *e
 			c.Timeline = slices.Clone(e.Timeline)
+			c.FollowUps = slices.Clone(e.FollowUps)
 			out = append(out, &c)
 		}
 	}
@@ -173,17 +200,33 @@ func (p *Projection) Residents() []*Resident {
 	defer p.mu.RUnlock()
 	out := make([]*Resident, 0, len(p.residents))
 	for _, r := range p.residents {
-		c := *r
-		c.Escalations = make([]*Escalation, len(r.Escalations))
-		for i, e := range r.Escalations {
-			ec := *e
-			ec.Timeline = slices.Clone(e.Timeline)
-			c.Escalations[i] = &ec
-		}
-		c.Observations = slices.Clone(r.Observations)
-		c.Admissions = slices.Clone(r.Admissions)
-		out = append(out, &c)
+		out = append(out, copyResident(r))
 	}
 	slices.SortFunc(out, func(a, b *Resident) int { return strings.Compare(string(a.ID), string(b.ID)) })
 	return out
+}
+
+// Resident returns a copy of one resident, or nil.
+func (p *Projection) Resident(id ResidentID) *Resident {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	r := p.residents[id]
+	if r == nil {
+		return nil
+	}
+	return copyResident(r)
+}
+
+func copyResident(r *Resident) *Resident {
+	c := *r
+	c.Escalations = make([]*Escalation, len(r.Escalations))
+	for i, e := range r.Escalations {
+		ec := *e
+		ec.Timeline = slices.Clone(e.Timeline)
+		ec.FollowUps = slices.Clone(e.FollowUps)
+		c.Escalations[i] = &ec
+	}
+	c.Observations = slices.Clone(r.Observations)
+	c.Admissions = slices.Clone(r.Admissions)
+	return &c
 }

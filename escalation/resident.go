@@ -65,6 +65,8 @@ type Escalation struct {
 	EverUnanswered bool            `json:"ever_unanswered"`
 	Withdrawal     *Withdrawal     `json:"withdrawal,omitempty"`
 	FollowUps      []FollowUp      `json:"follow_ups"`
+	FirstPagedAt   *time.Time      `json:"first_paged_at"`
+	FirstReceiptAt *time.Time      `json:"first_receipt_at"`
 	Timeline       []TimelineEntry `json:"timeline"`
 }
 

@@ -140,7 +140,7 @@ func TestInactiveResidentCannotBeEscalated(t *testing.T) {
 }
 
 func TestProjectionIgnoresRedelivery(t *testing.T) {
-	p := NewProjection()
+	p := NewProjection(time.UTC)
 	raised := &EscalationRaised{EscalationID: "e1", CareHomeID: "h1", SBARD: SBARD{Situation: "s"}}
 	admitted := &ResidentAdmitted{ResidentID: "r1", CareHomeID: "h1"}
 	var envs []events.Envelope

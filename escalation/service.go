@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"nightcall/events"
@@ -51,8 +52,13 @@ func (c Config) Validate() error {
 
 // Service runs the application commands and queries.
 type Service struct {
-	cfg Config
+	cfg      Config
+	pagedFor func(EscalationID, Username) bool
 }
+
+// SetPagedFor tells the service who was paged for an escalation: a consultant
+// paged for it may accept even when no longer on call.
+func (s *Service) SetPagedFor(f func(EscalationID, Username) bool) { s.pagedFor = f }
 
 // NewService returns a Service.
 func NewService(cfg Config) (*Service, error) {
@@ -258,7 +264,8 @@ func (s *Service) Accept(ctx context.Context, meta Meta, id EscalationID) (*Esca
 		return nil, ErrForbidden
 	}
 	return s.escalationCommand(ctx, meta, id, func(r *Resident, esc *Escalation) error {
-		if !meta.Actor.OnCall && !(esc.AcceptedBy != nil && esc.AcceptedBy.Username == meta.Actor.Username) {
+		paged := s.pagedFor != nil && s.pagedFor(id, meta.Actor.Username)
+		if !meta.Actor.OnCall && !paged && !(esc.AcceptedBy != nil && esc.AcceptedBy.Username == meta.Actor.Username) {
 			return ErrForbidden
 		}
 		return r.Accept(id, meta.Actor, s.cfg.Now())
@@ -347,6 +354,18 @@ func (s *Service) GetEscalation(ctx context.Context, a Actor, id EscalationID) (
 	if esc == nil || !s.canSeeEscalation(a, esc, false) {
 		return nil, nil, ErrNotFound
 	}
+	paging, err := s.cfg.Store.Load(ctx, PagingStream(id), 0)
+	if err != nil && !errors.Is(err, events.ErrStreamNotFound) {
+		return nil, nil, err
+	}
+	for _, env := range paging {
+		ev, err := Decode(env)
+		if err != nil {
+			return nil, nil, err
+		}
+		esc.applyPaging(ev, env.RecordedAt)
+	}
+	slices.SortStableFunc(esc.Timeline, func(a, b TimelineEntry) int { return a.At.Compare(b.At) })
 	if err := s.recordAccess(ctx, a, "escalation", rid, id); err != nil {
 		return nil, nil, err
 	}

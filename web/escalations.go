@@ -231,7 +231,7 @@ func (s *Server) handleNEWS2(w http.ResponseWriter, r *http.Request, a *escalati
 }
 
 func (s *Server) handleRotaNow(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
-	levels := s.cfg.Service.Read().RotaLevels()
+	levels := s.cfg.Service.Read().RotaLevelsAt(time.Now())
 	out := make([][]escalation.Person, len(levels))
 	for i, level := range levels {
 		out[i] = make([]escalation.Person, 0, len(level))

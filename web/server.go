@@ -4,6 +4,7 @@
 package web
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	_ "embed"
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -47,6 +49,8 @@ type Config struct {
 	TrustedOrigins []string
 	// SessionTTL is how long a session lasts. Optional, default 12h.
 	SessionTTL time.Duration
+	// Pager is the pager websocket hub. Optional; without it /api/v1/pager is 503.
+	Pager *PagerHub
 }
 
 func (c *Config) setDefaults() {
@@ -136,6 +140,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /api/v1/me", s.requireAuth(s.handleMe))
 	mux.HandleFunc("GET /api/v1/rota/now", s.requireAuth(s.handleRotaNow))
 	mux.HandleFunc("POST /api/v1/news2", s.requireAuth(s.handleNEWS2))
+	mux.HandleFunc("GET /api/v1/pager", s.requireAuth(s.handlePager))
 
 	mux.HandleFunc("GET /api/v1/residents", s.requireAuth(s.handleListResidents))
 	mux.HandleFunc("GET /api/v1/residents/{id}", s.requireAuth(s.handleGetResident))
@@ -255,6 +260,18 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack lets websocket upgrades through; the status is then 101.
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("web: response writer cannot hijack")
+	}
+	if w.status == 0 {
+		w.status = http.StatusSwitchingProtocols
+	}
+	return h.Hijack()
+}
 
 type requestIDKey struct{}
 

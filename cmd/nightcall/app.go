@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"nightcall/escalation"
+	"nightcall/escalation/paging"
 	"nightcall/events"
 	"nightcall/events/bus"
 	"nightcall/events/sqlite"
@@ -33,6 +35,8 @@ type app struct {
 	service  *escalation.Service
 	router   *bus.Router
 	server   *web.Server
+	hub      *web.PagerHub
+	pager    *paging.Pager
 	caughtUp atomic.Bool
 }
 
@@ -41,7 +45,12 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*app, error
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: log, store: store, read: escalation.NewProjection()}
+	loc, err := time.LoadLocation(cfg.Timezone)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	a := &app{cfg: cfg, log: log, store: store, read: escalation.NewProjection(loc)}
 	if cfg.Demo {
 		seeded, err := seedDemo(ctx, store, store, cfg.DemoPassword)
 		if err != nil {
@@ -73,14 +82,49 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*app, error
 		return a.read.Apply(env)
 	})
 
+	a.hub = web.NewPagerHub(a.read, log)
+	head, err := store.Head(ctx)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	timings := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "nightcall_paging_seconds", Help: "Seconds from raise to first page, first receipt and accept.",
+		Buckets: []float64{0.01, 0.05, 0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800},
+	}, []string{"timing"})
+	a.pager, err = paging.New(paging.Config{
+		Store: store, Service: a.service, Rota: a.read.RotaLevelsAt, NewID: newID, Notify: a.hub, Logger: log,
+		Policy:  paging.Policy{PageTimeout: cfg.PageTimeout, ReceiptTimeout: cfg.PageReceiptTimeout},
+		Observe: func(t string, d time.Duration) { timings.WithLabelValues(t).Observe(d.Seconds()) },
+	}, head)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	a.hub.SetPager(a.pager)
+	a.service.SetPagedFor(a.pager.WasPaged)
+	pagerSub, err := bus.NewLogSubscriber(bus.SubscriberConfig{Store: store, From: a.pager.Position})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	a.router.AddSafetyCritical("pager", pagerSub, func(msg *message.Message) error {
+		env, err := bus.Decode(msg)
+		if err != nil {
+			return err
+		}
+		return a.pager.Apply(env)
+	})
+
 	reg := prometheus.NewRegistry()
+	reg.MustRegister(timings)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "nightcall_read_model_position", Help: "Global log position the read model has applied.",
 	}, func() float64 { return float64(a.read.Position()) }))
 	a.server, err = web.New(web.Config{
 		Service: a.service, Store: store, Accounts: store, Logger: log, Registry: reg,
-		Ready: a.ready, TrustedOrigins: cfg.PublicOrigins,
+		Ready: a.ready, TrustedOrigins: cfg.PublicOrigins, Pager: a.hub,
 	})
 	if err != nil {
 		store.Close()
@@ -112,6 +156,9 @@ func (a *app) ready(ctx context.Context) error {
 		if a.read.Position() < head {
 			return fmt.Errorf("read model at %d of %d", a.read.Position(), head)
 		}
+		if !a.pager.CaughtUp() {
+			return fmt.Errorf("pager replaying the log")
+		}
 		a.caughtUp.Store(true)
 	}
 	return a.router.Healthy()
@@ -127,6 +174,10 @@ func (a *app) run(ctx context.Context, ln net.Listener) error {
 	if err != nil {
 		return fmt.Errorf("start consumers: %w", err)
 	}
+	var workers sync.WaitGroup
+	workers.Add(2)
+	go func() { defer workers.Done(); a.hub.Run(routerCtx) }()
+	go func() { defer workers.Done(); _ = a.pager.Run(routerCtx) }()
 	srv := &http.Server{
 		Handler:           a.server,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -150,6 +201,7 @@ func (a *app) run(ctx context.Context, ln net.Listener) error {
 		a.log.Error("http shutdown", "err", err)
 	}
 	stopRouter()
+	workers.Wait()
 	if err := <-routerDone; err != nil && !errors.Is(err, context.Canceled) {
 		a.log.Error("consumers stopped", "err", err)
 	}

@@ -28,11 +28,14 @@ type testServer struct {
 	done chan error
 }
 
-func startServer(t *testing.T) *testServer {
+func startServer(t *testing.T, opts ...func(*serveConfig)) *testServer {
 	t.Helper()
 	cfg := serveConfig{
 		Addr: "127.0.0.1:0", DataDir: t.TempDir(), Store: "sqlite", Demo: true, DemoPassword: "test-password",
 		PageTimeout: time.Minute, PageReceiptTimeout: 15 * time.Second, Timezone: "Europe/London", LogLevel: "info",
+	}
+	for _, o := range opts {
+		o(&cfg)
 	}
 	level := slog.LevelWarn
 	if os.Getenv("NIGHTCALL_TEST_LOG") != "" {
