@@ -22,6 +22,7 @@ type Projection struct {
 	escIndex  map[EscalationID]ResidentID
 	homes     map[CareHomeID]CareHome
 	rota      Rota
+	rotaLog   []rotaVersion
 	loc       *time.Location
 	advanced  chan struct{}
 }
@@ -99,6 +100,7 @@ func (p *Projection) Apply(env events.Envelope) error {
 			return err
 		}
 		p.rota.apply(ev)
+		p.rotaLog = append(p.rotaLog, rotaVersion{from: env.RecordedAt, rota: p.rota.clone()})
 	}
 	p.pos = env.Position
 	close(p.advanced)
@@ -150,10 +152,24 @@ func (p *Projection) Homes() []CareHome {
 	return out
 }
 
-// RotaLevelsAt returns the consultants on call at t, level by level.
+type rotaVersion struct {
+	from time.Time
+	rota Rota
+}
+
+// RotaLevelsAt returns the consultants on call at t, level by level, by the
+// rota as it stood at t: a past instant is answered by the rota then in force.
 func (p *Projection) RotaLevelsAt(t time.Time) [][]Username {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
+	for i := len(p.rotaLog) - 1; i >= 0; i-- {
+		if !p.rotaLog[i].from.After(t) {
+			return p.rotaLog[i].rota.LevelsAt(t, p.loc)
+		}
+	}
+	if len(p.rotaLog) > 0 {
+		return nil // before the first rota was recorded nobody was on call
+	}
 	return p.rota.LevelsAt(t, p.loc)
 }
 

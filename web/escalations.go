@@ -231,17 +231,5 @@ func (s *Server) handleNEWS2(w http.ResponseWriter, r *http.Request, a *escalati
 }
 
 func (s *Server) handleRotaNow(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
-	levels := s.cfg.Service.Read().RotaLevelsAt(time.Now())
-	out := make([][]escalation.Person, len(levels))
-	for i, level := range levels {
-		out[i] = make([]escalation.Person, 0, len(level))
-		for _, u := range level {
-			p := escalation.Person{Username: u}
-			if acct, err := s.sessions.account(r.Context(), string(u)); err == nil {
-				p.Name = acct.Name
-			}
-			out[i] = append(out[i], p)
-		}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"levels": out})
+	writeJSON(w, http.StatusOK, map[string]any{"levels": s.people(r.Context(), s.cfg.Service.Read().RotaLevelsAt(time.Now()))})
 }

@@ -139,6 +139,13 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("DELETE /api/v1/session", s.handleSignOut)
 	mux.HandleFunc("GET /api/v1/me", s.requireAuth(s.handleMe))
 	mux.HandleFunc("GET /api/v1/rota/now", s.requireAuth(s.handleRotaNow))
+	mux.HandleFunc("GET /api/v1/rota", s.requireAuth(s.handleGetRota))
+	mux.HandleFunc("GET /api/v1/rota/at", s.requireAuth(s.handleRotaAt))
+	mux.HandleFunc("PUT /api/v1/rota/shifts/{id}", s.requireAuth(s.handleSetShift))
+	mux.HandleFunc("DELETE /api/v1/rota/shifts/{id}", s.requireAuth(s.handleRemoveShift))
+	mux.HandleFunc("PUT /api/v1/rota/standing", s.requireAuth(s.handleSetStanding))
+	mux.HandleFunc("POST /api/v1/rota/overrides", s.requireAuth(s.handleAddOverride))
+	mux.HandleFunc("DELETE /api/v1/rota/overrides/{id}", s.requireAuth(s.handleRemoveOverride))
 	mux.HandleFunc("POST /api/v1/news2", s.requireAuth(s.handleNEWS2))
 	mux.HandleFunc("GET /api/v1/pager", s.requireAuth(s.handlePager))
 

@@ -33,6 +33,7 @@ const usage = `usage: nightcall <command> [flags]
 
 commands:
   serve    run the service (see nightcall serve -h)
+  rota     show and change the on-call rota (nightcall rota -h)
   bench    measure performance (nightcall bench append)
 `
 
@@ -46,6 +47,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stderr)
 	case "bench":
 		return bench(ctx, args[1:], stdout)
+	case "rota":
+		return rotaCmd(ctx, args[1:], stdout)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"nightcall/escalation"
+	"nightcall/events"
+	"nightcall/events/sqlite"
+)
+
+// offline is the store and service for an admin command run beside (or
+// instead of) the server, on the same data dir.
+type offline struct {
+	store   *sqlite.Store
+	read    *escalation.Projection
+	service *escalation.Service
+}
+
+func openOffline(ctx context.Context, dataDir, timezone string) (*offline, error) {
+	loc, err := time.LoadLocation(timezone)
+	if err != nil {
+		return nil, err
+	}
+	store, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dataDir, "nightcall.db")})
+	if err != nil {
+		return nil, err
+	}
+	read := escalation.NewProjection(loc)
+	// Bring the read model up to the log's head.
+	var after int64
+	for {
+		evs, err := store.ReadAll(ctx, after, 4096)
+		if err != nil {
+			store.Close()
+			return nil, err
+		}
+		if len(evs) == 0 {
+			break
+		}
+		for _, e := range evs {
+			if err := read.Apply(e); err != nil {
+				store.Close()
+				return nil, err
+			}
+			after = e.Position
+		}
+	}
+	svc, err := escalation.NewService(escalation.Config{Store: store, Read: read, NewID: newID})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	return &offline{store: store, read: read, service: svc}, nil
+}
+
+// cliAdmin is the actor recorded for changes made from the command line.
+var cliAdmin = escalation.Meta{Actor: escalation.Actor{Person: escalation.Person{Username: "cli", Name: "command line"}, Role: escalation.RoleAdmin}}
+
+func (o *offline) isConsultant(ctx context.Context, u escalation.Username) (bool, error) {
+	a, err := o.store.UserByName(ctx, string(u))
+	if errors.Is(err, events.ErrAccountNotFound) {
+		return false, nil
+	}
+	return err == nil && a.Role == string(escalation.RoleConsultant), err
+}
+
+func parseLevels(s string) [][]escalation.Username {
+	var out [][]escalation.Username
+	for _, level := range strings.Split(s, ";") {
+		var l []escalation.Username
+		for _, u := range strings.Split(level, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				l = append(l, escalation.Username(u))
+			}
+		}
+		if len(l) > 0 {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+const rotaUsage = `usage: nightcall rota <command> [flags]
+  show      [--at RFC3339]                       the rota, and who is on call at --at (default now)
+  shift     --id ID --days mon,tue --start 18:30 --end 08:00 [--end-day-offset N] --levels "a,b;c"
+  unshift   --id ID
+  standing  --levels "a;b"                       levels on call at all times ("" for none)
+  override  --from RFC3339 --to RFC3339 --covered USER --by USER
+common flags: --data-dir (./data), --timezone (Europe/London)
+`
+
+func rotaCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New(rotaUsage)
+	}
+	fs := flag.NewFlagSet("rota "+args[0], flag.ContinueOnError)
+	dataDir := fs.String("data-dir", "./data", "data directory")
+	tz := fs.String("timezone", "Europe/London", "rota time zone")
+	id := fs.String("id", "", "shift id")
+	days := fs.String("days", "", "days the shift starts on, comma-separated")
+	start := fs.String("start", "", "start HH:MM")
+	end := fs.String("end", "", "end HH:MM")
+	endOffset := fs.Int("end-day-offset", -1, "days from start to end (default: 0, or 1 if end <= start)")
+	levels := fs.String("levels", "", `levels: "a,b;c" is level 1 a and b, level 2 c`)
+	atFlag := fs.String("at", "", "instant for show")
+	from := fs.String("from", "", "override start")
+	to := fs.String("to", "", "override end")
+	covered := fs.String("covered", "", "consultant covered")
+	by := fs.String("by", "", "consultant covering")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	o, err := openOffline(ctx, *dataDir, *tz)
+	if err != nil {
+		return err
+	}
+	defer o.store.Close()
+	var rota escalation.Rota
+	switch args[0] {
+	case "show":
+		at := time.Now()
+		if *atFlag != "" {
+			if at, err = time.Parse(time.RFC3339, *atFlag); err != nil {
+				return fmt.Errorf("--at: %w", err)
+			}
+		}
+		out, _ := json.MarshalIndent(map[string]any{"rota": o.read.Rota(), "at": at.UTC(), "on_call": o.read.RotaLevelsAt(at)}, "", "  ")
+		fmt.Fprintln(stdout, string(out))
+		return nil
+	case "shift":
+		sh := escalation.Shift{ID: *id, Start: *start, End: *end, Levels: parseLevels(*levels)}
+		for _, d := range strings.Split(*days, ",") {
+			if d = strings.TrimSpace(d); d != "" {
+				sh.Days = append(sh.Days, d)
+			}
+		}
+		if *endOffset >= 0 {
+			sh.EndDayOffset = endOffset
+		}
+		rota, err = o.service.SetShift(ctx, cliAdmin, sh, o.isConsultant)
+	case "unshift":
+		rota, err = o.service.RemoveShift(ctx, cliAdmin, *id)
+	case "standing":
+		l := parseLevels(*levels)
+		if l == nil {
+			l = [][]escalation.Username{}
+		}
+		rota, err = o.service.SetStanding(ctx, cliAdmin, l, o.isConsultant)
+	case "override":
+		ov := escalation.Override{Covered: escalation.Username(*covered), By: escalation.Username(*by)}
+		if *from != "" {
+			if ov.From, err = time.Parse(time.RFC3339, *from); err != nil {
+				return fmt.Errorf("--from: %w", err)
+			}
+		}
+		if *to != "" {
+			if ov.To, err = time.Parse(time.RFC3339, *to); err != nil {
+				return fmt.Errorf("--to: %w", err)
+			}
+		}
+		rota, err = o.service.AddOverride(ctx, cliAdmin, ov, o.isConsultant)
+	default:
+		return fmt.Errorf("unknown rota command %q\n%s", args[0], rotaUsage)
+	}
+	if err != nil {
+		var ie *escalation.InputError
+		if errors.As(err, &ie) {
+			return fmt.Errorf("%s: %s", ie.Field, ie.Message)
+		}
+		return err
+	}
+	out, _ := json.MarshalIndent(rota, "", "  ")
+	fmt.Fprintln(stdout, string(out))
+	return nil
+}
