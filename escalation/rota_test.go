@@ -60,7 +60,7 @@ func TestNightsWeekendsAndOverrides(t *testing.T) {
 		instant string
 		want    string
 	}{
-		{"2026-11-23T12:00:00Z", "[]"},                 // Monday daytime: in hours
+		{"2026-11-23T12:00:00Z", "[]"},                  // Monday daytime: in hours
 		{"2026-11-23T18:30:00Z", "[[night1] [night2]]"}, // Monday night
 		{"2026-11-24T07:59:00Z", "[[night1] [night2]]"}, // Tuesday early morning
 		{"2026-11-24T08:00:00Z", "[]"},

@@ -15,8 +15,17 @@ import (
 )
 
 func bench(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "paging" {
+		fs := flag.NewFlagSet("bench paging", flag.ContinueOnError)
+		sockets := fs.Int("sockets", 1000, "connected consultant sockets")
+		raises := fs.Int("raises", 30, "escalations raised")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return benchPaging(ctx, *sockets, *raises, stdout)
+	}
 	if len(args) == 0 || args[0] != "append" {
-		return errors.New("usage: nightcall bench append [-n 3000]")
+		return errors.New("usage: nightcall bench append [-n 3000] | nightcall bench paging [-sockets 1000] [-raises 30]")
 	}
 	fs := flag.NewFlagSet("bench append", flag.ContinueOnError)
 	n := fs.Int("n", 3000, "appends per run")

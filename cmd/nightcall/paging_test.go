@@ -210,7 +210,9 @@ func TestPagerRefusesBadUpgradesAndBadFrames(t *testing.T) {
 	}{
 		{"not JSON", func(p *pagerSocket) { _ = p.ws.WriteMessage(websocket.TextMessage, []byte("hello")) }, websocket.CloseUnsupportedData},
 		{"unknown type", func(p *pagerSocket) { p.send(map[string]string{"type": "shutdown"}) }, websocket.ClosePolicyViolation},
-		{"huge frame", func(p *pagerSocket) { _ = p.ws.WriteMessage(websocket.TextMessage, []byte(strings.Repeat("x", 64*1024))) }, websocket.CloseMessageTooBig},
+		{"huge frame", func(p *pagerSocket) {
+			_ = p.ws.WriteMessage(websocket.TextMessage, []byte(strings.Repeat("x", 64*1024)))
+		}, websocket.CloseMessageTooBig},
 		{"flood", func(p *pagerSocket) {
 			for i := 0; i < 200; i++ {
 				if p.ws.WriteJSON(map[string]string{"type": "seen", "page_id": "nope"}) != nil {

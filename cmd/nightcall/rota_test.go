@@ -89,3 +89,19 @@ func TestRotaAdministration(t *testing.T) {
 		t.Errorf("rota stream has %d events, want 4 (demo, shift, override, standing)", len(evs))
 	}
 }
+
+// The bench commands run end to end (speed is reported, never asserted).
+func TestBenchCommandsRun(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"bench", "paging", "-sockets", "20", "-raises", "2"}, &out, &out); err != nil {
+		t.Fatalf("bench paging: %v\n%s", err, out.String())
+	}
+	if err := run(context.Background(), []string{"bench", "append", "-n", "50"}, &out, &out); err != nil {
+		t.Fatalf("bench append: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"bare gorilla broadcast", "Nightcall raise → page", "raw INSERT (baseline)", "store Append"} {
+		if !bytes.Contains(out.Bytes(), []byte(want)) {
+			t.Errorf("bench output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
