@@ -72,12 +72,15 @@ func (p *Projection) Apply(env events.Envelope) error {
 			}
 			p.escIndex[e.EscalationID] = id
 		}
-	case env.Type == TypeCareHomeRegistered:
-		var e CareHomeRegistered
-		if err := json.Unmarshal(env.Data, &e); err != nil {
+	case strings.HasPrefix(env.Stream, "carehome-"):
+		ev, err := Decode(env)
+		if err != nil {
 			return err
 		}
-		p.homes[e.ID] = e.CareHome
+		id := CareHomeID(strings.TrimPrefix(env.Stream, "carehome-"))
+		h := p.homes[id]
+		h.apply(ev)
+		p.homes[id] = h
 	case IsPagingStream(env.Stream):
 		ev, err := Decode(env)
 		if err != nil {

@@ -24,6 +24,10 @@ type Resident struct {
 	SpO2Scale       news2.Scale         `json:"spo2_scale"`
 	Baseline        *Baseline           `json:"baseline"`
 	AdvanceCarePlan *AdvanceCarePlan    `json:"advance_care_plan"`
+	Allergies       []string            `json:"allergies"`
+	SpO2ScaleSetBy  string              `json:"spo2_scale_set_by,omitempty"`
+	SpO2ScaleSetAt  *time.Time          `json:"spo2_scale_set_at,omitempty"`
+	DiedExpected    *bool               `json:"died_expected,omitempty"`
 	Observations    []ObservationRecord `json:"-"`
 	Escalations     []*Escalation       `json:"-"`
 	Admissions      []HospitalAdmission `json:"-"`
@@ -176,7 +180,15 @@ func (r *Resident) apply(ev Event, at time.Time) {
 		p := e.Plan
 		r.AdvanceCarePlan = &p
 	case *SpO2ScaleChanged:
-		r.SpO2Scale = e.Scale
+		setAt := e.SetAt
+		r.SpO2Scale, r.SpO2ScaleSetBy, r.SpO2ScaleSetAt = e.Scale, e.SetBy, &setAt
+	case *ResidentMoved:
+		r.CareHomeID = e.To
+		if e.Room != "" {
+			r.Room = e.Room
+		}
+	case *AllergiesRecorded:
+		r.Allergies = e.Allergies
 	case *ObservationsRecorded:
 		r.Observations = append(r.Observations, ObservationRecord{TakenAt: e.Observations.TakenAt, NEWS2: e.NEWS2, Observations: e.Observations})
 	case *HospitalAdmissionRecorded:
@@ -184,7 +196,8 @@ func (r *Resident) apply(ev Event, at time.Time) {
 	case *ResidentLeft:
 		r.Status = ResidentStatusLeft
 	case *ResidentDied:
-		r.Status = ResidentStatusDied
+		expected := e.Expected
+		r.Status, r.DiedExpected = ResidentStatusDied, &expected
 	case *EscalationRaised:
 		esc := &Escalation{
 			ID: e.EscalationID, ResidentID: r.ID, CareHomeID: e.CareHomeID, Status: StatusPaging,

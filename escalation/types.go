@@ -156,7 +156,9 @@ type AdvanceCarePlan struct {
 
 // CareHome is a home that raises escalations.
 type CareHome struct {
-	ID            CareHomeID `json:"id"`
-	Name          string     `json:"name"`
-	FallbackPhone string     `json:"fallback_phone"`
+	ID                CareHomeID `json:"id"`
+	Name              string     `json:"name"`
+	FallbackPhone     string     `json:"fallback_phone"`
+	OutOfHoursContact string     `json:"out_of_hours_contact,omitempty"`
+	Active            bool       `json:"active"`
 }

@@ -64,6 +64,10 @@ func (s *Server) toAPIError(ctx context.Context, err error, actor *escalation.Ac
 		e.Extra = map[string]any{"escalation_id": open.EscalationID}
 		return e
 	}
+	var dup *escalation.DuplicateError
+	if errors.As(err, &dup) {
+		return &apiError{Status: http.StatusConflict, Code: "duplicate", Field: dup.Field, Message: dup.Message}
+	}
 	var acc *escalation.AlreadyAcceptedError
 	if errors.As(err, &acc) {
 		e := newErr(http.StatusConflict, "already_accepted", "Another consultant accepted this escalation first.")

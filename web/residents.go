@@ -21,6 +21,10 @@ type residentView struct {
 	SpO2Scale          int                            `json:"spo2_scale"`
 	Baseline           *escalation.Baseline           `json:"baseline"`
 	AdvanceCarePlan    *escalation.AdvanceCarePlan    `json:"advance_care_plan"`
+	Allergies          []string                       `json:"allergies"`
+	SpO2ScaleSetBy     string                         `json:"spo2_scale_set_by,omitempty"`
+	SpO2ScaleSetAt     *time.Time                     `json:"spo2_scale_set_at,omitempty"`
+	DiedExpected       *bool                          `json:"died_expected,omitempty"`
 	RecentObservations []escalation.ObservationRecord `json:"recent_observations"`
 	RecentEscalations  []escalationSummary            `json:"recent_escalations"`
 }
@@ -39,7 +43,11 @@ func viewResident(r *escalation.Resident) residentView {
 	v := residentView{
 		ID: r.ID, CareHomeID: r.CareHomeID, Name: r.Name, DateOfBirth: r.DateOfBirth, Room: r.Room,
 		NHSNumber: r.NHSNumber, Status: r.Status, SpO2Scale: int(r.SpO2Scale), Baseline: r.Baseline,
-		AdvanceCarePlan: r.AdvanceCarePlan,
+		AdvanceCarePlan: r.AdvanceCarePlan, Allergies: r.Allergies, SpO2ScaleSetBy: r.SpO2ScaleSetBy,
+		SpO2ScaleSetAt: r.SpO2ScaleSetAt, DiedExpected: r.DiedExpected,
+	}
+	if v.Allergies == nil {
+		v.Allergies = []string{}
 	}
 	// Observations oldest first, as a series for the trend.
 	obs := slices.Clone(r.Observations)

@@ -155,6 +155,16 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /api/v1/residents/{id}/observations", s.requireAuth(s.handleRecordObservations))
 	mux.HandleFunc("POST /api/v1/residents/{id}/hospital-admissions", s.requireAuth(s.handleHospitalAdmission))
 
+	mux.HandleFunc("POST /api/v1/residents", s.requireAuth(s.handleAdmitResident))
+	mux.HandleFunc("POST /api/v1/residents/import", s.requireAuth(s.handleImportResidents))
+	mux.HandleFunc("POST /api/v1/residents/{id}/{change}", s.requireAuth(s.handleChangeResident))
+	mux.HandleFunc("GET /api/v1/care-homes", s.requireAuth(s.handleListHomes))
+	mux.HandleFunc("POST /api/v1/care-homes", s.requireAuth(s.handleCreateHome))
+	mux.HandleFunc("PATCH /api/v1/care-homes/{id}", s.requireAuth(s.handleUpdateHome))
+	mux.HandleFunc("POST /api/v1/care-homes/{id}/deactivate", s.requireAuth(s.handleUpdateHome))
+	mux.HandleFunc("GET /api/v1/users", s.requireAuth(s.handleListUsers))
+	mux.HandleFunc("POST /api/v1/users", s.requireAuth(s.handleCreateUser))
+
 	mux.HandleFunc("POST /api/v1/escalations", s.requireAuth(s.handleRaise))
 	mux.HandleFunc("GET /api/v1/escalations", s.requireAuth(s.handleListEscalations))
 	mux.HandleFunc("GET /api/v1/escalations/{id}", s.requireAuth(s.handleGetEscalation))

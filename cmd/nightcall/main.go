@@ -29,11 +29,17 @@ func main() {
 	}
 }
 
+// stdin is where commands read secrets from; tests replace it.
+var stdin io.Reader = os.Stdin
+
 const usage = `usage: nightcall <command> [flags]
 
 commands:
   serve    run the service (see nightcall serve -h)
-  rota     show and change the on-call rota (nightcall rota -h)
+  home     add and list care homes
+  resident add, import (CSV, with --dry-run) and list residents
+  user     add accounts (password on standard input)
+  rota     show and change the on-call rota
   bench    measure performance (nightcall bench append)
 `
 
@@ -49,6 +55,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return bench(ctx, args[1:], stdout)
 	case "rota":
 		return rotaCmd(ctx, args[1:], stdout)
+	case "home":
+		return homeCmd(ctx, args[1:], stdout)
+	case "resident":
+		return residentCmd(ctx, args[1:], stdout)
+	case "user":
+		return userCmd(ctx, args[1:], stdin, stdout)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

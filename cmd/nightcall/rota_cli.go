@@ -22,6 +22,39 @@ type offline struct {
 	store   *sqlite.Store
 	read    *escalation.Projection
 	service *escalation.Service
+	stop    context.CancelFunc
+}
+
+// Close stops feeding the read model and closes the store.
+func (o *offline) Close() {
+	o.stop()
+	o.store.Close()
+}
+
+// feed keeps the read model up with the log, as the server's consumer does,
+// so that commands which check against it see their own appends.
+func feed(ctx context.Context, store *sqlite.Store, read *escalation.Projection) {
+	for {
+		wake := store.Appended()
+		evs, err := store.ReadAll(ctx, read.Position(), 4096)
+		if err != nil {
+			return
+		}
+		for _, e := range evs {
+			if read.Apply(e) != nil {
+				return
+			}
+		}
+		if len(evs) > 0 {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func openOffline(ctx context.Context, dataDir, timezone string) (*offline, error) {
@@ -34,31 +67,24 @@ func openOffline(ctx context.Context, dataDir, timezone string) (*offline, error
 		return nil, err
 	}
 	read := escalation.NewProjection(loc)
-	// Bring the read model up to the log's head.
-	var after int64
-	for {
-		evs, err := store.ReadAll(ctx, after, 4096)
-		if err != nil {
-			store.Close()
-			return nil, err
-		}
-		if len(evs) == 0 {
-			break
-		}
-		for _, e := range evs {
-			if err := read.Apply(e); err != nil {
-				store.Close()
-				return nil, err
-			}
-			after = e.Position
-		}
+	fctx, stop := context.WithCancel(ctx)
+	go feed(fctx, store, read)
+	head, err := store.Head(ctx)
+	if err == nil {
+		err = read.WaitFor(ctx, head)
 	}
-	svc, err := escalation.NewService(escalation.Config{Store: store, Read: read, NewID: newID})
 	if err != nil {
+		stop()
 		store.Close()
 		return nil, err
 	}
-	return &offline{store: store, read: read, service: svc}, nil
+	svc, err := escalation.NewService(escalation.Config{Store: store, Read: read, NewID: newID})
+	if err != nil {
+		stop()
+		store.Close()
+		return nil, err
+	}
+	return &offline{store: store, read: read, service: svc, stop: stop}, nil
 }
 
 // cliAdmin is the actor recorded for changes made from the command line.
@@ -122,7 +148,7 @@ func rotaCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer o.store.Close()
+	defer o.Close()
 	var rota escalation.Rota
 	switch args[0] {
 	case "show":
