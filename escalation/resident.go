@@ -1,6 +1,7 @@
 package escalation
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -71,6 +72,8 @@ type Escalation struct {
 	FollowUps      []FollowUp      `json:"follow_ups"`
 	FirstPagedAt   *time.Time      `json:"first_paged_at"`
 	FirstReceiptAt *time.Time      `json:"first_receipt_at"`
+	FollowUpDueAt  *time.Time      `json:"follow_up_due_at"`
+	FollowUpNeeded bool            `json:"follow_up_needed"`
 	Timeline       []TimelineEntry `json:"timeline"`
 }
 
@@ -429,4 +432,38 @@ func (r *Resident) RecordObservations(obs Observations, now time.Time) (Observat
 	score := news2.Score(obs.Vitals(), r.SpO2Scale)
 	r.record(&ObservationsRecorded{Observations: obs, NEWS2: score, SpO2Scale: r.SpO2Scale}, now)
 	return r.Observations[len(r.Observations)-1], nil
+}
+
+// FollowUpWindow is how long after a stay the home is asked where the resident is.
+const FollowUpWindow = 72 * time.Hour
+
+// ErrNotAStay means a follow-up was given for an escalation not decided as a stay.
+var ErrNotAStay = errors.New("follow-ups are for escalations decided as a stay")
+
+// FollowUp records the home's confirmation of where the resident is after a stay.
+func (r *Resident) FollowUp(id EscalationID, status string, at, now time.Time) error {
+	esc := r.Escalation(id)
+	if esc == nil {
+		return ErrNotFound
+	}
+	if esc.Decision == nil || esc.Decision.Outcome != OutcomeStay {
+		return ErrNotAStay
+	}
+	switch status {
+	case "":
+		return inputErr(KindMissingField, "status", "status is required: at_home, admitted, ed_attendance or died")
+	case "at_home", "admitted", "ed_attendance", "died":
+	default:
+		return inputErr(KindInvalidValue, "status", "status must be at_home, admitted, ed_attendance or died")
+	}
+	switch {
+	case at.IsZero():
+		return inputErr(KindMissingField, "at", "give the time the resident was in that place")
+	case at.After(now.Add(5 * time.Minute)):
+		return inputErr(KindInvalidValue, "at", "the time is in the future")
+	case at.Before(esc.Decision.DecidedAt):
+		return inputErr(KindInvalidValue, "at", "the time is before the decision")
+	}
+	r.record(&EscalationFollowedUp{EscalationID: id, Status: status, At: at.UTC()}, now)
+	return nil
 }

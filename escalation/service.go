@@ -225,11 +225,31 @@ func (s *Service) Raise(ctx context.Context, meta Meta, in RaiseInput) (*Escalat
 	return s.View(res.Resident, id), nil
 }
 
-// View returns a copy of escalation id with the home's fallback number.
+// View returns a copy of escalation id with the home's fallback number and,
+// for a stay, when the home is asked to confirm where the resident is.
 func (s *Service) View(r *Resident, id EscalationID) *Escalation {
 	esc := *r.Escalation(id)
-	esc.FallbackPhone = s.cfg.Read.Home(esc.CareHomeID).FallbackPhone
+	s.decorate(&esc)
 	return &esc
+}
+
+func (s *Service) decorate(esc *Escalation) {
+	esc.FallbackPhone = s.cfg.Read.Home(esc.CareHomeID).FallbackPhone
+	if d := esc.Decision; d != nil && d.Outcome == OutcomeStay {
+		due := d.DecidedAt.Add(FollowUpWindow)
+		esc.FollowUpDueAt = &due
+		esc.FollowUpNeeded = !s.cfg.Now().Before(due) && len(esc.FollowUps) == 0
+	}
+}
+
+// FollowUp records where the resident is after a stay (staff of the home).
+func (s *Service) FollowUp(ctx context.Context, meta Meta, id EscalationID, status string, at time.Time) (*Escalation, error) {
+	if meta.Actor.Role != RoleCareHome {
+		return nil, ErrForbidden
+	}
+	return s.escalationCommand(ctx, meta, id, func(r *Resident, esc *Escalation) error {
+		return r.FollowUp(id, status, at, s.cfg.Now())
+	})
 }
 
 // ViewIdem wraps an idempotency builder that needs the escalation view.
@@ -406,7 +426,7 @@ func (s *Service) ListEscalations(ctx context.Context, a Actor, status string) (
 		if !matchStatus(e.Status, status) || !s.canSeeEscalation(a, e, false) {
 			continue
 		}
-		e.FallbackPhone = s.cfg.Read.Home(e.CareHomeID).FallbackPhone
+		s.decorate(e)
 		out = append(out, e)
 	}
 	return out, nil

@@ -233,3 +233,21 @@ func (s *Server) handleNEWS2(w http.ResponseWriter, r *http.Request, a *escalati
 func (s *Server) handleRotaNow(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
 	writeJSON(w, http.StatusOK, map[string]any{"levels": s.people(r.Context(), s.cfg.Service.Read().RotaLevelsAt(time.Now()))})
 }
+
+func (s *Server) handleFollowUp(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
+	if a.Role != escalation.RoleCareHome {
+		s.writeError(w, r, errForbidden)
+		return
+	}
+	var req struct {
+		Status string     `json:"status"`
+		At     *time.Time `json:"at"`
+	}
+	s.escalationAction(w, r, a, http.StatusCreated, &req, false, func(meta escalation.Meta, id escalation.EscalationID) (*escalation.Escalation, error) {
+		var at time.Time
+		if req.At != nil {
+			at = *req.At
+		}
+		return s.cfg.Service.FollowUp(r.Context(), meta, id, req.Status, at)
+	})
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"nightcall/escalation"
+	"nightcall/escalation/audit"
 	"nightcall/events"
 )
 
@@ -51,6 +52,10 @@ type Config struct {
 	SessionTTL time.Duration
 	// Pager is the pager websocket hub. Optional; without it /api/v1/pager is 503.
 	Pager *PagerHub
+	// Audit is the audit read model. Optional; without it the audit routes are 503.
+	Audit *audit.Model
+	// Location is the clock for out-of-hours and months. Optional, default UTC.
+	Location *time.Location
 }
 
 func (c *Config) setDefaults() {
@@ -171,6 +176,11 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /api/v1/escalations/{id}/accept", s.requireAuth(s.handleAccept))
 	mux.HandleFunc("POST /api/v1/escalations/{id}/decision", s.requireAuth(s.handleDecision))
 	mux.HandleFunc("POST /api/v1/escalations/{id}/withdraw", s.requireAuth(s.handleWithdraw))
+	mux.HandleFunc("POST /api/v1/escalations/{id}/follow-up", s.requireAuth(s.handleFollowUp))
+	mux.HandleFunc("GET /api/v1/escalations/{id}/fhir", s.requireAuth(s.handleFHIR))
+	mux.HandleFunc("GET /api/v1/audit/admissions-avoided", s.requireAuth(s.handleAdmissionsAvoided))
+	mux.HandleFunc("GET /api/v1/audit/escalations.csv", s.requireAuth(s.handleAuditCSV))
+	mux.HandleFunc("GET /api/v1/audit/access-log", s.requireAuth(s.handleAccessLog))
 
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, newErr(http.StatusNotFound, "not_found", "No such API route."))

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"nightcall/escalation"
+	"nightcall/escalation/audit"
 	"nightcall/escalation/paging"
 	"nightcall/events"
 	"nightcall/events/bus"
@@ -36,6 +37,7 @@ type app struct {
 	router   *bus.Router
 	server   *web.Server
 	hub      *web.PagerHub
+	audit    *audit.Model
 	pager    *paging.Pager
 	caughtUp atomic.Bool
 }
@@ -116,6 +118,20 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*app, error
 		return a.pager.Apply(env)
 	})
 
+	a.audit = audit.NewModel()
+	auditSub, err := bus.NewLogSubscriber(bus.SubscriberConfig{Store: store, From: a.audit.Position})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	a.router.AddProjection("audit", auditSub, func(msg *message.Message) error {
+		env, err := bus.Decode(msg)
+		if err != nil {
+			return err
+		}
+		return a.audit.Apply(env)
+	})
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(timings)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -124,7 +140,7 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*app, error
 	}, func() float64 { return float64(a.read.Position()) }))
 	a.server, err = web.New(web.Config{
 		Service: a.service, Store: store, Accounts: store, Logger: log, Registry: reg,
-		Ready: a.ready, TrustedOrigins: cfg.PublicOrigins, Pager: a.hub,
+		Ready: a.ready, TrustedOrigins: cfg.PublicOrigins, Pager: a.hub, Audit: a.audit, Location: loc,
 	})
 	if err != nil {
 		store.Close()
@@ -155,6 +171,9 @@ func (a *app) ready(ctx context.Context) error {
 		}
 		if a.read.Position() < head {
 			return fmt.Errorf("read model at %d of %d", a.read.Position(), head)
+		}
+		if a.audit.Position() < head {
+			return fmt.Errorf("audit model at %d of %d", a.audit.Position(), head)
 		}
 		if !a.pager.CaughtUp() {
 			return fmt.Errorf("pager replaying the log")

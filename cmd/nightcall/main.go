@@ -40,6 +40,8 @@ commands:
   resident add, import (CSV, with --dry-run) and list residents
   user     add accounts (password on standard input)
   rota     show and change the on-call rota
+  audit    admissions avoided and the other figures (table, json or csv)
+  projections rebuild   replay the log into fresh read models, with progress
   bench    measure performance (nightcall bench append)
 `
 
@@ -55,6 +57,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return bench(ctx, args[1:], stdout)
 	case "rota":
 		return rotaCmd(ctx, args[1:], stdout)
+	case "audit":
+		return auditCmd(ctx, args[1:], stdout)
+	case "projections":
+		return projectionsCmd(ctx, args[1:], stdout)
 	case "home":
 		return homeCmd(ctx, args[1:], stdout)
 	case "resident":

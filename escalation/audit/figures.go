@@ -1,0 +1,280 @@
+package audit
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"nightcall/escalation"
+)
+
+// Query selects escalations raised in [From, To) (zero bounds are open),
+// optionally of one home, and computes figures as of AsOf: only what had been
+// recorded by AsOf counts, so a query can be repeated exactly.
+type Query struct {
+	From, To   time.Time
+	CareHome   escalation.CareHomeID
+	Window     time.Duration
+	WindowText string
+	AsOf       time.Time
+	Location   *time.Location
+}
+
+// ParseWindow reads a Go duration or a whole number of days ("7d").
+func ParseWindow(s string) (time.Duration, error) {
+	if strings.HasSuffix(s, "d") {
+		n, err := strconv.Atoi(strings.TrimSuffix(s, "d"))
+		if err != nil || n <= 0 || n > 366 {
+			return 0, fmt.Errorf("window %q: days must be 1 to 366", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 || d > 366*24*time.Hour {
+		return 0, fmt.Errorf("window %q: a positive Go duration (72h) or days (7d), at most a year", s)
+	}
+	return d, nil
+}
+
+// Percentiles are nearest-rank, in seconds; nil when there is no sample.
+type Percentiles struct {
+	P50 *float64 `json:"p50"`
+	P90 *float64 `json:"p90"`
+}
+
+// Counts are the figures for one slice of escalations.
+type Counts struct {
+	Escalations        int         `json:"escalations"`
+	Decided            int         `json:"decided"`
+	Admit              int         `json:"admit"`
+	Stay               int         `json:"stay"`
+	Withdrawn          int         `json:"withdrawn"`
+	EverUnanswered     int         `json:"ever_unanswered"`
+	AdmissionsAvoided  int         `json:"admissions_avoided"`
+	AvoidedUnconfirmed int         `json:"avoided_unconfirmed"`
+	FailedStays        int         `json:"failed_stays"`
+	PendingWindow      int         `json:"pending_window"`
+	DeathsInWindow     int         `json:"deaths_in_window"`
+	OutOfHours         int         `json:"out_of_hours"`
+	SecondsToAccept    Percentiles `json:"seconds_to_accept"`
+	SecondsToDecision  Percentiles `json:"seconds_to_decision"`
+
+	accept, decide []float64
+}
+
+// HomeCounts are one home's figures.
+type HomeCounts struct {
+	CareHomeID escalation.CareHomeID `json:"care_home_id"`
+	Counts
+}
+
+// ConsultantCounts are one consultant's figures (by who decided, or accepted).
+type ConsultantCounts struct {
+	Consultant escalation.Username `json:"consultant"`
+	Counts
+}
+
+// MonthCounts are one month's figures (by raise time, in the query's zone).
+type MonthCounts struct {
+	Month string `json:"month"`
+	Counts
+}
+
+// Figures is the answer to a Query, in the shape of API.md.
+type Figures struct {
+	From         *time.Time         `json:"from"`
+	To           *time.Time         `json:"to"`
+	Window       string             `json:"window"`
+	AsOf         time.Time          `json:"as_of"`
+	CareHome     string             `json:"care_home,omitempty"`
+	Counts                          // flattened into the top level
+	ByCareHome   []HomeCounts       `json:"by_care_home"`
+	ByConsultant []ConsultantCounts `json:"by_consultant"`
+	ByMonth      []MonthCounts      `json:"by_month"`
+}
+
+// Stay outcomes.
+const (
+	stayFailed      = "failed"
+	stayDeath       = "death"
+	stayPending     = "pending"
+	stayAvoided     = "avoided"
+	stayUnconfirmed = "unconfirmed"
+	stayNeither     = "neither"
+)
+
+// Figures computes the figures for q.
+func (m *Model) Figures(q Query) Figures {
+	if q.Location == nil {
+		q.Location = time.UTC
+	}
+	all := m.Escalations(q.From, q.To)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	f := Figures{Window: q.WindowText, AsOf: q.AsOf.UTC(), CareHome: string(q.CareHome)}
+	if !q.From.IsZero() {
+		t := q.From.UTC()
+		f.From = &t
+	}
+	if !q.To.IsZero() {
+		t := q.To.UTC()
+		f.To = &t
+	}
+	homes := map[escalation.CareHomeID]*Counts{}
+	consultants := map[escalation.Username]*Counts{}
+	months := map[string]*Counts{}
+	for _, e := range all {
+		if q.CareHome != "" && e.CareHomeID != q.CareHome {
+			continue
+		}
+		if e.RaisedAt.After(q.AsOf) {
+			continue // not yet raised as of then
+		}
+		targets := []*Counts{&f.Counts, get(homes, e.CareHomeID), get(months, e.RaisedAt.In(q.Location).Format("2006-01"))}
+		who := e.AcceptedBy
+		if e.DecidedAt != nil && !e.DecidedAt.After(q.AsOf) && e.DecidedBy != "" {
+			who = e.DecidedBy
+		}
+		if who != "" && e.AcceptedAt != nil && !e.AcceptedAt.After(q.AsOf) {
+			targets = append(targets, get(consultants, who))
+		}
+		for _, c := range targets {
+			m.count(c, e, q)
+		}
+	}
+	f.Counts.finish()
+	f.ByCareHome = []HomeCounts{}
+	for id, c := range homes {
+		c.finish()
+		f.ByCareHome = append(f.ByCareHome, HomeCounts{CareHomeID: id, Counts: *c})
+	}
+	slices.SortFunc(f.ByCareHome, func(a, b HomeCounts) int { return strings.Compare(string(a.CareHomeID), string(b.CareHomeID)) })
+	f.ByConsultant = []ConsultantCounts{}
+	for u, c := range consultants {
+		c.finish()
+		f.ByConsultant = append(f.ByConsultant, ConsultantCounts{Consultant: u, Counts: *c})
+	}
+	slices.SortFunc(f.ByConsultant, func(a, b ConsultantCounts) int { return strings.Compare(string(a.Consultant), string(b.Consultant)) })
+	f.ByMonth = []MonthCounts{}
+	for mo, c := range months {
+		c.finish()
+		f.ByMonth = append(f.ByMonth, MonthCounts{Month: mo, Counts: *c})
+	}
+	slices.SortFunc(f.ByMonth, func(a, b MonthCounts) int { return strings.Compare(a.Month, b.Month) })
+	return f
+}
+
+func get[K comparable](m map[K]*Counts, k K) *Counts {
+	c := m[k]
+	if c == nil {
+		c = &Counts{}
+		m[k] = c
+	}
+	return c
+}
+
+func by(t *time.Time, asOf time.Time) bool { return t != nil && !t.After(asOf) }
+
+// count adds e to c, as of q.AsOf. The caller holds m.mu.
+func (m *Model) count(c *Counts, e Escalation, q Query) {
+	c.Escalations++
+	if OutOfHours(e.RaisedAt, q.Location) {
+		c.OutOfHours++
+	}
+	if by(e.UnansweredAt, q.AsOf) {
+		c.EverUnanswered++
+	}
+	if by(e.WithdrawnAt, q.AsOf) {
+		c.Withdrawn++
+	}
+	if by(e.AcceptedAt, q.AsOf) {
+		c.accept = append(c.accept, e.AcceptedAt.Sub(e.RaisedAt).Seconds())
+	}
+	if !by(e.DecidedAt, q.AsOf) {
+		return
+	}
+	c.Decided++
+	c.decide = append(c.decide, e.DecidedAt.Sub(e.RaisedAt).Seconds())
+	if e.Outcome == escalation.OutcomeAdmit {
+		c.Admit++
+		return
+	}
+	c.Stay++
+	switch m.stayOutcome(e, q) {
+	case stayFailed:
+		c.FailedStays++
+	case stayDeath:
+		c.DeathsInWindow++
+	case stayPending:
+		c.PendingWindow++
+	case stayAvoided:
+		c.AdmissionsAvoided++
+	case stayUnconfirmed:
+		c.AvoidedUnconfirmed++
+	}
+}
+
+// stayOutcome classifies a stay decision as of q.AsOf (API.md): an unplanned
+// admission or A&E attendance inside the window is a failed stay; a death
+// inside it is reported apart; a window still open is pending; after it, a
+// stay whose counterfactual was ED is avoided when the home confirmed the
+// resident at home at or after the window's end, else unconfirmed. Stays with
+// counterfactual gp or none are never avoided nor unconfirmed.
+func (m *Model) stayOutcome(e Escalation, q Query) string {
+	start := *e.DecidedAt
+	end := start.Add(q.Window)
+	inWindow := func(t time.Time) bool { return !t.Before(start) && t.Before(end) }
+	for _, a := range m.admissions[e.ResidentID] {
+		if a.Unplanned && inWindow(a.At) && !a.RecordedAt.After(q.AsOf) {
+			return stayFailed
+		}
+	}
+	for _, fu := range e.FollowUps {
+		if (fu.Status == "admitted" || fu.Status == "ed_attendance") && inWindow(fu.At) && !fu.RecordedAt.After(q.AsOf) {
+			return stayFailed
+		}
+	}
+	if d, ok := m.deaths[e.ResidentID]; ok && inWindow(d.At) && !d.RecordedAt.After(q.AsOf) {
+		return stayDeath
+	}
+	for _, fu := range e.FollowUps {
+		if fu.Status == "died" && inWindow(fu.At) && !fu.RecordedAt.After(q.AsOf) {
+			return stayDeath
+		}
+	}
+	if q.AsOf.Before(end) {
+		return stayPending
+	}
+	if e.Counterfactual != escalation.CounterfactualED {
+		return stayNeither
+	}
+	for _, fu := range e.FollowUps {
+		if fu.Status == "at_home" && !fu.At.Before(end) && !fu.RecordedAt.After(q.AsOf) {
+			return stayAvoided
+		}
+	}
+	return stayUnconfirmed
+}
+
+func (c *Counts) finish() {
+	c.SecondsToAccept = percentiles(c.accept)
+	c.SecondsToDecision = percentiles(c.decide)
+}
+
+// percentiles are nearest-rank: the value at rank ceil(p/100 × n).
+func percentiles(xs []float64) Percentiles {
+	if len(xs) == 0 {
+		return Percentiles{}
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	rank := func(p float64) *float64 {
+		r := int(math.Ceil(p / 100 * float64(len(s))))
+		v := math.Round(s[max(r, 1)-1]*1000) / 1000
+		return &v
+	}
+	return Percentiles{P50: rank(50), P90: rank(90)}
+}

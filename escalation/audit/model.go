@@ -1,0 +1,219 @@
+// Package audit is the read model behind what the service achieved: every
+// escalation's milestones, the residents' hospital admissions, follow-ups and
+// deaths, each with the time it was recorded, so that a figure "as of" an
+// instant can be recomputed exactly from the log. Admissions avoided are
+// counted as API.md defines them.
+package audit
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"nightcall/escalation"
+	"nightcall/events"
+)
+
+// Escalation is one escalation's audit record.
+type Escalation struct {
+	ID             escalation.EscalationID
+	ResidentID     escalation.ResidentID
+	CareHomeID     escalation.CareHomeID
+	RaisedAt       time.Time
+	NEWS2Total     *int
+	NEWS2Risk      string
+	AcceptedAt     *time.Time
+	AcceptedBy     escalation.Username
+	UnansweredAt   *time.Time
+	DecidedAt      *time.Time
+	Outcome        escalation.Outcome
+	Counterfactual escalation.Counterfactual
+	DecidedBy      escalation.Username
+	Rationale      string
+	Plan           string
+	Situation      string
+	WithdrawnAt    *time.Time
+	FollowUps      []FollowUp
+}
+
+// FollowUp is the home's report of where the resident was.
+type FollowUp struct {
+	Status     string
+	At         time.Time
+	RecordedAt time.Time
+}
+
+// Admission is a recorded hospital admission or A&E attendance.
+type Admission struct {
+	At         time.Time
+	Kind       string
+	Unplanned  bool
+	RecordedAt time.Time
+}
+
+// Death is a recorded death.
+type Death struct {
+	At         time.Time
+	Expected   bool
+	RecordedAt time.Time
+}
+
+// Access is one read of a resident's record.
+type Access struct {
+	At           time.Time               `json:"at"`
+	Username     escalation.Username     `json:"username"`
+	Role         escalation.Role         `json:"role"`
+	What         string                  `json:"what"`
+	ResidentID   escalation.ResidentID   `json:"resident_id"`
+	EscalationID escalation.EscalationID `json:"escalation_id,omitempty"`
+}
+
+// Model is the audit read model. Its checkpoint (the last position applied)
+// lives with its data: a redelivered event is recognised and ignored.
+type Model struct {
+	mu          sync.RWMutex
+	pos         int64
+	escalations map[escalation.EscalationID]*Escalation
+	order       []escalation.EscalationID
+	admissions  map[escalation.ResidentID][]Admission
+	deaths      map[escalation.ResidentID]Death
+	access      []Access
+	applied     int64
+}
+
+// NewModel returns an empty model.
+func NewModel() *Model {
+	return &Model{escalations: map[escalation.EscalationID]*Escalation{}, admissions: map[escalation.ResidentID][]Admission{},
+		deaths: map[escalation.ResidentID]Death{}}
+}
+
+// Position is the last global position applied.
+func (m *Model) Position() int64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.pos
+}
+
+// Apply applies one event of the global log.
+func (m *Model) Apply(env events.Envelope) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if env.Position <= m.pos {
+		return nil
+	}
+	if err := m.apply(env); err != nil {
+		return err
+	}
+	m.pos = env.Position
+	m.applied++
+	return nil
+}
+
+func (m *Model) apply(env events.Envelope) error {
+	resident := strings.HasPrefix(env.Stream, "resident-")
+	if !resident && env.Stream != escalation.AccessLogStream() {
+		return nil
+	}
+	ev, err := escalation.Decode(env)
+	if err != nil || ev == nil {
+		return err
+	}
+	at := env.RecordedAt
+	rid := escalation.ResidentID(strings.TrimPrefix(env.Stream, "resident-"))
+	esc := func(id escalation.EscalationID) *Escalation { return m.escalations[id] }
+	switch e := ev.(type) {
+	case *escalation.EscalationRaised:
+		a := &Escalation{ID: e.EscalationID, ResidentID: rid, CareHomeID: e.CareHomeID, RaisedAt: at, Situation: e.SBARD.Situation}
+		if e.NEWS2 != nil && e.NEWS2.Total != nil {
+			t := *e.NEWS2.Total
+			a.NEWS2Total, a.NEWS2Risk = &t, string(*e.NEWS2.Risk)
+		}
+		if _, dup := m.escalations[a.ID]; !dup {
+			m.order = append(m.order, a.ID)
+		}
+		m.escalations[a.ID] = a
+	case *escalation.EscalationAccepted:
+		if a := esc(e.EscalationID); a != nil {
+			a.AcceptedAt, a.AcceptedBy = &at, e.By.Username
+		}
+	case *escalation.EscalationUnanswered:
+		if a := esc(e.EscalationID); a != nil && a.UnansweredAt == nil {
+			a.UnansweredAt = &at
+		}
+	case *escalation.EscalationDecided:
+		if a := esc(e.EscalationID); a != nil {
+			a.DecidedAt, a.Outcome, a.Counterfactual, a.DecidedBy = &at, e.Outcome, e.Counterfactual, e.DecidedBy
+			a.Rationale, a.Plan = e.Rationale, e.Plan
+		}
+	case *escalation.EscalationWithdrawn:
+		if a := esc(e.EscalationID); a != nil {
+			a.WithdrawnAt = &at
+		}
+	case *escalation.EscalationFollowedUp:
+		if a := esc(e.EscalationID); a != nil {
+			a.FollowUps = append(a.FollowUps, FollowUp{Status: e.Status, At: e.At, RecordedAt: at})
+		}
+	case *escalation.HospitalAdmissionRecorded:
+		m.admissions[rid] = append(m.admissions[rid], Admission{At: e.At, Kind: e.Kind, Unplanned: e.Unplanned, RecordedAt: at})
+	case *escalation.ResidentDied:
+		m.deaths[rid] = Death{At: e.At, Expected: e.Expected, RecordedAt: at}
+	case *escalation.RecordAccessed:
+		m.access = append(m.access, Access{At: at, Username: e.Username, Role: e.Role, What: e.What, ResidentID: e.ResidentID, EscalationID: e.EscalationID})
+	}
+	return nil
+}
+
+// AccessLog returns the reads recorded in [from, to), oldest first.
+func (m *Model) AccessLog(from, to time.Time) []Access {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := []Access{}
+	for _, a := range m.access {
+		if !a.At.Before(from) && (to.IsZero() || a.At.Before(to)) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Escalations returns copies of the escalations raised in [from, to), by raise time.
+func (m *Model) Escalations(from, to time.Time) []Escalation {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []Escalation
+	for _, id := range m.order {
+		e := m.escalations[id]
+		if (!from.IsZero() && e.RaisedAt.Before(from)) || (!to.IsZero() && !e.RaisedAt.Before(to)) {
+			continue
+		}
+		c := *e
+		c.FollowUps = slices.Clone(e.FollowUps)
+		out = append(out, c)
+	}
+	slices.SortStableFunc(out, func(a, b Escalation) int { return a.RaisedAt.Compare(b.RaisedAt) })
+	return out
+}
+
+// Digest is a JSON rendering of the whole model, used to check that a
+// rebuild equals the live model.
+func (m *Model) Digest() string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	b, _ := json.Marshal(struct {
+		E []*Escalation
+		A map[escalation.ResidentID][]Admission
+		D map[escalation.ResidentID]Death
+		L []Access
+	}{m.sorted(), m.admissions, m.deaths, m.access})
+	return string(b)
+}
+
+func (m *Model) sorted() []*Escalation {
+	out := make([]*Escalation, 0, len(m.order))
+	for _, id := range m.order {
+		out = append(out, m.escalations[id])
+	}
+	return out
+}
