@@ -24,8 +24,17 @@ func bench(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return benchPaging(ctx, *sockets, *raises, stdout)
 	}
+	if len(args) > 0 && args[0] == "audit" {
+		fs := flag.NewFlagSet("bench audit", flag.ContinueOnError)
+		n := fs.Int("n", 1000000, "events in the log")
+		queries := fs.Int("queries", 50, "queries to time")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return benchAudit(ctx, *n, *queries, stdout)
+	}
 	if len(args) == 0 || args[0] != "append" {
-		return errors.New("usage: nightcall bench append [-n 3000] | nightcall bench paging [-sockets 1000] [-raises 30]")
+		return errors.New("usage: nightcall bench append [-n 3000] | nightcall bench paging [-sockets 1000] [-raises 30] | nightcall bench audit [-n 1000000]")
 	}
 	fs := flag.NewFlagSet("bench append", flag.ContinueOnError)
 	n := fs.Int("n", 3000, "appends per run")

@@ -99,7 +99,10 @@ func TestBenchCommandsRun(t *testing.T) {
 	if err := run(context.Background(), []string{"bench", "append", "-n", "50"}, &out, &out); err != nil {
 		t.Fatalf("bench append: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"bare gorilla broadcast", "Nightcall raise → page", "raw INSERT (baseline)", "store Append"} {
+	if err := run(context.Background(), []string{"bench", "audit", "-n", "3000", "-queries", "3"}, &out, &out); err != nil {
+		t.Fatalf("bench audit: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"bare gorilla broadcast", "Nightcall raise → page", "raw INSERT (baseline)", "store Append", "rebuild of the audit model"} {
 		if !bytes.Contains(out.Bytes(), []byte(want)) {
 			t.Errorf("bench output lacks %q:\n%s", want, out.String())
 		}

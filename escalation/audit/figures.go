@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"nightcall/escalation"
@@ -111,7 +112,6 @@ func (m *Model) Figures(q Query) Figures {
 	if q.Location == nil {
 		q.Location = time.UTC
 	}
-	all := m.Escalations(q.From, q.To)
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	f := Figures{Window: q.WindowText, AsOf: q.AsOf.UTC(), CareHome: string(q.CareHome)}
@@ -126,23 +126,28 @@ func (m *Model) Figures(q Query) Figures {
 	homes := map[escalation.CareHomeID]*Counts{}
 	consultants := map[escalation.Username]*Counts{}
 	months := map[string]*Counts{}
-	for _, e := range all {
+	for _, id := range m.order {
+		e := m.escalations[id]
+		if (!q.From.IsZero() && e.RaisedAt.Before(q.From)) || (!q.To.IsZero() && !e.RaisedAt.Before(q.To)) {
+			continue
+		}
 		if q.CareHome != "" && e.CareHomeID != q.CareHome {
 			continue
 		}
 		if e.RaisedAt.After(q.AsOf) {
 			continue // not yet raised as of then
 		}
-		targets := []*Counts{&f.Counts, get(homes, e.CareHomeID), get(months, e.RaisedAt.In(q.Location).Format("2006-01"))}
-		who := e.AcceptedBy
-		if e.DecidedAt != nil && !e.DecidedAt.After(q.AsOf) && e.DecidedBy != "" {
-			who = e.DecidedBy
+		local := e.RaisedAt.In(q.Location)
+		c := m.contribution(e, local, q)
+		y, mo, _ := local.Date()
+		targets := [4]*Counts{&f.Counts, get(homes, e.CareHomeID), get(months, monthKey(y, mo))}
+		if who := c.consultant; who != "" {
+			targets[3] = get(consultants, who)
 		}
-		if who != "" && e.AcceptedAt != nil && !e.AcceptedAt.After(q.AsOf) {
-			targets = append(targets, get(consultants, who))
-		}
-		for _, c := range targets {
-			m.count(c, e, q)
+		for _, t := range targets {
+			if t != nil {
+				t.add(c)
+			}
 		}
 	}
 	f.Counts.finish()
@@ -167,43 +172,71 @@ func (m *Model) Figures(q Query) Figures {
 	return f
 }
 
-func get[K comparable](m map[K]*Counts, k K) *Counts {
-	c := m[k]
-	if c == nil {
-		c = &Counts{}
-		m[k] = c
+var monthKeys sync.Map
+
+func monthKey(y int, m time.Month) string {
+	k := y*100 + int(m)
+	if v, ok := monthKeys.Load(k); ok {
+		return v.(string)
+	}
+	s := fmt.Sprintf("%04d-%02d", y, m)
+	monthKeys.Store(k, s)
+	return s
+}
+
+// contribution is what one escalation adds to every slice it falls in.
+type contribution struct {
+	outOfHours, unanswered, withdrawn, decided, admit bool
+	stay                                              string // "" when not a stay
+	accept, decide                                    float64
+	hasAccept                                         bool
+	consultant                                        escalation.Username
+}
+
+func (m *Model) contribution(e *Escalation, local time.Time, q Query) contribution {
+	c := contribution{outOfHours: outOfHoursLocal(local, q.Location), unanswered: by(e.UnansweredAt, q.AsOf), withdrawn: by(e.WithdrawnAt, q.AsOf)}
+	if by(e.AcceptedAt, q.AsOf) {
+		c.hasAccept, c.accept, c.consultant = true, e.AcceptedAt.Sub(e.RaisedAt).Seconds(), e.AcceptedBy
+	}
+	if by(e.DecidedAt, q.AsOf) {
+		c.decided, c.decide = true, e.DecidedAt.Sub(e.RaisedAt).Seconds()
+		if e.DecidedBy != "" {
+			c.consultant = e.DecidedBy
+		}
+		if e.Outcome == escalation.OutcomeAdmit {
+			c.admit = true
+		} else {
+			c.stay = m.stayOutcome(e, q)
+		}
 	}
 	return c
 }
 
-func by(t *time.Time, asOf time.Time) bool { return t != nil && !t.After(asOf) }
-
-// count adds e to c, as of q.AsOf. The caller holds m.mu.
-func (m *Model) count(c *Counts, e Escalation, q Query) {
+func (c *Counts) add(x contribution) {
 	c.Escalations++
-	if OutOfHours(e.RaisedAt, q.Location) {
+	if x.outOfHours {
 		c.OutOfHours++
 	}
-	if by(e.UnansweredAt, q.AsOf) {
+	if x.unanswered {
 		c.EverUnanswered++
 	}
-	if by(e.WithdrawnAt, q.AsOf) {
+	if x.withdrawn {
 		c.Withdrawn++
 	}
-	if by(e.AcceptedAt, q.AsOf) {
-		c.accept = append(c.accept, e.AcceptedAt.Sub(e.RaisedAt).Seconds())
+	if x.hasAccept {
+		c.accept = append(c.accept, x.accept)
 	}
-	if !by(e.DecidedAt, q.AsOf) {
+	if !x.decided {
 		return
 	}
 	c.Decided++
-	c.decide = append(c.decide, e.DecidedAt.Sub(e.RaisedAt).Seconds())
-	if e.Outcome == escalation.OutcomeAdmit {
+	c.decide = append(c.decide, x.decide)
+	if x.admit {
 		c.Admit++
 		return
 	}
 	c.Stay++
-	switch m.stayOutcome(e, q) {
+	switch x.stay {
 	case stayFailed:
 		c.FailedStays++
 	case stayDeath:
@@ -217,13 +250,24 @@ func (m *Model) count(c *Counts, e Escalation, q Query) {
 	}
 }
 
+func get[K comparable](m map[K]*Counts, k K) *Counts {
+	c := m[k]
+	if c == nil {
+		c = &Counts{}
+		m[k] = c
+	}
+	return c
+}
+
+func by(t *time.Time, asOf time.Time) bool { return t != nil && !t.After(asOf) }
+
 // stayOutcome classifies a stay decision as of q.AsOf (API.md): an unplanned
 // admission or A&E attendance inside the window is a failed stay; a death
 // inside it is reported apart; a window still open is pending; after it, a
 // stay whose counterfactual was ED is avoided when the home confirmed the
 // resident at home at or after the window's end, else unconfirmed. Stays with
 // counterfactual gp or none are never avoided nor unconfirmed.
-func (m *Model) stayOutcome(e Escalation, q Query) string {
+func (m *Model) stayOutcome(e *Escalation, q Query) string {
 	start := *e.DecidedAt
 	end := start.Add(q.Window)
 	inWindow := func(t time.Time) bool { return !t.Before(start) && t.Before(end) }
