@@ -248,6 +248,22 @@ func (r *Resident) apply(ev Event, at time.Time) {
 			esc.Withdrawal = &Withdrawal{Reason: e.Reason, By: e.By, At: at}
 			esc.Timeline = append(esc.Timeline, TimelineEntry{At: at, Type: TypeEscalationWithdrawn, Detail: "withdrawn by " + string(e.By)})
 		}
+	case *CallStarted:
+		if esc := r.Escalation(e.EscalationID); esc != nil {
+			esc.applyCall(e, at)
+		}
+	case *CallParticipantJoined:
+		if esc := r.Escalation(e.EscalationID); esc != nil {
+			esc.applyCall(e, at)
+		}
+	case *CallParticipantLeft:
+		if esc := r.Escalation(e.EscalationID); esc != nil {
+			esc.applyCall(e, at)
+		}
+	case *CallEnded:
+		if esc := r.Escalation(e.EscalationID); esc != nil {
+			esc.applyCall(e, at)
+		}
 	case *EscalationFollowedUp:
 		if esc := r.Escalation(e.EscalationID); esc != nil {
 			esc.FollowUps = append(esc.FollowUps, FollowUp{Status: e.Status, At: e.At, RecordedAt: at})

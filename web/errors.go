@@ -85,6 +85,8 @@ func (s *Server) toAPIError(ctx context.Context, err error, actor *escalation.Ac
 		return newErr(http.StatusConflict, "already_decided", "A decision is already recorded for this escalation.")
 	case errors.Is(err, escalation.ErrEscalationClosed):
 		return newErr(http.StatusConflict, "escalation_closed", "This escalation is closed.")
+	case errors.Is(err, escalation.ErrInviteUsed):
+		return newErr(http.StatusGone, "invite_used", "This invitation has already been used.")
 	case errors.Is(err, escalation.ErrNotAStay):
 		return newErr(http.StatusConflict, "not_a_stay", "Follow-ups are for escalations decided as a stay.")
 	case errors.Is(err, escalation.ErrResidentInactive):

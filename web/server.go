@@ -56,6 +56,10 @@ type Config struct {
 	Audit *audit.Model
 	// Location is the clock for out-of-hours and months. Optional, default UTC.
 	Location *time.Location
+	// Video is the SFU. Optional; without it call signalling is 503.
+	Video Calls
+	// ICEServers are the STUN/TURN URLs handed to browsers. Optional.
+	ICEServers []string
 }
 
 func (c *Config) setDefaults() {
@@ -185,6 +189,12 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, newErr(http.StatusNotFound, "not_found", "No such API route."))
 	})
+	mux.HandleFunc("GET /api/v1/calls/{id}/signal", s.handleSignal)
+	mux.HandleFunc("GET /api/v1/calls/config", s.handleCallConfig)
+	mux.HandleFunc("POST /api/v1/escalations/{id}/invites", s.requireAuth(s.handleCreateInvite))
+	mux.HandleFunc("GET /call/invite/{id}/{token}", s.handleInvite)
+	mux.HandleFunc("GET /call/{id}", func(w http.ResponseWriter, r *http.Request) { s.servePage(w, r, "call.html") })
+	mux.Handle("GET /static/", staticHandler())
 	mux.HandleFunc("GET /{$}", s.handleIndex)
 	return mux
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"nightcall/events"
 	"nightcall/events/bus"
 	"nightcall/events/sqlite"
+	"nightcall/video"
 	"nightcall/web"
 )
 
@@ -38,6 +40,8 @@ type app struct {
 	server   *web.Server
 	hub      *web.PagerHub
 	audit    *audit.Model
+	sfu      *video.SFU
+	callLog  chan video.RoomEvent
 	pager    *paging.Pager
 	caughtUp atomic.Bool
 }
@@ -132,6 +136,52 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*app, error
 		return a.audit.Apply(env)
 	})
 
+	var ifaces []string
+	for _, i := range strings.Split(cfg.WebRTCInterfaces, ",") {
+		if i = strings.TrimSpace(i); i != "" {
+			ifaces = append(ifaces, i)
+		}
+	}
+	a.callLog = make(chan video.RoomEvent, 4096)
+	a.sfu, err = video.New(video.Config{
+		UDPPort: cfg.WebRTCUDPPort, TCPPort: cfg.WebRTCTCPPort, PublicIP: cfg.WebRTCPublicIP, ListenIP: cfg.WebRTCListenIP,
+		Interfaces: ifaces, IncludeLoopback: cfg.WebRTCLoopback, RejoinGrace: cfg.CallRejoinGrace, Logger: log,
+		OnEvent: func(e video.RoomEvent) {
+			select {
+			case a.callLog <- e:
+			default:
+				log.Error("call event queue full; event not recorded", "escalation_id", e.Room, "kind", e.Kind)
+			}
+		},
+	})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	// The call ends when the decision is recorded (or the escalation withdrawn).
+	callSub, err := bus.NewLogSubscriber(bus.SubscriberConfig{Store: store, From: func() int64 { return head }})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	a.router.AddProjection("calls", callSub, func(msg *message.Message) error {
+		switch msg.Metadata.Get(bus.MetaType) {
+		case escalation.TypeEscalationDecided, escalation.TypeEscalationWithdrawn:
+			env, err := bus.Decode(msg)
+			if err != nil {
+				return err
+			}
+			var ref struct {
+				EscalationID string `json:"escalation_id"`
+			}
+			if err := json.Unmarshal(env.Data, &ref); err != nil {
+				return err
+			}
+			go a.sfu.CloseRoom(ref.EscalationID, "the decision was recorded")
+		}
+		return nil
+	})
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(timings)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -141,6 +191,7 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*app, error
 	a.server, err = web.New(web.Config{
 		Service: a.service, Store: store, Accounts: store, Logger: log, Registry: reg,
 		Ready: a.ready, TrustedOrigins: cfg.PublicOrigins, Pager: a.hub, Audit: a.audit, Location: loc,
+		Video: a.sfu, ICEServers: splitList(cfg.ICEServers),
 	})
 	if err != nil {
 		store.Close()
@@ -194,7 +245,8 @@ func (a *app) run(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("start consumers: %w", err)
 	}
 	var workers sync.WaitGroup
-	workers.Add(2)
+	workers.Add(3)
+	go func() { defer workers.Done(); a.recordCalls(routerCtx) }()
 	go func() { defer workers.Done(); a.hub.Run(routerCtx) }()
 	go func() { defer workers.Done(); _ = a.pager.Run(routerCtx) }()
 	srv := &http.Server{
@@ -219,6 +271,9 @@ func (a *app) run(ctx context.Context, ln net.Listener) error {
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		a.log.Error("http shutdown", "err", err)
 	}
+	if err := a.sfu.Close(); err != nil {
+		a.log.Error("closing video", "err", err)
+	}
 	stopRouter()
 	workers.Wait()
 	if err := <-routerDone; err != nil && !errors.Is(err, context.Canceled) {
@@ -239,3 +294,61 @@ func reachable(addr string) bool {
 }
 
 var _ events.Store = (*sqlite.Store)(nil)
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// recordCalls appends the SFU's room events to the resident streams, in order.
+func (a *app) recordCalls(ctx context.Context) {
+	for {
+		var e video.RoomEvent
+		select {
+		case e = <-a.callLog:
+		case <-ctx.Done():
+			// Record what is already queued (a shutdown ends calls) before stopping.
+			select {
+			case e = <-a.callLog:
+			default:
+				return
+			}
+		}
+		id := escalation.EscalationID(e.Room)
+		var ev escalation.Event
+		switch e.Kind {
+		case video.EventStarted:
+			ev = &escalation.CallStarted{EscalationID: id, CallID: e.CallID}
+		case video.EventJoined:
+			ev = &escalation.CallParticipantJoined{CallParticipant: escalation.CallParticipant{EscalationID: id, CallID: e.CallID, Role: e.Role}}
+		case video.EventLeft:
+			ev = &escalation.CallParticipantLeft{CallParticipant: escalation.CallParticipant{EscalationID: id, CallID: e.CallID, Role: e.Role}}
+		case video.EventEnded:
+			q := make([]escalation.CallQuality, len(e.Quality))
+			for i, v := range e.Quality {
+				q[i] = escalation.CallQuality(v)
+			}
+			ev = &escalation.CallEnded{EscalationID: id, CallID: e.CallID, DurationSeconds: e.Duration.Seconds(), Reason: e.Reason, Quality: q}
+		default:
+			continue
+		}
+		for attempt := 0; ; attempt++ {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			err := a.service.RecordCall(rctx, id, ev)
+			cancel()
+			if err == nil {
+				break
+			}
+			a.log.Error("recording a call event", "escalation_id", id, "kind", e.Kind, "err", err)
+			if attempt >= 5 {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+}

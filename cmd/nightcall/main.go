@@ -89,6 +89,10 @@ type serveConfig struct {
 	WebRTCTCPPort      int
 	WebRTCPublicIP     string
 	ICEServers         string
+	WebRTCInterfaces   string
+	WebRTCLoopback     bool
+	WebRTCListenIP     string
+	CallRejoinGrace    time.Duration
 	Timezone           string
 	LogLevel           string
 	PublicOrigins      []string
@@ -155,6 +159,10 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.IntVar(&c.WebRTCTCPPort, "webrtc-tcp-port", 0, "TCP port for ICE over TCP (0: off)")
 	fs.StringVar(&c.WebRTCPublicIP, "webrtc-public-ip", "", "public IP announced for media (NAT 1:1)")
 	fs.StringVar(&c.ICEServers, "ice-servers", "", "comma-separated STUN/TURN URLs handed to browsers")
+	fs.StringVar(&c.WebRTCInterfaces, "webrtc-interfaces", "", "comma-separated network interfaces to gather media candidates on (default all)")
+	fs.BoolVar(&c.WebRTCLoopback, "webrtc-loopback", false, "also gather loopback candidates (tests, single-host demos)")
+	fs.StringVar(&c.WebRTCListenIP, "webrtc-listen-ip", "", "address the media ports bind (default all)")
+	fs.DurationVar(&c.CallRejoinGrace, "call-rejoin-grace", 30*time.Second, "how long a call waits for a lost participant before it ends")
 	fs.StringVar(&c.Timezone, "timezone", "Europe/London", "clock for rotas and out-of-hours")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&origins, "public-origin", "", "comma-separated public origins (https://nightcall.example) trusted besides the request's host")

@@ -1,0 +1,285 @@
+// Package video is Nightcall's selective forwarding unit on Pion WebRTC v3:
+// one room per escalation; every participant's audio and video forwarded to
+// every other participant; the server makes every offer. Pion stays inside
+// this package: the rest of the code sees Join, CloseRoom and RoomEvent.
+package video
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/stats"
+	"github.com/pion/webrtc/v3"
+)
+
+// Config configures the SFU.
+type Config struct {
+	// UDPPort puts all media on one UDP port (a UDP mux). Optional; 0 uses
+	// ephemeral ports.
+	UDPPort int
+	// TCPPort enables ICE over TCP on this port, for networks that drop UDP. Optional.
+	TCPPort int
+	// PublicIP is announced instead of the host's own addresses (NAT 1:1). Optional.
+	PublicIP string
+	// ListenIP is the address the muxes bind. Optional, default all addresses.
+	ListenIP string
+	// Interfaces limits candidate gathering to these interface names (tests
+	// use "lo"). Optional: all interfaces.
+	Interfaces []string
+	// IncludeLoopback gathers loopback candidates (tests). Optional.
+	IncludeLoopback bool
+	// RejoinGrace is how long a room waits for a participant whose connection
+	// was lost before the call ends. Optional, default 30s.
+	RejoinGrace time.Duration
+	// OnEvent receives room lifecycle events. Optional.
+	OnEvent func(RoomEvent)
+	// Logger is optional; nil discards.
+	Logger *slog.Logger
+}
+
+// Validate lists every problem with c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.UDPPort < 0 || c.UDPPort > 65535 {
+		errs = append(errs, fmt.Errorf("video: UDPPort %d out of range", c.UDPPort))
+	}
+	if c.TCPPort < 0 || c.TCPPort > 65535 {
+		errs = append(errs, fmt.Errorf("video: TCPPort %d out of range", c.TCPPort))
+	}
+	if c.PublicIP != "" && net.ParseIP(c.PublicIP) == nil {
+		errs = append(errs, fmt.Errorf("video: PublicIP %q is not an IP address", c.PublicIP))
+	}
+	return errors.Join(errs...)
+}
+
+// Participant is who joins a room. Role is what the event log records; the
+// name is shown to the other participants only.
+type Participant struct {
+	Role string `json:"role"`
+	Name string `json:"name"`
+}
+
+// Event kinds.
+const (
+	EventStarted = "started"
+	EventJoined  = "joined"
+	EventLeft    = "left"
+	EventEnded   = "ended"
+)
+
+// RoomEvent is a lifecycle event of a room.
+type RoomEvent struct {
+	Kind     string
+	Room     string
+	CallID   string
+	Role     string
+	At       time.Time
+	Duration time.Duration
+	Quality  []Quality
+	Reason   string
+}
+
+// Quality summarises one participant's media in both directions.
+type Quality struct {
+	Role string `json:"role"`
+	// Upstream: what the server received from this participant.
+	UpPackets    uint64  `json:"up_packets"`
+	UpLost       int64   `json:"up_packets_lost"`
+	UpJitterMs   float64 `json:"up_jitter_ms"`
+	UpBitrateKbs float64 `json:"up_bitrate_kbps"`
+	// Downstream: what this participant reported receiving from the server.
+	DownPackets uint64  `json:"down_packets"`
+	DownLost    int64   `json:"down_packets_lost"`
+	DownRTTMs   float64 `json:"down_rtt_ms"`
+	Seconds     float64 `json:"seconds"`
+}
+
+// SFU holds the rooms.
+type SFU struct {
+	cfg     Config
+	setting webrtc.SettingEngine
+	closers []func() error
+
+	mu     sync.Mutex
+	rooms  map[string]*Room
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// New starts an SFU, binding the UDP and TCP muxes when ports are given.
+func New(cfg Config) (*SFU, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.RejoinGrace <= 0 {
+		cfg.RejoinGrace = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &SFU{cfg: cfg, rooms: map[string]*Room{}}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
+	if len(cfg.Interfaces) > 0 {
+		allowed := map[string]bool{}
+		for _, i := range cfg.Interfaces {
+			allowed[i] = true
+		}
+		se.SetInterfaceFilter(func(name string) bool { return allowed[name] })
+	}
+	ip := net.ParseIP(cfg.ListenIP)
+	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
+	if cfg.UDPPort > 0 {
+		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: cfg.UDPPort})
+		if err != nil {
+			return nil, fmt.Errorf("video: listen udp %d: %w", cfg.UDPPort, err)
+		}
+		s.closers = append(s.closers, conn.Close)
+		se.SetICEUDPMux(webrtc.NewICEUDPMux(nil, conn))
+	}
+	if cfg.TCPPort > 0 {
+		ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: ip, Port: cfg.TCPPort})
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("video: listen tcp %d: %w", cfg.TCPPort, err)
+		}
+		s.closers = append(s.closers, ln.Close)
+		se.SetICETCPMux(webrtc.NewICETCPMux(nil, ln, 16))
+		networks = append(networks, webrtc.NetworkTypeTCP4)
+	}
+	se.SetNetworkTypes(networks)
+	if cfg.PublicIP != "" {
+		se.SetNAT1To1IPs([]string{cfg.PublicIP}, webrtc.ICECandidateTypeHost)
+	}
+	s.setting = se
+	return s, nil
+}
+
+// newAPI builds the Pion API for one peer: default codecs (VP8, H.264,
+// Opus…), the default interceptors (NACK, RTCP reports, TWCC) and a stats
+// interceptor whose getter belongs to that peer.
+func (s *SFU) newAPI() (*webrtc.API, func() stats.Getter, error) {
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		return nil, nil, err
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+		return nil, nil, err
+	}
+	sf, err := stats.NewInterceptor()
+	if err != nil {
+		return nil, nil, err
+	}
+	var mu sync.Mutex
+	var getter stats.Getter
+	sf.OnNewPeerConnection(func(_ string, g stats.Getter) {
+		mu.Lock()
+		getter = g
+		mu.Unlock()
+	})
+	reg.Add(sf)
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(s.setting))
+	return api, func() stats.Getter { mu.Lock(); defer mu.Unlock(); return getter }, nil
+}
+
+// ErrClosed means the SFU or the room is closed.
+var ErrClosed = errors.New("video: closed")
+
+// room returns the open room id, creating it.
+func (s *SFU) room(id string) (*Room, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	r := s.rooms[id]
+	if r == nil {
+		r = &Room{id: id, callID: uuid.NewString(), sfu: s, peers: map[string]*peer{}, tracks: map[string]*forward{}, started: time.Now()}
+		s.rooms[id] = r
+		s.emit(RoomEvent{Kind: EventStarted, Room: id, CallID: r.callID, At: r.started})
+	}
+	return r, nil
+}
+
+func (s *SFU) emit(e RoomEvent) {
+	if s.cfg.OnEvent != nil {
+		s.cfg.OnEvent(e)
+	}
+}
+
+func (s *SFU) forget(r *Room) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rooms[r.id] == r {
+		delete(s.rooms, r.id)
+	}
+}
+
+// Rooms is the number of open rooms.
+func (s *SFU) Rooms() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.rooms)
+}
+
+// Participants returns who is in a room now.
+func (s *SFU) Participants(room string) []Participant {
+	s.mu.Lock()
+	r := s.rooms[room]
+	s.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	return r.participants()
+}
+
+// CloseRoom ends a call (the decision was recorded): everyone gets a bye and
+// every Pion resource is freed.
+func (s *SFU) CloseRoom(room, reason string) {
+	s.mu.Lock()
+	r := s.rooms[room]
+	s.mu.Unlock()
+	if r != nil {
+		r.end(reason)
+	}
+}
+
+// Close ends every room and releases the ports.
+func (s *SFU) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	rooms := make([]*Room, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		rooms = append(rooms, r)
+	}
+	s.mu.Unlock()
+	for _, r := range rooms {
+		r.end("server shutting down")
+	}
+	s.wg.Wait()
+	var errs []error
+	for _, c := range s.closers {
+		errs = append(errs, c())
+	}
+	return errors.Join(errs...)
+}
+
+// Join runs one participant's session until they leave, the connection is
+// lost, or the room ends. conn carries the signalling messages.
+func (s *SFU) Join(ctx context.Context, room string, who Participant, conn Conn) error {
+	r, err := s.room(room)
+	if err != nil {
+		return err
+	}
+	s.wg.Add(1)
+	defer s.wg.Done()
+	return r.join(ctx, who, conn)
+}

@@ -1,0 +1,272 @@
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+
+	"nightcall/escalation"
+	"nightcall/events"
+	"nightcall/video"
+)
+
+// Calls is the video port: the SFU.
+type Calls interface {
+	Join(ctx context.Context, room string, who video.Participant, conn video.Conn) error
+}
+
+// GuestCookie holds a guest's session for one call; it is separate from the
+// staff session cookie so a guest link never signs anyone out.
+const GuestCookie = "nightcall_guest"
+
+// InviteTTL bounds an invite's life; it also ends with its call.
+const InviteTTL = 2 * time.Hour
+
+// Signalling limits.
+const (
+	signalReadLimit = 64 << 10
+	signalRate      = 30
+	signalBurst     = 120
+	signalPongWait  = 60 * time.Second
+	signalPing      = 20 * time.Second
+)
+
+// wsConn is a video.Conn over a gorilla websocket: one writer at a time,
+// keep-alive pings, a read limit and a flood limit.
+type wsConn struct {
+	ws    *websocket.Conn
+	mu    sync.Mutex
+	limit *rate.Limiter
+	once  sync.Once
+	done  chan struct{}
+}
+
+func newWSConn(ws *websocket.Conn) *wsConn {
+	c := &wsConn{ws: ws, limit: rate.NewLimiter(signalRate, signalBurst), done: make(chan struct{})}
+	ws.SetReadLimit(signalReadLimit)
+	_ = ws.SetReadDeadline(time.Now().Add(signalPongWait))
+	ws.SetPongHandler(func(string) error { return ws.SetReadDeadline(time.Now().Add(signalPongWait)) })
+	go func() {
+		t := time.NewTicker(signalPing)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.done:
+				return
+			case <-t.C:
+				c.mu.Lock()
+				err := ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(10*time.Second))
+				c.mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		}
+	}()
+	return c
+}
+
+func (c *wsConn) Send(m video.Message) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_ = c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	return c.ws.WriteMessage(websocket.TextMessage, b)
+}
+
+func (c *wsConn) Recv() (video.Message, error) {
+	for {
+		_, data, err := c.ws.ReadMessage()
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				c.closeWith(websocket.CloseMessageTooBig, "frame too large")
+			}
+			return video.Message{}, err
+		}
+		_ = c.ws.SetReadDeadline(time.Now().Add(signalPongWait))
+		if !c.limit.Allow() {
+			c.closeWith(websocket.ClosePolicyViolation, "too many messages")
+			return video.Message{}, errors.New("flood")
+		}
+		var m video.Message
+		if err := json.Unmarshal(data, &m); err != nil || m.Type == "" {
+			_ = c.Send(video.Message{Type: "error", Code: "invalid_json", Message: "messages are JSON objects with a type"})
+			continue
+		}
+		return m, nil
+	}
+}
+
+func (c *wsConn) closeWith(code int, reason string) {
+	c.once.Do(func() {
+		close(c.done)
+		c.mu.Lock()
+		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+		c.mu.Unlock()
+		_ = c.ws.Close()
+	})
+}
+
+func (c *wsConn) Close(reason string) { c.closeWith(websocket.CloseNormalClosure, reason) }
+
+// guest is a guest's session: one call, one role.
+type guest struct {
+	escalation escalation.EscalationID
+	role       string
+}
+
+const guestPrefix = "guest|"
+
+func (s *Server) guestFrom(r *http.Request) (*guest, error) {
+	c, err := r.Cookie(GuestCookie)
+	if err != nil || c.Value == "" {
+		return nil, nil
+	}
+	username, _, err := s.cfg.Accounts.Session(r.Context(), hashSessionID(c.Value))
+	if errors.Is(err, events.ErrAccountNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	parts := strings.Split(strings.TrimPrefix(username, guestPrefix), "|")
+	if !strings.HasPrefix(username, guestPrefix) || len(parts) != 2 {
+		return nil, nil
+	}
+	return &guest{escalation: escalation.EscalationID(parts[0]), role: parts[1]}, nil
+}
+
+// handleSignal upgrades to the call's signalling websocket after every
+// check has passed: 401 without a session, 403 for a wrong role or origin,
+// 404 for an escalation the caller cannot see, 409 when there is no call.
+func (s *Server) handleSignal(w http.ResponseWriter, r *http.Request) {
+	id := escalation.EscalationID(r.PathValue("id"))
+	if s.cfg.Video == nil {
+		s.writeError(w, r, newErr(http.StatusServiceUnavailable, "store_unavailable", "Video is not running."))
+		return
+	}
+	var who video.Participant
+	a, err := s.authenticate(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	switch {
+	case a != nil:
+		role, err := s.cfg.Service.CallAccess(r.Context(), *a, id)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		who = video.Participant{Role: role, Name: a.Name}
+	default:
+		g, err := s.guestFrom(r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if g == nil {
+			s.writeError(w, r, errUnauthenticated)
+			return
+		}
+		if g.escalation != id {
+			s.writeError(w, r, newErr(http.StatusForbidden, "forbidden", "This invitation is for another call."))
+			return
+		}
+		if err := s.cfg.Service.GuestCallOpen(r.Context(), id); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		who = video.Participant{Role: g.role, Name: "Guest (" + g.role + ")"}
+	}
+	if !s.sameOrigin(r) {
+		s.writeError(w, r, newErr(http.StatusForbidden, "forbidden", "Cross-origin websockets are refused."))
+		return
+	}
+	ws, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	conn := newWSConn(ws)
+	s.log.Info("call joined", "escalation_id", id, "role", who.Role)
+	if err := s.cfg.Video.Join(context.WithoutCancel(r.Context()), string(id), who, conn); err != nil {
+		_ = conn.Send(video.Message{Type: "error", Code: "call_closed", Message: "This call has ended."})
+	}
+	conn.Close("")
+	s.log.Info("call left", "escalation_id", id, "role", who.Role)
+}
+
+func (s *Server) handleCreateInvite(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
+	var req struct {
+		Role string `json:"role"`
+	}
+	if _, ok := s.command(w, r, a, &req, false); !ok {
+		return
+	}
+	id := escalation.EscalationID(r.PathValue("id"))
+	secret := make([]byte, 24)
+	if _, err := rand.Read(secret); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	token := base64.RawURLEncoding.EncodeToString(secret)
+	expires, err := s.cfg.Service.CreateInvite(r.Context(), s.meta(r, a), id, req.Role, hashSessionID(token), InviteTTL)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"url": "/call/invite/" + string(id) + "/" + token, "expires_at": expires})
+}
+
+// handleInvite spends a one-time invite: the browser gets a guest session
+// for that call alone and the guest's call page.
+func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request) {
+	id := escalation.EscalationID(r.PathValue("id"))
+	token := r.PathValue("token")
+	role, err := s.cfg.Service.UseInvite(r.Context(), id, hashSessionID(token))
+	switch {
+	case errors.Is(err, escalation.ErrInviteUsed):
+		s.writeError(w, r, newErr(http.StatusGone, "invite_used", "This invitation has already been used."))
+		return
+	case errors.Is(err, escalation.ErrInviteExpired):
+		s.writeError(w, r, newErr(http.StatusGone, "invite_expired", "This invitation has expired, or its call has ended."))
+		return
+	case err != nil:
+		s.writeError(w, r, err)
+		return
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	sid := base64.RawURLEncoding.EncodeToString(b)
+	expires := time.Now().Add(InviteTTL)
+	if err := s.cfg.Accounts.CreateSession(r.Context(), hashSessionID(sid), guestPrefix+string(id)+"|"+role, expires); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: GuestCookie, Value: sid, Path: "/", Expires: expires, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+	s.log.Info("invite used", "escalation_id", id, "role", role)
+	s.servePage(w, r, "call.html")
+}
+
+func (s *Server) handleCallConfig(w http.ResponseWriter, r *http.Request) {
+	servers := []map[string]any{}
+	for _, u := range s.cfg.ICEServers {
+		servers = append(servers, map[string]any{"urls": []string{u}})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ice_servers": servers})
+}

@@ -1,0 +1,120 @@
+// Nightcall call page: joins the escalation's call through the signalling
+// websocket. The server makes every offer; its first offer has receive slots
+// for our microphone and camera.
+"use strict";
+
+const Call = (() => {
+  const el = (id) => document.getElementById(id);
+  let pc, ws, local, ended = false;
+  const remotes = new Map();
+
+  function escalationId() {
+    const m = location.pathname.match(/^\/call\/(?:invite\/)?([^/]+)/);
+    return m ? decodeURIComponent(m[1]) : "";
+  }
+
+  function say(text) { const s = el("status"); if (s) s.textContent = text; }
+
+  function send(msg) { if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg)); }
+
+  function attach(stream) {
+    let tile = remotes.get(stream.id);
+    if (!tile) {
+      tile = document.createElement("div");
+      tile.className = "tile";
+      const v = document.createElement("video");
+      v.autoplay = true; v.playsInline = true;
+      v.setAttribute("aria-label", "Remote participant");
+      tile.appendChild(v);
+      el("remotes").appendChild(tile);
+      remotes.set(stream.id, tile);
+    }
+    tile.querySelector("video").srcObject = stream;
+  }
+
+  async function onMessage(ev) {
+    const m = JSON.parse(ev.data);
+    switch (m.type) {
+      case "offer":
+        await pc.setRemoteDescription({ type: "offer", sdp: m.sdp });
+        const answer = await pc.createAnswer();
+        await pc.setLocalDescription(answer);
+        send({ type: "answer", sdp: pc.localDescription.sdp });
+        break;
+      case "candidate":
+        try { await pc.addIceCandidate(m.candidate); } catch (e) { /* a late candidate for a closed m-line */ }
+        break;
+      case "participants":
+        const ul = el("participants");
+        ul.replaceChildren(...(m.participants || []).map((p) => {
+          const li = document.createElement("li");
+          li.textContent = p.name + " (" + p.role + ")";
+          return li;
+        }));
+        break;
+      case "bye":
+        finish("The call has ended.");
+        break;
+      case "error":
+        say("Problem: " + m.message);
+        break;
+    }
+  }
+
+  function finish(text) {
+    if (ended) return;
+    ended = true;
+    say(text);
+    if (pc) pc.close();
+    if (local) local.getTracks().forEach((t) => t.stop());
+    if (ws) ws.close();
+    document.dispatchEvent(new CustomEvent("nightcall:call-ended"));
+  }
+
+  async function start() {
+    const id = escalationId();
+    const cfg = await (await fetch("/api/v1/calls/config")).json();
+    local = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
+    el("local").srcObject = local;
+    pc = new RTCPeerConnection({ iceServers: cfg.ice_servers });
+    local.getTracks().forEach((t) => pc.addTrack(t, local));
+    pc.ontrack = (e) => attach(e.streams[0] || new MediaStream([e.track]));
+    pc.onicecandidate = (e) => { if (e.candidate) send({ type: "candidate", candidate: e.candidate.toJSON() }); };
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === "connected") say("Connected.");
+      if (pc.connectionState === "failed") say("The connection failed. Reconnecting may help.");
+    };
+    ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v1/calls/" + encodeURIComponent(id) + "/signal");
+    ws.onmessage = (ev) => onMessage(ev).catch((e) => say("Problem: " + e.message));
+    ws.onclose = () => { if (!ended) say("Disconnected from the server."); };
+  }
+
+  function toggle(button, kind, onText, offText) {
+    const on = button.getAttribute("aria-pressed") !== "true";
+    local.getTracks().filter((t) => t.kind === kind).forEach((t) => { t.enabled = !on; });
+    button.setAttribute("aria-pressed", String(on));
+    button.textContent = on ? offText : onText;
+  }
+
+  // stats reports inbound video for tests and the quality indicator.
+  async function stats() {
+    const out = [];
+    if (!pc) return out;
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === "inbound-rtp" && r.kind === "video") out.push({ framesDecoded: r.framesDecoded || 0, packetsLost: r.packetsLost || 0 });
+    });
+    return out;
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    if (!document.body.classList.contains("call")) return;
+    el("mute").addEventListener("click", (e) => toggle(e.currentTarget, "audio", "Mute microphone", "Unmute microphone"));
+    el("camera").addEventListener("click", (e) => toggle(e.currentTarget, "video", "Turn camera off", "Turn camera on"));
+    el("audio-only").addEventListener("click", (e) => toggle(e.currentTarget, "video", "Audio only", "Video back on"));
+    el("leave").addEventListener("click", () => { send({ type: "bye" }); finish("You left the call."); });
+    start().catch((e) => say("Could not start the call: " + e.message));
+  });
+
+  return { stats, start, finish };
+})();
+window.NightcallCall = Call;
