@@ -72,6 +72,7 @@ type forward struct {
 	local     *webrtc.TrackLocalStaticRTP
 	senders   map[string]*webrtc.RTPSender // by subscriber peer id
 	keyframe  atomic.Bool                  // a keyframe is wanted
+	lastPLI   atomic.Int64
 	packets   atomic.Uint64
 	bytes     atomic.Uint64
 	firstSeen time.Time
@@ -305,18 +306,38 @@ func (r *Room) subscribeLocked(p *peer, f *forward) bool {
 	}
 	f.senders[p.id] = sender
 	f.keyframe.Store(true) // the new subscriber needs a keyframe
-	go drain(sender)
+	go f.drain(sender)
 	return true
 }
 
-// drain reads RTCP from a sender so the interceptors (NACK, reports) run.
-func drain(s *webrtc.RTPSender) {
-	buf := make([]byte, 1500)
+// drain reads RTCP from a subscriber's sender so the interceptors (NACK,
+// reports) run, and passes the subscriber's keyframe requests to the publisher.
+func (f *forward) drain(s *webrtc.RTPSender) {
 	for {
-		if _, _, err := s.Read(buf); err != nil {
+		pkts, _, err := s.ReadRTCP()
+		if err != nil {
 			return
 		}
+		for _, pkt := range pkts {
+			switch pkt.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				f.requestKeyframe()
+			}
+		}
 	}
+}
+
+// requestKeyframe sends a PLI to the publisher, at most every 200ms.
+func (f *forward) requestKeyframe() {
+	if f.remote.Kind() != webrtc.RTPCodecTypeVideo {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := f.lastPLI.Load()
+	if now-last < int64(200*time.Millisecond) || !f.lastPLI.CompareAndSwap(last, now) {
+		return
+	}
+	_ = f.owner.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(f.remote.SSRC())}})
 }
 
 // keyframes asks the publisher for a keyframe (PLI) while one is wanted.
@@ -332,9 +353,7 @@ func (f *forward) keyframes(p *peer) {
 			return
 		case <-t.C:
 			if f.keyframe.Load() {
-				if err := p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(f.remote.SSRC())}}); err != nil {
-					return
-				}
+				f.requestKeyframe()
 			}
 		}
 	}

@@ -115,6 +115,18 @@ const Call = (() => {
     start().catch((e) => say("Could not start the call: " + e.message));
   });
 
-  return { stats, start, finish };
+  // report summarises every RTP stream, for the quality indicator and support.
+  async function report() {
+    const out = [];
+    if (!pc) return out;
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === "inbound-rtp" || r.type === "outbound-rtp") {
+        out.push({ type: r.type, kind: r.kind, packets: r.packetsReceived || r.packetsSent || 0, frames: r.framesDecoded || r.framesEncoded || 0, codec: r.codecId || "" });
+      }
+    });
+    return { state: pc.connectionState, transceivers: pc.getTransceivers().map((t) => t.mid + ":" + t.direction + ":" + t.currentDirection), streams: out };
+  }
+
+  return { stats, report, start, finish };
 })();
 window.NightcallCall = Call;
