@@ -6,9 +6,19 @@ GO ?= go
 test: deps vet
 	$(GO) test -race -count=1 -timeout 30m ./...
 
-# deps installs what the tests need when it is missing (Debian; run as root).
+# deps installs what the tests need when it is missing (Debian; run as root):
+# gcc for the race detector, Chromium for the browser tests, iproute2 for the
+# network-namespace tests.
+DEBS := gcc chromium iproute2
 deps:
-	@command -v gcc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc; }
+	@missing=""; \
+	command -v gcc >/dev/null || missing="$$missing gcc"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	command -v ip >/dev/null && command -v tc >/dev/null || missing="$$missing iproute2"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
 
 vet:
 	$(GO) vet ./...

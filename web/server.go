@@ -195,7 +195,10 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /call/invite/{id}/{token}", s.handleInvite)
 	mux.HandleFunc("GET /call/{id}", func(w http.ResponseWriter, r *http.Request) { s.servePage(w, r, "call.html") })
 	mux.Handle("GET /static/", staticHandler())
-	mux.HandleFunc("GET /{$}", s.handleIndex)
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { s.servePage(w, r, "signin.html") })
+	for _, page := range []string{"home", "console", "admin", "audit"} {
+		mux.HandleFunc("GET /"+page, func(w http.ResponseWriter, r *http.Request) { s.servePage(w, r, page+".html") })
+	}
 	return mux
 }
 
@@ -216,13 +219,6 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-}
-
-func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'self'")
-	_, _ = io.WriteString(w, `<!doctype html><html lang="en"><meta charset="utf-8"><title>Nightcall</title>
-<h1>Nightcall</h1><p>Out-of-hours escalation for care homes. The API is described at <a href="/api/v1/openapi.yaml">/api/v1/openapi.yaml</a>.</p></html>`)
 }
 
 // readBody reads a request body of at most MaxBody bytes.

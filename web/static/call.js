@@ -68,11 +68,26 @@ const Call = (() => {
     if (pc) pc.close();
     if (local) local.getTracks().forEach((t) => t.stop());
     if (ws) ws.close();
+    pc = null; ws = null;
     document.dispatchEvent(new CustomEvent("nightcall:call-ended"));
   }
 
-  async function start() {
-    const id = escalationId();
+  let bound = false;
+  function bindControls() {
+    if (bound) return;
+    bound = true;
+    el("mute").addEventListener("click", (e) => toggle(e.currentTarget, "audio", "Mute microphone", "Unmute microphone"));
+    el("camera").addEventListener("click", (e) => toggle(e.currentTarget, "video", "Turn camera off", "Turn camera on"));
+    el("audio-only").addEventListener("click", (e) => toggle(e.currentTarget, "video", "Audio only", "Video back on"));
+    el("leave").addEventListener("click", () => { send({ type: "bye" }); finish("You left the call."); });
+  }
+
+  async function start(given) {
+    const id = given || escalationId();
+    if (pc) return;
+    ended = false;
+    bindControls();
+    say("Connecting…");
     const cfg = await (await fetch("/api/v1/calls/config")).json();
     local = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
     el("local").srcObject = local;
@@ -90,6 +105,7 @@ const Call = (() => {
   }
 
   function toggle(button, kind, onText, offText) {
+    if (!local) return;
     const on = button.getAttribute("aria-pressed") !== "true";
     local.getTracks().filter((t) => t.kind === kind).forEach((t) => { t.enabled = !on; });
     button.setAttribute("aria-pressed", String(on));
@@ -108,10 +124,6 @@ const Call = (() => {
 
   document.addEventListener("DOMContentLoaded", () => {
     if (!document.body.classList.contains("call")) return;
-    el("mute").addEventListener("click", (e) => toggle(e.currentTarget, "audio", "Mute microphone", "Unmute microphone"));
-    el("camera").addEventListener("click", (e) => toggle(e.currentTarget, "video", "Turn camera off", "Turn camera on"));
-    el("audio-only").addEventListener("click", (e) => toggle(e.currentTarget, "video", "Audio only", "Video back on"));
-    el("leave").addEventListener("click", () => { send({ type: "bye" }); finish("You left the call."); });
     start().catch((e) => say("Could not start the call: " + e.message));
   });
 

@@ -1,0 +1,571 @@
+// Nightcall browser apps: sign-in, the care-home tablet page, the consultant
+// console, administration and audit. Plain modern JavaScript, no framework,
+// no inline script. NEWS2 is always scored by the server (/api/v1/news2).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const h = (tag, attrs = {}, ...kids) => {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null) e.setAttribute(k, v);
+  }
+  for (const k of kids.flat()) if (k !== null && k !== undefined) e.append(k.nodeType ? k : String(k));
+  return e;
+};
+
+class APIError extends Error {
+  constructor(status, body) {
+    const e = (body && body.error) || {};
+    super(e.message || "HTTP " + status);
+    this.status = status; this.code = e.code; this.field = e.field; this.detail = e;
+  }
+}
+
+async function api(method, path, body, headers = {}) {
+  const opts = { method, headers: { ...headers }, credentials: "same-origin" };
+  if (body !== undefined) { opts.body = JSON.stringify(body); opts.headers["Content-Type"] = "application/json"; }
+  const r = await fetch(path, opts);
+  const text = await r.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (e) { data = text; }
+  if (!r.ok) throw new APIError(r.status, data);
+  return data;
+}
+
+async function me(roles) {
+  try {
+    const m = await api("GET", "/api/v1/me");
+    if (roles && !roles.includes(m.role)) { location.href = landing(m.role); return null; }
+    const who = $("who"); if (who) who.textContent = m.name;
+    const so = $("signout"); if (so) so.addEventListener("click", async () => { await api("DELETE", "/api/v1/session").catch(() => {}); location.href = "/"; });
+    return m;
+  } catch (e) {
+    if (e.status === 401) { location.href = "/"; return null; }
+    throw e;
+  }
+}
+
+function landing(role) {
+  return { carehome: "/home", consultant: "/console", auditor: "/audit", admin: "/admin" }[role] || "/";
+}
+
+const RISK_TEXT = {
+  low: "Low risk: continue routine observations; a nurse decides on more frequent monitoring.",
+  "low-medium": "A single score of 3: the clinical team must review urgently.",
+  medium: "Medium risk (5–6): urgent response; observe at least hourly.",
+  high: "High risk (7 or more): emergency response.",
+};
+const SUB_LABELS = { respiration_rate: "Resp", spo2: "SpO2", air_or_oxygen: "Air/O2", systolic_bp: "BP", pulse: "Pulse", consciousness: "ACVPU", temperature: "Temp" };
+
+function fmtDuration(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const m = Math.floor(s / 60);
+  return m + ":" + String(s % 60).padStart(2, "0");
+}
+
+function showFieldErrors(e) {
+  document.querySelectorAll(".error[id^='err-']").forEach((p) => { p.textContent = ""; });
+  if (e && e.field) {
+    const target = $("err-" + e.field) || $("err-" + e.field.replace(/\[\d+\]$/, ""));
+    if (target) { target.textContent = e.message; return true; }
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------- sign in
+function signinPage() {
+  api("GET", "/api/v1/me").then((m) => { location.href = landing(m.role); }).catch(() => {});
+  $("signin").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    $("signin-error").textContent = "";
+    try {
+      await api("POST", "/api/v1/session", { username: $("username").value.trim(), password: $("password").value });
+      const m = await api("GET", "/api/v1/me");
+      location.href = landing(m.role);
+    } catch (e) {
+      $("signin-error").textContent = e.message;
+    }
+  });
+}
+
+// ---------------------------------------------------------------- care home
+const SOFT_SIGNS = [
+  ["breathless", "Breathing faster or more short of breath"], ["eating_drinking_less", "Eating or drinking less"],
+  ["new_confusion", "New or worse confusion"], ["sleepier", "Sleeping more or more tired"],
+  ["agitated", "Agitated, restless or distressed"], ["withdrawn", "Withdrawn"], ["off_legs", "Unsteady, less mobile, off legs"],
+  ["skin_changes", "Pale, cold, clammy or mottled skin"], ["bowel_urine_change", "Change in bowels or urine"],
+  ["new_pain", "New pain"], ["family_worried", "Family or carers worried"], ["not_themselves", "Not themselves"],
+];
+const ABSENT = [["", "Taken"], ["refused", "Refused"], ["asleep", "Asleep"], ["no_equipment", "No equipment"], ["not_trained", "Not trained"]];
+const NUMERIC = ["respiration_rate", "spo2", "systolic_bp", "pulse", "temperature"];
+
+function homePage() {
+  let residents = [], current = null, escalation = null, poll = null, clock = null, scoring = 0, callStarted = false;
+  const FALLBACK_KEY = "nightcall.fallback";
+
+  function fallback(show, reason) {
+    const phone = localStorage.getItem(FALLBACK_KEY) || "";
+    $("fallback-phone").textContent = phone || "your usual out-of-hours number";
+    $("fallback-phone").href = phone ? "tel:" + phone.replace(/\s/g, "") : "#";
+    $("footer-phone").textContent = phone || "—";
+    if (reason) $("fallback-reason").textContent = reason;
+    $("fallback").hidden = !show;
+  }
+  function remember(phone) { if (phone) { localStorage.setItem(FALLBACK_KEY, phone); fallback(!$("fallback").hidden); } }
+  window.addEventListener("offline", () => fallback(true, "This tablet has lost the network. Phone"));
+
+  function show(view) {
+    for (const v of ["raise-view", "wait-view", "call-view", "decision-view"]) $(v).hidden = v !== view;
+  }
+
+  function renderResidents() {
+    const box = $("residents");
+    box.replaceChildren(...residents.filter((r) => r.status === "active").map((r) =>
+      h("label", { class: "resident" },
+        h("input", { type: "radio", name: "resident", value: r.id, onchange: () => { current = r; score(); } }),
+        h("span", { class: "name" }, r.name), h("span", {}, "Born " + r.date_of_birth), h("span", {}, "Room " + r.room))));
+  }
+
+  function observations() {
+    const o = { absent: {} };
+    for (const f of NUMERIC) {
+      const reason = $("absent-" + f).value;
+      const v = $(f).value.trim();
+      if (reason) o.absent[f] = reason;
+      else if (v !== "") o[f] = Number(v);
+    }
+    o.on_oxygen = $("on_oxygen").checked;
+    if ($("consciousness").value) o.consciousness = $("consciousness").value;
+    if (Object.keys(o.absent).length === 0) delete o.absent;
+    return o;
+  }
+
+  function anyObservation() {
+    return NUMERIC.some((f) => $(f).value.trim() !== "" || $("absent-" + f).value) || $("consciousness").value;
+  }
+
+  async function score() {
+    const n = ++scoring;
+    const o = observations();
+    const complete = NUMERIC.every((f) => o[f] !== undefined || (o.absent && o.absent[f])) && o.consciousness;
+    if (!complete) {
+      $("news2-total").textContent = "—"; $("news2-risk").textContent = "Fill in every value, or say why it was not taken.";
+      $("score").className = "score"; $("news2-subscores").textContent = ""; $("news2-response").textContent = ""; $("emergency").hidden = true;
+      return;
+    }
+    try {
+      const s = await api("POST", "/api/v1/news2", { observations: o, spo2_scale: current ? current.spo2_scale : 1 });
+      if (n !== scoring) return;
+      showFieldErrors(null);
+      $("news2-total").textContent = s.total === null ? "partial" : String(s.total);
+      $("news2-risk").textContent = s.risk ? "(" + s.risk + " risk)" : "(no total: a value was not taken)";
+      $("score").className = "score risk-" + (s.risk || "partial");
+      $("news2-subscores").textContent = Object.entries(s.subscores).map(([k, v]) => SUB_LABELS[k] + " " + v).join(" · ");
+      $("news2-response").textContent = s.risk ? RISK_TEXT[s.risk] : (Object.values(s.subscores).includes(3) ? RISK_TEXT["low-medium"] : "");
+      const emergency = s.total !== null && s.total >= 7;
+      $("emergency").hidden = !emergency;
+      $("emergency").textContent = emergency ? "NEWS2 " + s.total + ": call 999 now unless the resident's advance care plan says otherwise. Raise this escalation too: the consultant is paged at the same time." : "";
+    } catch (e) {
+      if (n !== scoring) return;
+      if (e.status >= 400 && e.status < 500) { showFieldErrors(e.detail); $("news2-total").textContent = "—"; $("news2-risk").textContent = ""; }
+      else fallback(true, "Nightcall cannot be reached. Phone");
+    }
+  }
+
+  let timer = null;
+  function scoreSoon() { clearTimeout(timer); timer = setTimeout(score, 200); }
+
+  async function raise(ev) {
+    ev.preventDefault();
+    $("raise-error").textContent = "";
+    showFieldErrors(null);
+    const body = {
+      resident_id: current ? current.id : "",
+      soft_signs: [...document.querySelectorAll("#soft-signs input:checked")].map((i) => i.value),
+      sbard: { situation: $("situation").value, background: $("background").value, assessment: $("assessment").value, recommendation: $("recommendation").value },
+    };
+    if (anyObservation()) body.observations = observations();
+    try {
+      escalation = await api("POST", "/api/v1/escalations", body, { "Idempotency-Key": crypto.randomUUID() });
+      remember(escalation.fallback_phone);
+      waiting();
+    } catch (e) {
+      if (e.status === 503 || !e.status) {
+        if (e.detail && e.detail.fallback_phone) remember(e.detail.fallback_phone);
+        fallback(true, "Nightcall cannot record this now. Phone");
+      }
+      if (!showFieldErrors(e.detail)) $("raise-error").textContent = e.message;
+      if (e.code === "escalation_open" && e.detail.escalation_id) { escalation = { id: e.detail.escalation_id }; waiting(); }
+    }
+  }
+
+  function waiting() {
+    show("wait-view");
+    const started = escalation.raised_at ? new Date(escalation.raised_at) : new Date();
+    clearInterval(clock);
+    clock = setInterval(() => { $("clock").textContent = fmtDuration(Date.now() - started); }, 500);
+    clearInterval(poll);
+    poll = setInterval(refresh, 1500);
+    refresh();
+  }
+
+  async function refresh() {
+    try {
+      const e = await api("GET", "/api/v1/escalations/" + encodeURIComponent(escalation.id));
+      escalation = e;
+      remember(e.fallback_phone);
+      if (!navigator.onLine) return;
+      $("wait-advice").textContent = e.advice ? e.advice.text : "";
+      $("wait-advice").className = "advice " + (e.advice ? e.advice.level : "");
+      $("paged").replaceChildren(...e.timeline.filter((t) => t.type === "escalation.paged" || t.type === "escalation.page_received" || t.type === "escalation.unanswered").map((t) => h("li", {}, new Date(t.at).toLocaleTimeString() + " — " + t.detail)));
+      if (e.status === "unanswered") fallback(true, "No consultant has answered yet. Phone now");
+      else fallback(false);
+      if (e.status === "accepted") {
+        show("call-view");
+        $("accepted-by").textContent = (e.accepted_by ? e.accepted_by.name : "A consultant") + " has accepted and is joining the video call.";
+        if (!callStarted) { callStarted = true; window.NightcallCall.start(e.id).catch((err) => { $("status").textContent = "Could not start the call: " + err.message; }); }
+      }
+      if (e.status === "decided" || e.status === "withdrawn") {
+        clearInterval(poll); clearInterval(clock);
+        if (callStarted) window.NightcallCall.finish("The call has ended.");
+        if (e.status === "decided") decided(e); else reset();
+      }
+    } catch (err) {
+      if (!err.status || err.status >= 500) fallback(true, "Nightcall cannot be reached. Phone");
+    }
+  }
+
+  function decided(e) {
+    show("decision-view");
+    const d = e.decision;
+    $("outcome").textContent = d.outcome === "admit" ? "Admit to hospital" : "Stay in the home with this plan";
+    $("outcome").className = "outcome " + d.outcome;
+    $("plan").textContent = d.plan || "—";
+    $("rationale").textContent = d.rationale;
+    $("decided-by").textContent = "Decided by " + d.decided_by.name + " at " + new Date(d.decided_at).toLocaleString();
+  }
+
+  function reset() {
+    escalation = null; callStarted = false;
+    show("raise-view");
+    $("raise-form").reset();
+    score();
+    loadFollowUps();
+  }
+
+  async function loadFollowUps() {
+    try {
+      const list = (await api("GET", "/api/v1/escalations?status=decided")).filter((e) => e.follow_up_needed);
+      $("follow-ups").hidden = list.length === 0;
+      $("follow-up-list").replaceChildren(...list.map((e) => {
+        const r = residents.find((x) => x.id === e.resident_id);
+        const li = h("li", {}, h("span", {}, (r ? r.name : e.resident_id) + " — stayed after the call on " + new Date(e.decision.decided_at).toLocaleDateString() + ": "));
+        for (const [status, label] of [["at_home", "Still at home"], ["admitted", "Went to hospital"], ["died", "Died"]]) {
+          li.append(h("button", { type: "button", class: "secondary", onclick: async () => {
+            await api("POST", "/api/v1/escalations/" + e.id + "/follow-up", { status, at: new Date().toISOString() }, { "Idempotency-Key": crypto.randomUUID() });
+            li.remove();
+          } }, label));
+        }
+        return li;
+      }));
+    } catch (e) { /* follow-ups are a prompt, not critical */ }
+  }
+
+  (async () => {
+    const m = await me(["carehome"]);
+    if (!m) return;
+    fallback(false);
+    try {
+      const homes = await api("GET", "/api/v1/care-homes");
+      if (homes[0]) remember(homes[0].fallback_phone);
+    } catch (e) { fallback(true, "Nightcall cannot be reached. Phone"); }
+    residents = await api("GET", "/api/v1/residents");
+    renderResidents();
+    $("soft-signs").replaceChildren(...SOFT_SIGNS.map(([code, label]) => h("label", {}, h("input", { type: "checkbox", value: code }), " " + label)));
+    document.querySelectorAll("[data-absent]").forEach((s) => s.replaceChildren(...ABSENT.map(([v, l]) => h("option", { value: v }, l))));
+    document.querySelectorAll("[data-obs], [data-absent]").forEach((i) => i.addEventListener("input", scoreSoon));
+    document.querySelectorAll("[data-obs], [data-absent]").forEach((i) => i.addEventListener("change", scoreSoon));
+    $("raise-form").addEventListener("submit", raise);
+    $("withdraw").addEventListener("click", async () => {
+      await api("POST", "/api/v1/escalations/" + escalation.id + "/withdraw", { reason: "No longer needed" }, { "Idempotency-Key": crypto.randomUUID() });
+      refresh();
+    });
+    $("print").addEventListener("click", () => window.print());
+    $("new").addEventListener("click", reset);
+    loadFollowUps();
+    // Resume an open escalation after a reload.
+    const open = await api("GET", "/api/v1/escalations?status=open");
+    if (open.length) { escalation = open[0]; waiting(); }
+    setInterval(async () => {
+      try { await api("GET", "/healthz"); if (escalation === null || escalation.status !== "unanswered") fallback(false); }
+      catch (e) { fallback(true, "Nightcall cannot be reached. Phone"); }
+    }, 3000);
+  })().catch(() => fallback(true, "Nightcall cannot be reached. Phone"));
+}
+
+// ---------------------------------------------------------------- consultant
+function consolePage() {
+  let current = null, ws = null, flash = null, audio = null;
+  const residents = new Map();
+
+  async function resident(id) {
+    if (!residents.has(id)) residents.set(id, await api("GET", "/api/v1/residents/" + encodeURIComponent(id)).catch(() => null));
+    return residents.get(id);
+  }
+
+  function beep() {
+    try {
+      audio = audio || new AudioContext();
+      const o = audio.createOscillator(), g = audio.createGain();
+      o.frequency.value = 880; o.connect(g); g.connect(audio.destination);
+      g.gain.setValueAtTime(0.2, audio.currentTime);
+      o.start(); o.stop(audio.currentTime + 0.6);
+    } catch (e) { /* no audio device */ }
+  }
+
+  function flashTitle(text) {
+    clearInterval(flash);
+    let on = false;
+    flash = setInterval(() => { document.title = (on = !on) ? "● " + text : "Nightcall — consultant"; }, 700);
+  }
+  function stopFlash() { clearInterval(flash); document.title = "Nightcall — consultant"; }
+
+  function connectPager() {
+    const device = localStorage.getItem("nightcall.device") || crypto.randomUUID();
+    localStorage.setItem("nightcall.device", device);
+    ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v1/pager?device=" + device);
+    ws.onopen = () => { $("pager-status").textContent = "Pager connected."; };
+    ws.onclose = () => { $("pager-status").textContent = "Pager disconnected — reconnecting…"; setTimeout(connectPager, 2000); };
+    ws.onmessage = (ev) => {
+      const m = JSON.parse(ev.data);
+      if (m.type === "page") {
+        ws.send(JSON.stringify({ type: "received", page_id: m.page_id }));
+        const e = m.escalation;
+        const text = "Page: " + e.resident.name + " at " + e.care_home.name + (e.news2 && e.news2.total !== null ? ", NEWS2 " + e.news2.total : "");
+        $("alert").textContent = text; $("alert").hidden = false;
+        beep(); flashTitle(text);
+        if ("Notification" in window && Notification.permission === "granted") new Notification("Nightcall", { body: text, requireInteraction: true });
+        const seen = () => { if (document.visibilityState === "visible") { ws.send(JSON.stringify({ type: "seen", page_id: m.page_id })); document.removeEventListener("visibilitychange", seen); } };
+        document.addEventListener("visibilitychange", seen); seen();
+        loadQueue();
+      } else if (m.type === "page_cancelled") {
+        stopFlash();
+        $("alert").textContent = m.reason === "accepted_by_other" ? "Another consultant accepted." : (m.reason === "withdrawn" ? "The home withdrew the escalation." : "Accepted.");
+        loadQueue();
+      }
+    };
+  }
+
+  async function loadQueue() {
+    const list = await api("GET", "/api/v1/escalations?status=open");
+    $("queue-empty").hidden = list.length > 0;
+    const rows = [];
+    for (const e of list) {
+      const r = await resident(e.resident_id);
+      const risk = e.news2 && e.news2.risk ? e.news2.risk : (e.advice ? e.advice.level : "routine");
+      const total = e.news2 && e.news2.total !== null ? String(e.news2.total) : "–";
+      rows.push(h("tr", { class: "risk-" + risk },
+        h("td", {}, h("span", { class: "pill risk-" + risk }, total + " " + risk)),
+        h("td", {}, r ? r.name : e.resident_id), h("td", {}, e.care_home_id),
+        h("td", { "data-since": e.raised_at }, fmtDuration(Date.now() - new Date(e.raised_at))),
+        h("td", {}, e.status),
+        h("td", {}, e.status === "accepted" ? h("button", { type: "button", class: "secondary", onclick: () => open(e.id) }, "Open")
+          : h("button", { type: "button", onclick: () => accept(e.id) }, "Accept"))));
+    }
+    $("queue").replaceChildren(...rows);
+  }
+
+  async function accept(id) {
+    try {
+      await api("POST", "/api/v1/escalations/" + id + "/accept", undefined, { "Idempotency-Key": crypto.randomUUID() });
+      stopFlash(); $("alert").hidden = true;
+      open(id);
+    } catch (e) { $("alert").textContent = e.message; $("alert").hidden = false; loadQueue(); }
+  }
+
+  function dl(el, pairs) {
+    el.replaceChildren(...pairs.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v === undefined || v === null || v === "" ? "—" : v)]));
+  }
+
+  async function open(id) {
+    const e = await api("GET", "/api/v1/escalations/" + id);
+    const r = await api("GET", "/api/v1/residents/" + e.resident_id);
+    current = e;
+    $("queue-view").hidden = true; $("case-view").hidden = false;
+    $("case-title").textContent = r.name + " — " + e.care_home_id;
+    dl($("resident"), [["Name", r.name], ["Born", r.date_of_birth], ["Room", r.room], ["NHS number", r.nhs_number], ["SpO2 scale", r.spo2_scale], ["Allergies", (r.allergies || []).join(", ")]]);
+    const s = e.news2;
+    $("case-news2").replaceChildren(s ? h("p", { class: "score risk-" + (s.risk || "partial") }, "NEWS2 " + (s.total === null ? "partial" : s.total) + " " + (s.risk || ""),
+      h("br"), Object.entries(s.subscores).map(([k, v]) => SUB_LABELS[k] + " " + v).join(" · ")) : h("p", {}, "No observations: soft signs only."));
+    trend(r, e);
+    $("sbard").replaceChildren(
+      h("p", {}, h("strong", {}, "Soft signs: "), (e.soft_signs || []).join(", ") || "none"),
+      ...[["Situation", e.sbard.situation], ["Background", e.sbard.background], ["Assessment", e.sbard.assessment], ["Recommendation", e.sbard.recommendation]]
+        .map(([k, v]) => h("p", {}, h("strong", {}, k + ": "), v || "—")));
+    const p = r.advance_care_plan || {};
+    dl($("acp"), [["ReSPECT form", p.has_respect_form ? "yes" : "no"], ["Focus of care", p.focus], ["Hospital admission", p.hospital_admission],
+      ["CPR (separate from admission)", p.cpr === "do_not_attempt" ? "do not attempt CPR" : p.cpr], ["Summary", p.summary], ["Review due", p.review_due]]);
+    $("history").replaceChildren(...(r.recent_escalations || []).filter((x) => x.id !== e.id).map((x) => h("li", {}, new Date(x.raised_at).toLocaleDateString() + ": " + x.status + (x.outcome ? " (" + x.outcome + ")" : ""))));
+    if (e.status === "accepted") window.NightcallCall.start(e.id).catch((err) => { $("status").textContent = "Could not start the call: " + err.message; });
+  }
+
+  function trend(r, e) {
+    const pts = (r.recent_observations || []).filter((o) => o.news2 && o.news2.total !== null);
+    const base = r.baseline ? r.baseline.news2_total : null;
+    if (!pts.length) { $("trend").replaceChildren(h("p", {}, "No earlier observations.")); return; }
+    const W = 300, H = 80, max = 20;
+    const x = (i) => (pts.length === 1 ? W / 2 : (i * W) / (pts.length - 1));
+    const y = (v) => H - (v / max) * H;
+    const svgNS = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(svgNS, "svg");
+    svg.setAttribute("viewBox", `0 0 ${W} ${H}`); svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", "NEWS2 trend: " + pts.map((o) => o.news2.total).join(", ") + (base !== null ? "; usual " + base : ""));
+    if (base !== null) { const l = document.createElementNS(svgNS, "line"); l.setAttribute("x1", 0); l.setAttribute("x2", W); l.setAttribute("y1", y(base)); l.setAttribute("y2", y(base)); l.setAttribute("class", "baseline"); svg.append(l); }
+    const path = document.createElementNS(svgNS, "polyline");
+    path.setAttribute("points", pts.map((o, i) => x(i) + "," + y(o.news2.total)).join(" ")); path.setAttribute("class", "trend");
+    svg.append(path);
+    $("trend").replaceChildren(svg, h("p", {}, "NEWS2 " + pts.map((o) => o.news2.total).join(" → ") + (base !== null ? " (usual " + base + ")" : "")));
+  }
+
+  function bindDecision() {
+    const value = (name) => { const c = document.querySelector(`input[name=${name}]:checked`); return c ? c.value : ""; };
+    $("decision-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const d = { outcome: value("outcome"), counterfactual: value("counterfactual"), rationale: $("rationale").value, plan: $("plan").value };
+      $("confirm-text").textContent = "Record: " + (d.outcome || "?") + "; without the call: " + (d.counterfactual || "?") + ". This cannot be changed afterwards.";
+      $("confirm").hidden = false; $("confirm-yes").focus();
+    });
+    $("confirm-no").addEventListener("click", () => { $("confirm").hidden = true; });
+    $("confirm-yes").addEventListener("click", async () => {
+      const d = { outcome: value("outcome"), counterfactual: value("counterfactual"), rationale: $("rationale").value, plan: $("plan").value };
+      try {
+        showFieldErrors(null);
+        await api("POST", "/api/v1/escalations/" + current.id + "/decision", d, { "Idempotency-Key": crypto.randomUUID() });
+        $("confirm").hidden = true;
+        $("decision-result").textContent = "Decision recorded. The home can see it now.";
+        window.NightcallCall.finish("The call has ended.");
+      } catch (e) {
+        $("confirm").hidden = true;
+        if (!showFieldErrors(e.detail)) $("decision-result").textContent = e.message;
+      }
+    });
+    $("invite").addEventListener("click", async () => {
+      try {
+        const inv = await api("POST", "/api/v1/escalations/" + current.id + "/invites", { role: $("invite-role").value });
+        $("invite-link").textContent = "Send this one-time link: " + location.origin + inv.url;
+      } catch (e) { $("invite-link").textContent = e.message; }
+    });
+  }
+
+  (async () => {
+    const m = await me(["consultant"]);
+    if (!m) return;
+    $("oncall").textContent = m.on_call ? "On call" : "Not on call";
+    $("notify").hidden = !("Notification" in window) || Notification.permission !== "default";
+    $("notify").addEventListener("click", () => Notification.requestPermission().then(() => { $("notify").hidden = true; }));
+    bindDecision();
+    connectPager();
+    await loadQueue();
+    setInterval(() => { if (!$("queue-view").hidden) loadQueue().catch(() => {}); }, 5000);
+    setInterval(() => document.querySelectorAll("[data-since]").forEach((td) => { td.textContent = fmtDuration(Date.now() - new Date(td.dataset.since)); }), 1000);
+  })();
+}
+
+// ---------------------------------------------------------------- admin
+function adminPage() {
+  async function load() {
+    const [homes, residents, users, rota] = await Promise.all([api("GET", "/api/v1/care-homes"), api("GET", "/api/v1/residents"), api("GET", "/api/v1/users"), api("GET", "/api/v1/rota/now")]);
+    $("homes").replaceChildren(...homes.map((x) => h("li", {}, x.name + " (" + x.id + ") — fallback " + x.fallback_phone + (x.active ? "" : " — inactive"))));
+    $("residents-table").replaceChildren(...residents.map((r) => h("tr", {}, h("td", {}, r.id), h("td", {}, r.name), h("td", {}, r.care_home_id), h("td", {}, r.room), h("td", {}, r.status), h("td", {}, r.spo2_scale))));
+    $("users").replaceChildren(...users.map((u) => h("li", {}, u.name + " — " + u.username + " (" + u.role + (u.care_home_id ? ", " + u.care_home_id : "") + ")")));
+    $("rota").replaceChildren(...rota.levels.map((l, i) => h("li", {}, "Level " + (i + 1) + ": " + l.map((p) => p.name).join(", "))));
+  }
+  async function importCSV(dry) {
+    const r = await fetch("/api/v1/residents/import" + (dry ? "?dry_run=true" : ""), { method: "POST", body: $("csv").value, headers: { "Content-Type": "text/csv" } });
+    const rep = await r.json();
+    if (!r.ok) { $("import-report").textContent = rep.error.message; return; }
+    $("import-report").replaceChildren(h("p", {}, (dry ? "Dry run: " : "Imported " + rep.imported + ". ") + rep.valid + " good rows of " + rep.rows + "."),
+      h("ul", {}, ...rep.errors.map((e) => h("li", {}, "Line " + e.row + ": " + (e.field ? e.field + " — " : "") + e.message))));
+    if (!dry) load();
+  }
+  (async () => {
+    if (!(await me(["admin"]))) return;
+    await load();
+    $("home-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      try { await api("POST", "/api/v1/care-homes", { id: $("home-id").value, name: $("home-name").value, fallback_phone: $("home-phone").value }); $("home-error").textContent = ""; load(); }
+      catch (e) { $("home-error").textContent = (e.field ? e.field + ": " : "") + e.message; }
+    });
+    $("user-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      try {
+        await api("POST", "/api/v1/users", { username: $("user-name").value, name: $("user-full").value, role: $("user-role").value, care_home_id: $("user-home").value, password: $("user-password").value });
+        $("user-error").textContent = ""; $("user-password").value = ""; load();
+      } catch (e) { $("user-error").textContent = (e.field ? e.field + ": " : "") + e.message; }
+    });
+    $("dry-run").addEventListener("click", () => importCSV(true));
+    $("import").addEventListener("click", () => importCSV(false));
+  })();
+}
+
+// ---------------------------------------------------------------- audit
+function auditPage() {
+  const svgNS = "http://www.w3.org/2000/svg";
+  function bars(rows, keys, colours, label) {
+    const W = 640, H = 200, pad = 30;
+    const max = Math.max(1, ...rows.map((r) => keys.reduce((s, k) => s + (r[k] || 0), 0)));
+    const svg = document.createElementNS(svgNS, "svg");
+    svg.setAttribute("viewBox", `0 0 ${W} ${H + pad}`); svg.setAttribute("role", "img"); svg.setAttribute("aria-label", label);
+    const bw = rows.length ? Math.min(60, (W - pad) / rows.length - 6) : 0;
+    rows.forEach((r, i) => {
+      let y = H;
+      keys.forEach((k, j) => {
+        const v = r[k] || 0, bh = (v / max) * (H - 10);
+        const rect = document.createElementNS(svgNS, "rect");
+        rect.setAttribute("x", pad + i * (bw + 6)); rect.setAttribute("y", y - bh); rect.setAttribute("width", bw); rect.setAttribute("height", bh);
+        rect.setAttribute("class", colours[j]); svg.append(rect); y -= bh;
+      });
+      const t = document.createElementNS(svgNS, "text");
+      t.setAttribute("x", pad + i * (bw + 6)); t.setAttribute("y", H + 18); t.textContent = r.label; svg.append(t);
+    });
+    return svg;
+  }
+  async function show(ev) {
+    if (ev) ev.preventDefault();
+    const q = new URLSearchParams({ window: $("window").value });
+    if ($("from").value) q.set("from", new Date($("from").value).toISOString());
+    if ($("to").value) q.set("to", new Date($("to").value).toISOString());
+    $("csv-link").href = "/api/v1/audit/escalations.csv?" + q;
+    try {
+      const f = await api("GET", "/api/v1/audit/admissions-avoided?" + q);
+      $("audit-error").textContent = "";
+      const cells = [["Escalations", f.escalations], ["Admissions avoided", f.admissions_avoided], ["Stays unconfirmed", f.avoided_unconfirmed], ["Failed stays", f.failed_stays],
+        ["Deaths in window", f.deaths_in_window], ["Window still open", f.pending_window], ["Admitted", f.admit], ["Withdrawn", f.withdrawn], ["Ever unanswered", f.ever_unanswered], ["Out of hours", f.out_of_hours]];
+      $("headline").replaceChildren(...cells.map(([k, v]) => h("div", { class: "figure" }, h("span", { class: "n" }, String(v)), h("span", {}, k))));
+      const months = f.by_month.map((m) => ({ label: m.month, admit: m.admit, avoided: m.admissions_avoided, unconfirmed: m.avoided_unconfirmed, other: m.stay - m.admissions_avoided - m.avoided_unconfirmed }));
+      $("months").replaceChildren(bars(months, ["admit", "avoided", "unconfirmed", "other"], ["c-admit", "c-avoided", "c-unconfirmed", "c-other"], "Escalations by month and outcome"),
+        h("p", { class: "legend" }, h("span", { class: "key c-admit" }), "admit ", h("span", { class: "key c-avoided" }), "admission avoided ", h("span", { class: "key c-unconfirmed" }), "stay unconfirmed ", h("span", { class: "key c-other" }), "other stays"));
+      $("homes-table").replaceChildren(...f.by_care_home.map((c) => h("tr", {}, h("td", {}, c.care_home_id), h("td", {}, c.escalations), h("td", {}, c.admit), h("td", {}, c.stay), h("td", {}, c.admissions_avoided), h("td", {}, c.avoided_unconfirmed), h("td", {}, c.failed_stays), h("td", {}, c.deaths_in_window))));
+      const csv = await (await fetch("/api/v1/audit/escalations.csv?" + q)).text();
+      const lines = csv.trim().split("\n"), head = lines[0].split(","), col = head.indexOf("seconds_to_accept");
+      const secs = lines.slice(1).map((l) => Number(l.split(",")[col])).filter((v) => !isNaN(v) && v > 0);
+      const edges = [60, 120, 300, 600, 1800, Infinity], names = ["<1 min", "1–2", "2–5", "5–10", "10–30", "30+ min"];
+      const hist = edges.map((e, i) => ({ label: names[i], n: secs.filter((s) => s < e && (i === 0 || s >= edges[i - 1])).length }));
+      const p = f.seconds_to_accept;
+      $("tta").replaceChildren(bars(hist, ["n"], ["c-avoided"], "Time to accept, distribution"),
+        h("p", {}, "p50 " + (p.p50 === null ? "—" : Math.round(p.p50) + " s") + ", p90 " + (p.p90 === null ? "—" : Math.round(p.p90) + " s")));
+    } catch (e) { $("audit-error").textContent = e.message; }
+  }
+  (async () => {
+    if (!(await me(["auditor", "admin"]))) return;
+    $("audit-form").addEventListener("submit", show);
+    show();
+  })();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const page = document.body.dataset.page;
+  ({ signin: signinPage, home: homePage, console: consolePage, admin: adminPage, audit: auditPage })[page]?.();
+});
