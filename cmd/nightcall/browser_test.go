@@ -102,7 +102,7 @@ func screenshot(t *testing.T, tab context.Context, path string) {
 	if os.Getenv("NIGHTCALL_SCREENSHOTS") == "" {
 		return
 	}
-	png := within(t, tab, 20*time.Second, chromedp.FullScreenshot(90))
+	png := within(t, tab, 20*time.Second, chromedp.FullScreenshot(100))
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		t.Errorf("screenshot: %v", err)
 	}

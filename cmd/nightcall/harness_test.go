@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +28,7 @@ type testServer struct {
 	base string
 	stop context.CancelFunc
 	done chan error
+	once sync.Once
 }
 
 func startServer(t *testing.T, opts ...func(*serveConfig)) *testServer {
@@ -58,12 +61,16 @@ func startServer(t *testing.T, opts ...func(*serveConfig)) *testServer {
 	return s
 }
 
-func (s *testServer) close() {
+func (s *testServer) close() { s.once.Do(s.shutdown) }
+
+func (s *testServer) shutdown() {
 	s.stop()
 	select {
 	case <-s.done:
 	case <-time.After(20 * time.Second):
-		s.t.Error("server did not shut down within 20s")
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		s.t.Errorf("server did not shut down within 20s; goroutines:\n%s", buf[:n])
 	}
 }
 

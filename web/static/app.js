@@ -426,6 +426,7 @@ function consolePage() {
     const path = document.createElementNS(svgNS, "polyline");
     path.setAttribute("points", pts.map((o, i) => x(i) + "," + y(o.news2.total)).join(" ")); path.setAttribute("class", "trend");
     svg.append(path);
+    pts.forEach((o, i) => { const c = document.createElementNS(svgNS, "circle"); c.setAttribute("cx", x(i)); c.setAttribute("cy", y(o.news2.total)); c.setAttribute("r", 5); c.setAttribute("class", "point"); svg.append(c); });
     $("trend").replaceChildren(svg, h("p", {}, "NEWS2 " + pts.map((o) => o.news2.total).join(" → ") + (base !== null ? " (usual " + base + ")" : "")));
   }
 
