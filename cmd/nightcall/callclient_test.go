@@ -18,7 +18,7 @@ import (
 // callPeer is a real Pion client in a call: it sends an audio and a video
 // track through the SFU and counts what it receives, per publisher.
 type callPeer struct {
-	t    *testing.T
+	t    *testing.T // nil in the network-namespace helper process
 	ws   *websocket.Conn
 	pc   *webrtc.PeerConnection
 	wmu  sync.Mutex
@@ -70,9 +70,25 @@ func joinCall(t *testing.T, c *client, id string) *callPeer {
 	if err != nil {
 		t.Fatalf("join call: %d %v", status, err)
 	}
-	pc, err := loopbackAPI(t).NewPeerConnection(webrtc.Configuration{})
+	p, err := newCallPeer(t, loopbackAPI(t), ws)
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *callPeer) errorf(format string, args ...any) {
+	if p.t != nil {
+		p.t.Errorf(format, args...)
+	}
+}
+
+// newCallPeer joins through an open signalling socket with a peer from api.
+func newCallPeer(t *testing.T, api *webrtc.API, ws *websocket.Conn) (*callPeer, error) {
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, err
 	}
 	p := &callPeer{t: t, ws: ws, pc: pc, stop: make(chan struct{}), received: map[string]*atomic.Uint64{}, closed: make(chan struct{})}
 	audio, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "me")
@@ -80,7 +96,7 @@ func joinCall(t *testing.T, c *client, id string) *callPeer {
 	for _, tr := range []webrtc.TrackLocal{audio, vid} {
 		s, err := pc.AddTrack(tr)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		go func() {
 			buf := make([]byte, 1500)
@@ -116,8 +132,7 @@ func joinCall(t *testing.T, c *client, id string) *callPeer {
 	})
 	go p.readLoop()
 	go p.sendMedia(audio, vid)
-	t.Cleanup(p.close)
-	return p
+	return p, nil
 }
 
 func (p *callPeer) send(v any) {
@@ -146,7 +161,7 @@ func (p *callPeer) readLoop() {
 		switch m.Type {
 		case "offer":
 			if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
-				p.t.Errorf("client set offer: %v", err)
+				p.errorf("client set offer: %v", err)
 				continue
 			}
 			ans, err := p.pc.CreateAnswer(nil)
@@ -154,7 +169,7 @@ func (p *callPeer) readLoop() {
 				err = p.pc.SetLocalDescription(ans)
 			}
 			if err != nil {
-				p.t.Errorf("client answer: %v", err)
+				p.errorf("client answer: %v", err)
 				continue
 			}
 			p.send(map[string]any{"type": "answer", "sdp": ans.SDP})
