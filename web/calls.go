@@ -91,13 +91,13 @@ func (c *wsConn) Recv() (video.Message, error) {
 		_, data, err := c.ws.ReadMessage()
 		if err != nil {
 			if errors.Is(err, websocket.ErrReadLimit) {
-				c.closeWith(websocket.CloseMessageTooBig, "frame too large")
+				c.refuse(websocket.CloseMessageTooBig, "frame too large")
 			}
 			return video.Message{}, err
 		}
 		_ = c.ws.SetReadDeadline(time.Now().Add(signalPongWait))
 		if !c.limit.Allow() {
-			c.closeWith(websocket.ClosePolicyViolation, "too many messages")
+			c.refuse(websocket.ClosePolicyViolation, "too many messages")
 			return video.Message{}, errors.New("flood")
 		}
 		var m video.Message
@@ -120,6 +120,31 @@ func (c *wsConn) closeWith(code int, reason string) {
 }
 
 func (c *wsConn) Close(reason string) { c.closeWith(websocket.CloseNormalClosure, reason) }
+
+// refuse closes from the reading goroutine: it sends the close frame, then
+// reads until the client answers (or a second passes) so that the close
+// frame is not lost to a reset while the client is still sending.
+func (c *wsConn) refuse(code int, reason string) {
+	c.once.Do(func() {
+		close(c.done)
+		c.mu.Lock()
+		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+		c.mu.Unlock()
+		drainAndClose(c.ws)
+	})
+}
+
+// drainAndClose reads what the client still sends until its close frame or
+// a deadline, then closes the connection.
+func drainAndClose(ws *websocket.Conn) {
+	_ = ws.SetReadDeadline(time.Now().Add(time.Second))
+	for {
+		if _, _, err := ws.NextReader(); err != nil {
+			break
+		}
+	}
+	_ = ws.Close()
+}
 
 // guest is a guest's session: one call, one role.
 type guest struct {

@@ -245,6 +245,16 @@ func (c *pagerConn) closeWith(code int, reason string) {
 	})
 }
 
+// refuse closes from the reading goroutine, keeping the close frame from
+// being lost to a reset while the client is still sending.
+func (c *pagerConn) refuse(code int, reason string) {
+	c.once.Do(func() {
+		close(c.done)
+		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+		drainAndClose(c.ws)
+	})
+}
+
 func (c *pagerConn) writeLoop() {
 	ping := time.NewTicker(pagerPingEvery)
 	defer ping.Stop()
@@ -353,18 +363,18 @@ func (s *Server) pagerReadLoop(c *pagerConn, hub *PagerHub) {
 		_, data, err := c.ws.ReadMessage()
 		if err != nil {
 			if errors.Is(err, websocket.ErrReadLimit) {
-				c.closeWith(websocket.CloseMessageTooBig, "frame too large")
+				c.refuse(websocket.CloseMessageTooBig, "frame too large")
 			}
 			return
 		}
 		_ = c.ws.SetReadDeadline(time.Now().Add(pagerPongWait))
 		if !limit.Allow() {
-			c.closeWith(websocket.ClosePolicyViolation, "too many messages")
+			c.refuse(websocket.ClosePolicyViolation, "too many messages")
 			return
 		}
 		var f pagerFrame
 		if err := json.Unmarshal(data, &f); err != nil {
-			c.closeWith(websocket.CloseUnsupportedData, "frames must be JSON")
+			c.refuse(websocket.CloseUnsupportedData, "frames must be JSON")
 			return
 		}
 		switch f.Type {
@@ -380,7 +390,7 @@ func (s *Server) pagerReadLoop(c *pagerConn, hub *PagerHub) {
 				s.log.Error("recording a page receipt", "user", c.user, "err", err)
 			}
 		default:
-			c.closeWith(websocket.ClosePolicyViolation, "unknown message type")
+			c.refuse(websocket.ClosePolicyViolation, "unknown message type")
 			return
 		}
 	}
