@@ -17,6 +17,8 @@ import (
 	"github.com/pion/transport/v2"
 	"github.com/pion/transport/v2/stdnet"
 	"github.com/pion/webrtc/v3"
+
+	"nightcall/video/videoclient"
 )
 
 // TestMain lets the test binary double as the care home's peer inside a
@@ -69,15 +71,15 @@ func netnsHelper() error {
 		}
 		se.SetNet(&delayedNet{Net: std, delay: delay})
 	}
-	p, err := newCallPeer(nil, webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se)), ws)
+	p, err := videoclient.Join(videoclient.Config{API: webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se))}, ws)
 	if err != nil {
 		return err
 	}
-	defer p.close()
+	defer p.Close()
 	end := time.Now().Add(d)
 	for time.Now().Before(end) {
 		time.Sleep(500 * time.Millisecond)
-		b, _ := json.Marshal(map[string]any{"video": p.counts("video"), "audio": p.counts("audio")})
+		b, _ := json.Marshal(map[string]any{"video": p.Counts("video"), "audio": p.Counts("audio")})
 		fmt.Println(string(b))
 	}
 	return nil
@@ -240,7 +242,7 @@ func TestCallOverABadNetwork(t *testing.T) {
 				seen = append(seen, total(r["video"]))
 			}
 			homeGot := seen
-			docGot := total(doctor.counts("video"))
+			docGot := total(doctor.Counts("video"))
 			t.Logf("care home received video %v; consultant received %d video packets from the home", homeGot, docGot)
 			if len(seen) < 4 || seen[len(seen)-1] < 100 || seen[len(seen)-1] <= seen[len(seen)-3] {
 				t.Errorf("care home video did not keep flowing: %v (last report %v)", seen, last)
@@ -248,7 +250,7 @@ func TestCallOverABadNetwork(t *testing.T) {
 			if docGot < 100 {
 				t.Errorf("consultant got %d video packets from the home", docGot)
 			}
-			doctor.close()
+			doctor.Close()
 			okafor.do("POST", "/api/v1/escalations/"+id+"/decision", map[string]string{"outcome": "admit", "counterfactual": "ed", "rationale": "r"})
 		})
 	}

@@ -33,7 +33,7 @@ func TestCallThroughTheSFU(t *testing.T) {
 
 	home := joinCall(t, nurse, id)
 	doctor := joinCall(t, okafor, id)
-	waitFor(t, 15*time.Second, "media both ways", func() bool { return home.receivingFrom(1, 50) && doctor.receivingFrom(1, 50) })
+	waitFor(t, 15*time.Second, "media both ways", func() bool { return home.ReceivingFrom(1, 50) && doctor.ReceivingFrom(1, 50) })
 
 	// A GP joins through a one-time invite and receives both.
 	inv := okafor.do("POST", "/api/v1/escalations/"+id+"/invites", map[string]string{"role": "gp"})
@@ -49,23 +49,21 @@ func TestCallThroughTheSFU(t *testing.T) {
 		t.Fatalf("second opening: %d %s", r.status, r.body)
 	}
 	guest := joinCall(t, gp, id)
-	waitFor(t, 15*time.Second, "the guest receives both", func() bool { return guest.receivingFrom(2, 30) })
-	waitFor(t, 10*time.Second, "everyone receives the guest", func() bool { return home.receivingFrom(2, 30) && doctor.receivingFrom(2, 30) })
-	guest.mu.Lock()
-	roles := strings.Join(guest.participants, ",")
-	guest.mu.Unlock()
+	waitFor(t, 15*time.Second, "the guest receives both", func() bool { return guest.ReceivingFrom(2, 30) })
+	waitFor(t, 10*time.Second, "everyone receives the guest", func() bool { return home.ReceivingFrom(2, 30) && doctor.ReceivingFrom(2, 30) })
+	roles := strings.Join(guest.Participants(), ",")
 	for _, r := range []string{"carehome", "consultant", "gp"} {
 		if !strings.Contains(roles, r) {
 			t.Errorf("participants %q lack %s", roles, r)
 		}
 	}
-	t.Logf("carehome got %v video packets, consultant %v, guest %v", home.counts("video"), doctor.counts("video"), guest.counts("video"))
+	t.Logf("carehome got %v video packets, consultant %v, guest %v", home.Counts("video"), doctor.Counts("video"), guest.Counts("video"))
 
 	// Recording the decision ends the call and frees the room.
 	if r := okafor.do("POST", "/api/v1/escalations/"+id+"/decision", map[string]string{"outcome": "stay", "counterfactual": "ed", "rationale": "r", "plan": "p"}); r.status != 201 {
 		t.Fatalf("decide: %d %s", r.status, r.body)
 	}
-	waitFor(t, 10*time.Second, "room closed", func() bool { return s.app.sfu.Rooms() == 0 && home.bye.Load() && doctor.bye.Load() })
+	waitFor(t, 10*time.Second, "room closed", func() bool { return s.app.sfu.Rooms() == 0 && home.GotBye() && doctor.GotBye() })
 	var ended map[string]any
 	var types []string
 	waitFor(t, 10*time.Second, "call.ended in the resident stream", func() bool {
@@ -100,9 +98,9 @@ func TestCallThroughTheSFU(t *testing.T) {
 		}
 	}
 	// No goroutine left behind once the peers are gone.
-	home.close()
-	doctor.close()
-	guest.close()
+	home.Close()
+	doctor.Close()
+	guest.Close()
 	waitFor(t, 15*time.Second, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= baseline+5 })
 }
 
@@ -158,7 +156,7 @@ func TestMalformedSignallingLeavesTheCallUnharmed(t *testing.T) {
 	id, nurse, okafor := acceptedEscalation(t, s)
 	home := joinCall(t, nurse, id)
 	doctor := joinCall(t, okafor, id)
-	waitFor(t, 15*time.Second, "media both ways", func() bool { return home.receivingFrom(1, 20) && doctor.receivingFrom(1, 20) })
+	waitFor(t, 15*time.Second, "media both ways", func() bool { return home.ReceivingFrom(1, 20) && doctor.ReceivingFrom(1, 20) })
 
 	// A third socket for the home sends garbage of every kind.
 	bad, _, err := nurse.dialSignal(id)
@@ -219,9 +217,9 @@ func TestMalformedSignallingLeavesTheCallUnharmed(t *testing.T) {
 		t.Errorf("flood closed with %d, want %d", closedWith, websocket.ClosePolicyViolation)
 	}
 	// The others keep their media.
-	before := doctor.counts("video")
+	before := doctor.Counts("video")
 	time.Sleep(time.Second)
-	after := doctor.counts("video")
+	after := doctor.Counts("video")
 	grew := false
 	for k, v := range after {
 		if v > before[k]+10 {
@@ -231,8 +229,8 @@ func TestMalformedSignallingLeavesTheCallUnharmed(t *testing.T) {
 	if !grew {
 		t.Errorf("the consultant's video stopped: %v then %v", before, after)
 	}
-	if len(home.errorCodes()) != 0 || len(doctor.errorCodes()) != 0 {
-		t.Errorf("good peers got errors: %v %v", home.errorCodes(), doctor.errorCodes())
+	if len(home.Errors()) != 0 || len(doctor.Errors()) != 0 {
+		t.Errorf("good peers got errors: %v %v", home.Errors(), doctor.Errors())
 	}
 }
 
@@ -242,15 +240,12 @@ func TestRejoinAfterADroppedConnection(t *testing.T) {
 	id, nurse, okafor := acceptedEscalation(t, s)
 	home := joinCall(t, nurse, id)
 	doctor := joinCall(t, okafor, id)
-	waitFor(t, 15*time.Second, "media both ways", func() bool { return home.receivingFrom(1, 20) && doctor.receivingFrom(1, 20) })
+	waitFor(t, 15*time.Second, "media both ways", func() bool { return home.ReceivingFrom(1, 20) && doctor.ReceivingFrom(1, 20) })
 	// Drop the home's connection without a bye.
-	close(home.stop)
-	_ = home.ws.Close()
-	_ = home.pc.Close()
-	home.once.Do(func() {})
+	home.Drop()
 	again := joinCall(t, nurse, id)
-	waitFor(t, 15*time.Second, "the rejoined home receives the consultant", func() bool { return again.receivingFrom(1, 20) })
-	waitFor(t, 15*time.Second, "the consultant receives the rejoined home", func() bool { return doctor.receivingFrom(2, 20) })
+	waitFor(t, 15*time.Second, "the rejoined home receives the consultant", func() bool { return again.ReceivingFrom(1, 20) })
+	waitFor(t, 15*time.Second, "the consultant receives the rejoined home", func() bool { return doctor.ReceivingFrom(2, 20) })
 	if s.app.sfu.Rooms() != 1 {
 		t.Errorf("rooms: %d", s.app.sfu.Rooms())
 	}
