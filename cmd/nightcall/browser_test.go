@@ -16,7 +16,7 @@ const chromiumPath = "/usr/bin/chromium"
 
 // newBrowser starts headless Chromium with a fake camera and microphone,
 // loopback-only WebRTC and no background networking.
-func newBrowser(t *testing.T) context.Context {
+func newBrowser(t testing.TB) context.Context {
 	t.Helper()
 	if _, err := exec.LookPath(chromiumPath); err != nil {
 		t.Fatalf("Chromium is needed at %s (make test installs Debian's chromium): %v", chromiumPath, err)
@@ -48,7 +48,7 @@ func newBrowser(t *testing.T) context.Context {
 }
 
 // newTab opens a tab in its own browser context, so each user has their own cookies.
-func newTab(t *testing.T, browser context.Context) context.Context {
+func newTab(t testing.TB, browser context.Context) context.Context {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
 	if err := chromedp.Do(ctx); err != nil {
@@ -60,7 +60,7 @@ func newTab(t *testing.T, browser context.Context) context.Context {
 }
 
 // within runs an action with a deadline.
-func within[T any](t *testing.T, tab context.Context, d time.Duration, a chromedp.Action[T]) T {
+func within[T any](t testing.TB, tab context.Context, d time.Duration, a chromedp.Action[T]) T {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(tab, d)
 	defer cancel()
@@ -72,7 +72,7 @@ func within[T any](t *testing.T, tab context.Context, d time.Duration, a chromed
 }
 
 // browserSignIn signs a tab in through the API from the page's own origin.
-func browserSignIn(t *testing.T, tab context.Context, base, username, password string) {
+func browserSignIn(t testing.TB, tab context.Context, base, username, password string) {
 	t.Helper()
 	within(t, tab, 20*time.Second, chromedp.Navigate(base+"/healthz"))
 	status := within(t, tab, 20*time.Second, chromedp.Evaluate[int](fmt.Sprintf(
@@ -88,7 +88,7 @@ type videoStats struct {
 	PacketsLost   int `json:"packetsLost"`
 }
 
-func framesDecoded(t *testing.T, tab context.Context) int {
+func framesDecoded(t testing.TB, tab context.Context) int {
 	stats := within(t, tab, 10*time.Second, chromedp.Evaluate[[]videoStats](`window.NightcallCall ? window.NightcallCall.stats() : []`, chromedp.EvalAwaitPromise))
 	best := 0
 	for _, s := range stats {

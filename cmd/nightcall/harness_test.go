@@ -23,7 +23,7 @@ import (
 // testServer is a whole Nightcall process in the test: a real SQLite file in
 // a temp dir and a real HTTP listener on 127.0.0.1.
 type testServer struct {
-	t    *testing.T
+	t    testing.TB
 	app  *app
 	base string
 	stop context.CancelFunc
@@ -31,7 +31,7 @@ type testServer struct {
 	once sync.Once
 }
 
-func startServer(t *testing.T, opts ...func(*serveConfig)) *testServer {
+func startServer(t testing.TB, opts ...func(*serveConfig)) *testServer {
 	t.Helper()
 	cfg := serveConfig{
 		Addr: "127.0.0.1:0", DataDir: t.TempDir(), Store: "sqlite", Demo: true, DemoPassword: "test-password",
@@ -74,7 +74,7 @@ func (s *testServer) shutdown() {
 	}
 }
 
-func waitReady(t *testing.T, base string) {
+func waitReady(t testing.TB, base string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
@@ -102,12 +102,12 @@ func (s *testServer) streamLen(id string) int {
 
 // client is one browser-like user with its own cookie jar.
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	http *http.Client
 }
 
-func newClient(t *testing.T, base string) *client {
+func newClient(t testing.TB, base string) *client {
 	jar, _ := cookiejar.New(nil)
 	return &client{t: t, base: base, http: &http.Client{Jar: jar, Timeout: 30 * time.Second}}
 }
@@ -132,7 +132,7 @@ type response struct {
 	body   []byte
 }
 
-func (r response) json(t *testing.T) map[string]any {
+func (r response) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
@@ -141,7 +141,7 @@ func (r response) json(t *testing.T) map[string]any {
 	return m
 }
 
-func (r response) list(t *testing.T) []map[string]any {
+func (r response) list(t testing.TB) []map[string]any {
 	t.Helper()
 	var m []map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
@@ -151,7 +151,7 @@ func (r response) list(t *testing.T) []map[string]any {
 }
 
 // apiErr returns the error member of an error response.
-func (r response) apiErr(t *testing.T) map[string]any {
+func (r response) apiErr(t testing.TB) map[string]any {
 	t.Helper()
 	e, ok := r.json(t)["error"].(map[string]any)
 	if !ok {

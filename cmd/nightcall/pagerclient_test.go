@@ -14,7 +14,7 @@ import (
 
 // pagerSocket is a consultant's pager tab.
 type pagerSocket struct {
-	t  *testing.T
+	t  testing.TB
 	ws *websocket.Conn
 }
 

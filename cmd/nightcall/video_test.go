@@ -17,7 +17,7 @@ func loopbackVideo(c *serveConfig) {
 }
 
 // acceptedEscalation raises for rc-101 and has dr.okafor accept it.
-func acceptedEscalation(t *testing.T, s *testServer) (string, *client, *client) {
+func acceptedEscalation(t testing.TB, s *testServer) (string, *client, *client) {
 	nurse, okafor := s.signedIn("night.rose"), s.signedIn("dr.okafor")
 	id := str(nurse.do("POST", "/api/v1/escalations", raiseBody("rc-101")).json(t)["id"])
 	if r := okafor.do("POST", "/api/v1/escalations/"+id+"/accept", nil); r.status != 200 {

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// BenchmarkAcceptToFirstFrame measures, in Debian's Chromium over loopback,
+// the time from a consultant's accept to the first video frame decoded on
+// the consultant's call page (both pages opened at the accept). Run with
+// -benchtime 10x for the median of ten.
+func BenchmarkAcceptToFirstFrame(b *testing.B) {
+	s := startServer(b, loopbackVideo)
+	browser := newBrowser(b)
+	home, doctor := newTab(b, browser), newTab(b, browser)
+	browserSignIn(b, home, s.base, "night.rose", "test-password")
+	browserSignIn(b, doctor, s.base, "dr.okafor", "test-password")
+	nurse, okafor := s.signedIn("night.rose"), s.signedIn("dr.okafor")
+	residents := []string{"rc-101", "rc-102", "rc-103"}
+	var lat []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		id := str(nurse.do("POST", "/api/v1/escalations", raiseBody(residents[i%len(residents)])).json(b)["id"])
+		b.StartTimer()
+		start := time.Now()
+		if r := okafor.do("POST", "/api/v1/escalations/"+id+"/accept", nil); r.status != 200 {
+			b.Fatalf("accept: %d", r.status)
+		}
+		within(b, home, 20*time.Second, chromedp.Navigate(s.base+"/call/"+id))
+		within(b, doctor, 20*time.Second, chromedp.Navigate(s.base+"/call/"+id))
+		deadline := time.Now().Add(30 * time.Second)
+		for framesDecoded(b, doctor) == 0 {
+			if time.Now().After(deadline) {
+				b.Fatal("no frame decoded within 30s")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		lat = append(lat, time.Since(start))
+		b.StopTimer()
+		okafor.do("POST", "/api/v1/escalations/"+id+"/decision", map[string]string{"outcome": "admit", "counterfactual": "ed", "rationale": "bench"})
+		within(b, home, 10*time.Second, chromedp.Navigate("about:blank"))
+		within(b, doctor, 10*time.Second, chromedp.Navigate("about:blank"))
+		b.StartTimer()
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Milliseconds()), "median-ms")
+	b.ReportMetric(float64(lat[0].Milliseconds()), "min-ms")
+	b.ReportMetric(float64(lat[len(lat)-1].Milliseconds()), "max-ms")
+}
