@@ -73,6 +73,7 @@ type forward struct {
 	senders   map[string]*webrtc.RTPSender // by subscriber peer id
 	keyframe  atomic.Bool                  // a keyframe is wanted
 	lastPLI   atomic.Int64
+	subs      atomic.Int64
 	packets   atomic.Uint64
 	bytes     atomic.Uint64
 	firstSeen time.Time
@@ -290,6 +291,7 @@ func (r *Room) publish(p *peer, t *webrtc.TrackRemote) {
 		if _, err := local.Write(pkt); err != nil && !errors.Is(err, io.ErrClosedPipe) {
 			break
 		}
+		r.sfu.forwarded.Add(uint64(f.subs.Load()))
 	}
 	r.unpublish(key, f)
 }
@@ -305,6 +307,7 @@ func (r *Room) subscribeLocked(p *peer, f *forward) bool {
 		return false
 	}
 	f.senders[p.id] = sender
+	f.subs.Add(1)
 	f.keyframe.Store(true) // the new subscriber needs a keyframe
 	go f.drain(sender)
 	return true
@@ -366,6 +369,7 @@ func (r *Room) unpublish(key string, f *forward) {
 		return
 	}
 	delete(r.tracks, key)
+	f.subs.Store(0)
 	var renegotiate []*peer
 	for id, s := range f.senders {
 		if other := r.peers[id]; other != nil {
@@ -447,6 +451,12 @@ func (r *Room) leave(p *peer) {
 	_ = p.pc.Close()
 	r.mu.Lock()
 	delete(r.peers, p.id)
+	for _, f := range r.tracks {
+		if _, ok := f.senders[p.id]; ok {
+			delete(f.senders, p.id)
+			f.subs.Add(-1)
+		}
+	}
 	r.quality = append(r.quality, q)
 	empty := len(r.peers) == 0 && !r.ended
 	if empty {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -107,11 +108,15 @@ type SFU struct {
 	setting webrtc.SettingEngine
 	closers []func() error
 
-	mu     sync.Mutex
-	rooms  map[string]*Room
-	closed bool
-	wg     sync.WaitGroup
+	mu        sync.Mutex
+	rooms     map[string]*Room
+	closed    bool
+	wg        sync.WaitGroup
+	forwarded atomic.Uint64
 }
+
+// Forwarded is the number of RTP packets written to subscribers so far.
+func (s *SFU) Forwarded() uint64 { return s.forwarded.Load() }
 
 // New starts an SFU, binding the UDP and TCP muxes when ports are given.
 func New(cfg Config) (*SFU, error) {

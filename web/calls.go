@@ -50,6 +50,9 @@ type wsConn struct {
 	done  chan struct{}
 }
 
+// NewSignalConn adapts a websocket to the SFU's signalling channel.
+func NewSignalConn(ws *websocket.Conn) video.Conn { return newWSConn(ws) }
+
 func newWSConn(ws *websocket.Conn) *wsConn {
 	c := &wsConn{ws: ws, limit: rate.NewLimiter(signalRate, signalBurst), done: make(chan struct{})}
 	ws.SetReadLimit(signalReadLimit)

@@ -24,6 +24,20 @@ func bench(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return benchPaging(ctx, *sockets, *raises, stdout)
 	}
+	if len(args) > 0 && args[0] == "video-clients" {
+		return videoClients(args[1:], stdout)
+	}
+	if len(args) > 0 && args[0] == "video" {
+		fs := flag.NewFlagSet("bench video", flag.ContinueOnError)
+		calls := fs.Int("calls", 20, "two-party calls")
+		pps := fs.Int("pps", 150, "video packets per second per peer")
+		payload := fs.Int("payload", 1200, "video payload bytes (150 × 1200 B ≈ 1.44 Mbps)")
+		measure := fs.Duration("measure", 10*time.Second, "measuring window")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return benchVideo(ctx, *calls, *pps, *payload, *measure, stdout)
+	}
 	if len(args) > 0 && args[0] == "audit" {
 		fs := flag.NewFlagSet("bench audit", flag.ContinueOnError)
 		n := fs.Int("n", 1000000, "events in the log")
@@ -34,7 +48,7 @@ func bench(ctx context.Context, args []string, stdout io.Writer) error {
 		return benchAudit(ctx, *n, *queries, stdout)
 	}
 	if len(args) == 0 || args[0] != "append" {
-		return errors.New("usage: nightcall bench append [-n 3000] | nightcall bench paging [-sockets 1000] [-raises 30] | nightcall bench audit [-n 1000000]")
+		return errors.New("usage: nightcall bench append [-n 3000] | nightcall bench paging [-sockets 1000] [-raises 30] | nightcall bench audit [-n 1000000] | nightcall bench video [-calls 20]")
 	}
 	fs := flag.NewFlagSet("bench append", flag.ContinueOnError)
 	n := fs.Int("n", 3000, "appends per run")

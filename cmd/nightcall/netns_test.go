@@ -25,6 +25,15 @@ import (
 // network namespace (the helper cannot be a goroutine: a namespace belongs
 // to an OS thread, and Pion runs on many).
 func TestMain(m *testing.M) {
+	// `nightcall bench video` starts its clients as a child of the running
+	// binary, which in tests is this test binary.
+	if len(os.Args) > 2 && os.Args[1] == "bench" && os.Args[2] == "video-clients" {
+		if err := videoClients(os.Args[3:], os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "video clients:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv("NIGHTCALL_NETNS_HELPER") == "1" {
 		if err := netnsHelper(); err != nil {
 			fmt.Fprintln(os.Stderr, "helper:", err)

@@ -102,7 +102,10 @@ func TestBenchCommandsRun(t *testing.T) {
 	if err := run(context.Background(), []string{"bench", "audit", "-n", "3000", "-queries", "3"}, &out, &out); err != nil {
 		t.Fatalf("bench audit: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"bare gorilla broadcast", "Nightcall raise → page", "raw INSERT (baseline)", "store Append", "rebuild of the audit model"} {
+	if err := run(context.Background(), []string{"bench", "video", "-calls", "2", "-measure", "1s"}, &out, &out); err != nil {
+		t.Fatalf("bench video: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"bare gorilla broadcast", "Nightcall raise → page", "raw INSERT (baseline)", "store Append", "rebuild of the audit model", "bare Pion forwarder", "Nightcall SFU"} {
 		if !bytes.Contains(out.Bytes(), []byte(want)) {
 			t.Errorf("bench output lacks %q:\n%s", want, out.String())
 		}
