@@ -24,6 +24,7 @@ import (
 	"nightcall/escalation/paging"
 	"nightcall/events"
 	"nightcall/events/bus"
+	redisstore "nightcall/events/redis"
 	"nightcall/events/sqlite"
 	"nightcall/video"
 	"nightcall/web"
@@ -33,7 +34,7 @@ import (
 type app struct {
 	cfg      serveConfig
 	log      *slog.Logger
-	store    *sqlite.Store
+	store    backend
 	read     *escalation.Projection
 	service  *escalation.Service
 	router   *bus.Router
@@ -46,8 +47,30 @@ type app struct {
 	caughtUp atomic.Bool
 }
 
+// backend is an event store that also keeps accounts and the poison queue.
+type backend interface {
+	events.Store
+	events.AccountStore
+}
+
+// openBackend opens the configured store and its poison-queue publisher.
+func openBackend(ctx context.Context, cfg serveConfig) (backend, message.Publisher, error) {
+	if cfg.Store == "redis" {
+		s, err := redisstore.Open(ctx, redisstore.Config{URL: cfg.RedisURL})
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, s.Publisher(), nil
+	}
+	s, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(cfg.DataDir, "nightcall.db")})
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, s.Publisher(), nil
+}
+
 func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*app, error) {
-	store, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(cfg.DataDir, "nightcall.db")})
+	store, poison, err := openBackend(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +93,7 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*app, error
 		store.Close()
 		return nil, err
 	}
-	a.router, err = bus.NewRouter(log, store.Publisher())
+	a.router, err = bus.NewRouter(log, poison)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -293,7 +316,6 @@ func reachable(addr string) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-var _ events.Store = (*sqlite.Store)(nil)
 
 func splitList(s string) []string {
 	var out []string

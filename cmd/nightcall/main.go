@@ -110,7 +110,9 @@ func (c serveConfig) Validate() error {
 	switch c.Store {
 	case "sqlite":
 	case "redis":
-		errs = append(errs, errors.New("--store redis: the Redis store is not in this build yet; use --store sqlite"))
+		if c.RedisURL == "" {
+			errs = append(errs, errors.New("--store redis needs --redis-url"))
+		}
 	default:
 		errs = append(errs, fmt.Errorf("--store %q: must be sqlite or redis", c.Store))
 	}

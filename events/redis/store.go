@@ -1,0 +1,434 @@
+// Package redis is Nightcall's distributed event store on Redis Streams: each
+// event stream is a Redis stream whose entry IDs are 0-<version>, and one Lua
+// script appends to it and to the global stream (IDs 0-<position>) in one
+// atomic step, checking the expected version, so several Nightcall instances
+// can share one Redis. Accounts and sessions live beside the log.
+//
+// Durability: the promise that nothing acknowledged is lost needs Redis with
+// appendonly yes and appendfsync always; everysec can lose the last second.
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	goredis "github.com/redis/go-redis/v9"
+
+	"nightcall/events"
+)
+
+// Config configures a Store.
+type Config struct {
+	// URL is the Redis URL (redis://host:port/db). Required.
+	URL string
+	// Prefix namespaces every key. Optional, default "nc:".
+	Prefix string
+}
+
+// Validate lists every problem with c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.URL == "" {
+		errs = append(errs, errors.New("redis: URL is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// Store is an events.Store and events.AccountStore on Redis.
+type Store struct {
+	c      *goredis.Client
+	p      string
+	append *goredis.Script
+
+	mu     sync.Mutex
+	closed bool
+}
+
+var (
+	_ events.Store        = (*Store)(nil)
+	_ events.AccountStore = (*Store)(nil)
+)
+
+// appendScript: KEYS = stream, all, position counter, event-id index,
+// idempotency key ("" for none). ARGV = stream name, expected version, event
+// count, idempotency hash/status/body/created, then 7 fields per event.
+const appendScript = `
+local stream, all, counter, ids, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local name, expected, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local first = ARGV[8]
+local prev = redis.call('HGET', ids, first)
+if prev then return {'replay', prev} end
+local current = redis.call('XLEN', stream)
+if expected ~= -1 and current ~= expected then return {'conflict', tostring(current)} end
+if idem ~= '' and redis.call('EXISTS', idem) == 1 then return {'idem_exists'} end
+local out = {'ok', tostring(current)}
+for i = 0, n - 1 do
+  local b = 8 + i * 7
+  local version = current + i + 1
+  local pos = redis.call('INCR', counter)
+  local f = {'id', ARGV[b], 'type', ARGV[b+1], 'at', ARGV[b+2], 'actor', ARGV[b+3], 'corr', ARGV[b+4], 'caus', ARGV[b+5], 'data', ARGV[b+6]}
+  redis.call('XADD', stream, '0-' .. version, 'pos', pos, unpack(f))
+  redis.call('XADD', all, '0-' .. pos, 'stream', name, 'version', version, unpack(f))
+  redis.call('HSET', ids, ARGV[b], name .. '|' .. version)
+  table.insert(out, tostring(pos))
+end
+if idem ~= '' then
+  redis.call('HSET', idem, 'hash', ARGV[4], 'status', ARGV[5], 'body', ARGV[6], 'created', ARGV[7])
+end
+return out
+`
+
+// Open connects to Redis.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "nc:"
+	}
+	opt, err := goredis.ParseURL(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = 2*time.Second, 3*time.Second, 3*time.Second
+	c := goredis.NewClient(opt)
+	if err := c.Ping(ctx).Err(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("redis: ping %s: %w", cfg.URL, err)
+	}
+	return &Store{c: c, p: cfg.Prefix, append: goredis.NewScript(appendScript)}, nil
+}
+
+func (s *Store) key(parts ...string) string { return s.p + strings.Join(parts, ":") }
+
+func (s *Store) fail(op, stream string, ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return &events.StoreError{Op: op, Stream: stream, Err: err}
+}
+
+// Append implements events.Store.
+func (s *Store) Append(ctx context.Context, stream string, expected int64, evs []events.NewEvent, opts events.AppendOptions) ([]events.Envelope, error) {
+	if err := validate(stream, expected, evs); err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	idemKey, hash, status, body, created := "", "", "", "", ""
+	if rec := opts.Idempotency; rec != nil {
+		idemKey, hash, status, body = s.key("idem", rec.Key), rec.RequestHash, strconv.Itoa(rec.Status), string(rec.Body)
+		c := rec.CreatedAt
+		if c.IsZero() {
+			c = now
+		}
+		created = strconv.FormatInt(c.UnixNano(), 10)
+	}
+	args := []any{stream, expected, len(evs), hash, status, body, created}
+	out := make([]events.Envelope, len(evs))
+	for i, e := range evs {
+		at := e.RecordedAt
+		if at.IsZero() {
+			at = now
+		}
+		data := e.Data
+		if len(data) == 0 {
+			data = json.RawMessage(`{}`)
+		}
+		args = append(args, e.ID, e.Type, strconv.FormatInt(at.UTC().UnixNano(), 10), e.Actor, e.CorrelationID, e.CausationID, string(data))
+		out[i] = events.Envelope{ID: e.ID, Stream: stream, Type: e.Type, RecordedAt: time.Unix(0, at.UTC().UnixNano()).UTC(), Actor: e.Actor,
+			CorrelationID: e.CorrelationID, CausationID: e.CausationID, Data: data}
+	}
+	res, err := s.append.Run(ctx, s.c, []string{s.key("stream", stream), s.key("all"), s.key("pos"), s.key("eventids"), idemKey}, args...).StringSlice()
+	if err != nil {
+		return nil, s.fail("append", stream, ctx, err)
+	}
+	switch res[0] {
+	case "replay":
+		return s.replayed(ctx, stream, res[1], evs)
+	case "conflict":
+		actual, _ := strconv.ParseInt(res[1], 10, 64)
+		return nil, &events.VersionConflictError{Stream: stream, Expected: expected, Actual: actual}
+	case "idem_exists":
+		return nil, events.ErrIdempotencyKeyExists
+	}
+	current, _ := strconv.ParseInt(res[1], 10, 64)
+	for i := range out {
+		out[i].Version = current + int64(i) + 1
+		out[i].Position, _ = strconv.ParseInt(res[i+2], 10, 64)
+	}
+	return out, nil
+}
+
+func versionOf(id string) int64 {
+	v, _ := strconv.ParseInt(strings.TrimPrefix(id, "0-"), 10, 64)
+	return v
+}
+
+func (s *Store) replayed(ctx context.Context, stream, prev string, evs []events.NewEvent) ([]events.Envelope, error) {
+	name, v, _ := strings.Cut(prev, "|")
+	if name != stream {
+		return nil, fmt.Errorf("%w: event id %s is already in another stream", events.ErrInvalidAppend, evs[0].ID)
+	}
+	version, _ := strconv.ParseInt(v, 10, 64)
+	stored, err := s.Load(ctx, stream, version-1)
+	if err != nil {
+		return nil, err
+	}
+	if len(stored) < len(evs) {
+		return nil, &events.VersionConflictError{Stream: stream, Expected: version - 1, Actual: version - 1 + int64(len(stored))}
+	}
+	stored = stored[:len(evs)]
+	for i := range evs {
+		if stored[i].ID != evs[i].ID {
+			return nil, &events.VersionConflictError{Stream: stream, Expected: version - 1, Actual: stored[len(stored)-1].Version}
+		}
+	}
+	return stored, nil
+}
+
+func validate(stream string, expected int64, evs []events.NewEvent) error {
+	switch {
+	case stream == "":
+		return fmt.Errorf("%w: empty stream name", events.ErrInvalidAppend)
+	case len(evs) == 0:
+		return fmt.Errorf("%w: no events", events.ErrInvalidAppend)
+	case expected < events.AnyVersion:
+		return fmt.Errorf("%w: expected version %d", events.ErrInvalidAppend, expected)
+	}
+	seen := map[string]bool{}
+	for _, e := range evs {
+		if e.ID == "" || e.Type == "" {
+			return fmt.Errorf("%w: event without id or type", events.ErrInvalidAppend)
+		}
+		if seen[e.ID] {
+			return fmt.Errorf("%w: event id %s twice in one append", events.ErrInvalidAppend, e.ID)
+		}
+		seen[e.ID] = true
+		if len(e.Data) > 0 && !json.Valid(e.Data) {
+			return fmt.Errorf("%w: event %s data is not JSON", events.ErrInvalidAppend, e.ID)
+		}
+	}
+	return nil
+}
+
+func envelope(msg goredis.XMessage, stream string, version, position int64) events.Envelope {
+	str := func(k string) string { v, _ := msg.Values[k].(string); return v }
+	at, _ := strconv.ParseInt(str("at"), 10, 64)
+	return events.Envelope{ID: str("id"), Stream: stream, Version: version, Position: position, Type: str("type"),
+		RecordedAt: time.Unix(0, at).UTC(), Actor: str("actor"), CorrelationID: str("corr"), CausationID: str("caus"), Data: json.RawMessage(str("data"))}
+}
+
+// Load implements events.Store.
+func (s *Store) Load(ctx context.Context, stream string, after int64) ([]events.Envelope, error) {
+	msgs, err := s.c.XRange(ctx, s.key("stream", stream), "0-"+strconv.FormatInt(after+1, 10), "+").Result()
+	if err != nil {
+		return nil, s.fail("load", stream, ctx, err)
+	}
+	if len(msgs) == 0 {
+		n, err := s.c.XLen(ctx, s.key("stream", stream)).Result()
+		if err != nil {
+			return nil, s.fail("load", stream, ctx, err)
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("%w: %s", events.ErrStreamNotFound, stream)
+		}
+		return nil, nil
+	}
+	out := make([]events.Envelope, len(msgs))
+	for i, m := range msgs {
+		pos, _ := strconv.ParseInt(fmt.Sprint(m.Values["pos"]), 10, 64)
+		out[i] = envelope(m, stream, versionOf(m.ID), pos)
+	}
+	return out, nil
+}
+
+// ReadAll implements events.Store.
+func (s *Store) ReadAll(ctx context.Context, after int64, limit int) ([]events.Envelope, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	msgs, err := s.c.XRangeN(ctx, s.key("all"), "0-"+strconv.FormatInt(after+1, 10), "+", int64(limit)).Result()
+	if err != nil {
+		return nil, s.fail("read all", "", ctx, err)
+	}
+	out := make([]events.Envelope, len(msgs))
+	for i, m := range msgs {
+		name, _ := m.Values["stream"].(string)
+		v, _ := strconv.ParseInt(fmt.Sprint(m.Values["version"]), 10, 64)
+		out[i] = envelope(m, name, v, versionOf(m.ID))
+	}
+	return out, nil
+}
+
+// Head implements events.Store.
+func (s *Store) Head(ctx context.Context) (int64, error) {
+	v, err := s.c.Get(ctx, s.key("pos")).Int64()
+	if errors.Is(err, goredis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, s.fail("head", "", ctx, err)
+	}
+	return v, nil
+}
+
+// Idempotency implements events.Store.
+func (s *Store) Idempotency(ctx context.Context, key string) (events.IdempotencyRecord, error) {
+	m, err := s.c.HGetAll(ctx, s.key("idem", key)).Result()
+	if err != nil {
+		return events.IdempotencyRecord{}, s.fail("idempotency", "", ctx, err)
+	}
+	if len(m) == 0 {
+		return events.IdempotencyRecord{Key: key}, events.ErrIdempotencyNotFound
+	}
+	status, _ := strconv.Atoi(m["status"])
+	created, _ := strconv.ParseInt(m["created"], 10, 64)
+	return events.IdempotencyRecord{Key: key, RequestHash: m["hash"], Status: status, Body: []byte(m["body"]), CreatedAt: time.Unix(0, created).UTC()}, nil
+}
+
+// Checkpoint implements events.Store.
+func (s *Store) Checkpoint(ctx context.Context, group string) (int64, error) {
+	v, err := s.c.HGet(ctx, s.key("checkpoints"), group).Int64()
+	if errors.Is(err, goredis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, s.fail("checkpoint", "", ctx, err)
+	}
+	return v, nil
+}
+
+// SaveCheckpoint implements events.Store.
+func (s *Store) SaveCheckpoint(ctx context.Context, group string, position int64) error {
+	if err := s.c.HSet(ctx, s.key("checkpoints"), group, position).Err(); err != nil {
+		return s.fail("save checkpoint", "", ctx, err)
+	}
+	return nil
+}
+
+// Ping implements events.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.c.Ping(ctx).Err(); err != nil {
+		return s.fail("ping", "", ctx, err)
+	}
+	return nil
+}
+
+// Close implements events.Store.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return s.c.Close()
+}
+
+// CreateUser implements events.AccountStore.
+func (s *Store) CreateUser(ctx context.Context, a events.Account) error {
+	ok, err := s.c.HSetNX(ctx, s.key("users"), a.Username, mustJSON(a)).Result()
+	if err != nil {
+		return s.fail("create user", "", ctx, err)
+	}
+	if !ok {
+		return events.ErrAccountExists
+	}
+	return nil
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// UserByName implements events.AccountStore.
+func (s *Store) UserByName(ctx context.Context, username string) (events.Account, error) {
+	v, err := s.c.HGet(ctx, s.key("users"), username).Result()
+	if errors.Is(err, goredis.Nil) {
+		return events.Account{Username: username}, events.ErrAccountNotFound
+	}
+	if err != nil {
+		return events.Account{}, s.fail("user", "", ctx, err)
+	}
+	var a events.Account
+	if err := json.Unmarshal([]byte(v), &a); err != nil {
+		return a, err
+	}
+	return a, nil
+}
+
+// Users implements events.AccountStore.
+func (s *Store) Users(ctx context.Context) ([]events.Account, error) {
+	m, err := s.c.HGetAll(ctx, s.key("users")).Result()
+	if err != nil {
+		return nil, s.fail("users", "", ctx, err)
+	}
+	out := make([]events.Account, 0, len(m))
+	for _, v := range m {
+		var a events.Account
+		if json.Unmarshal([]byte(v), &a) == nil {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// CreateSession implements events.AccountStore.
+func (s *Store) CreateSession(ctx context.Context, idHash, username string, expires time.Time) error {
+	if err := s.c.Set(ctx, s.key("session", idHash), username, time.Until(expires)).Err(); err != nil {
+		return s.fail("create session", "", ctx, err)
+	}
+	return nil
+}
+
+// Session implements events.AccountStore.
+func (s *Store) Session(ctx context.Context, idHash string) (string, time.Time, error) {
+	k := s.key("session", idHash)
+	pipe := s.c.Pipeline()
+	get := pipe.Get(ctx, k)
+	ttl := pipe.PTTL(ctx, k)
+	_, err := pipe.Exec(ctx)
+	if errors.Is(get.Err(), goredis.Nil) {
+		return "", time.Time{}, events.ErrAccountNotFound
+	}
+	if err != nil {
+		return "", time.Time{}, s.fail("session", "", ctx, err)
+	}
+	return get.Val(), time.Now().Add(ttl.Val()), nil
+}
+
+// DeleteSession implements events.AccountStore.
+func (s *Store) DeleteSession(ctx context.Context, idHash string) error {
+	if err := s.c.Del(ctx, s.key("session", idHash)).Err(); err != nil {
+		return s.fail("delete session", "", ctx, err)
+	}
+	return nil
+}
+
+// Publisher returns a watermill Publisher that appends to a Redis stream per
+// topic: the durable home of the projections' poison queue.
+func (s *Store) Publisher() message.Publisher { return &publisher{s: s} }
+
+type publisher struct{ s *Store }
+
+func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, m := range msgs {
+		if err := p.s.c.XAdd(ctx, &goredis.XAddArgs{Stream: p.s.key("topic", topic), Values: map[string]any{
+			"uuid": m.UUID, "payload": string(m.Payload), "metadata": mustJSON(m.Metadata)}}).Err(); err != nil {
+			return p.s.fail("publish", topic, ctx, err)
+		}
+	}
+	return nil
+}
+
+func (p *publisher) Close() error { return nil }
