@@ -316,7 +316,6 @@ func reachable(addr string) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-
 func splitList(s string) []string {
 	var out []string
 	for _, v := range strings.Split(s, ",") {
