@@ -83,7 +83,8 @@ type Decision struct {
 	Counterfactual Counterfactual `json:"counterfactual"`
 	Rationale      string         `json:"rationale"`
 	Plan           string         `json:"plan"`
-	DecidedBy      Person         `json:"decided_by"`
+	DecidedBy      Username       `json:"decided_by"`
+	DecidedByName  string         `json:"decided_by_name"`
 	DecidedAt      time.Time      `json:"decided_at"`
 }
 
@@ -238,7 +239,7 @@ func (r *Resident) apply(ev Event, at time.Time) {
 			esc.Status = StatusDecided
 			esc.Decision = &Decision{
 				Outcome: e.Outcome, Counterfactual: e.Counterfactual, Rationale: e.Rationale, Plan: e.Plan,
-				DecidedBy: Person{Username: e.DecidedBy, Name: e.DecidedByName}, DecidedAt: at,
+				DecidedBy: e.DecidedBy, DecidedByName: e.DecidedByName, DecidedAt: at,
 			}
 			esc.Timeline = append(esc.Timeline, TimelineEntry{At: at, Type: TypeEscalationDecided, Detail: string(e.Outcome) + " by " + string(e.DecidedBy)})
 		}

@@ -65,7 +65,7 @@ func TestLifecycle(t *testing.T) {
 	if err := r.Withdraw("e1", "x", staff, t0); !errors.Is(err, ErrAlreadyDecided) {
 		t.Fatalf("withdraw after decision: %v", err)
 	}
-	if e := r.Escalation("e1"); e.Status != StatusDecided || e.Decision.DecidedBy.Name != "Dr A" || len(e.Timeline) != 3 {
+	if e := r.Escalation("e1"); e.Status != StatusDecided || e.Decision.DecidedByName != "Dr A" || e.Decision.DecidedBy != "a" || len(e.Timeline) != 3 {
 		t.Fatalf("decided escalation: %+v", e)
 	}
 	// Replaying the recorded events rebuilds the same state.

@@ -204,7 +204,7 @@ func buildBundle(esc *escalation.Escalation, res *escalation.Resident) ([]byte, 
 		}
 		ci := fhir.ClinicalImpression{Id: ptr(id), Status: fhir.ClinicalImpressionStatusCompleted, Subject: *patientRef,
 			Encounter: encounterRef, Date: ptr(d.DecidedAt.UTC().Format(time.RFC3339)),
-			Assessor: &fhir.Reference{Display: ptr(d.DecidedBy.Name)}, Summary: ptr(summary)}
+			Assessor: &fhir.Reference{Display: ptr(d.DecidedByName)}, Summary: ptr(summary)}
 		if news2Ref != nil {
 			ci.Finding = []fhir.ClinicalImpressionFinding{{ItemReference: news2Ref}}
 		}

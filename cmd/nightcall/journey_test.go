@@ -77,7 +77,7 @@ func TestJourneyRaiseAcceptDecide(t *testing.T) {
 	}
 	decided := resp.json(t)
 	dec := decided["decision"].(map[string]any)
-	if decided["status"] != "decided" || dec["outcome"] != "stay" || dec["counterfactual"] != "ed" || dec["decided_by"].(map[string]any)["username"] != "dr.okafor" {
+	if decided["status"] != "decided" || dec["outcome"] != "stay" || dec["counterfactual"] != "ed" || dec["decided_by"] != "dr.okafor" || dec["decided_by_name"] != "Dr Chidi Okafor" {
 		t.Errorf("decided escalation: %v", decided)
 	}
 

@@ -244,7 +244,7 @@ function homePage() {
     $("outcome").className = "outcome " + d.outcome;
     $("plan").textContent = d.plan || "—";
     $("rationale").textContent = d.rationale;
-    $("decided-by").textContent = "Decided by " + d.decided_by.name + " at " + new Date(d.decided_at).toLocaleString();
+    $("decided-by").textContent = "Decided by " + (d.decided_by_name || d.decided_by) + " at " + new Date(d.decided_at).toLocaleString();
   }
 
   function reset() {
