@@ -149,3 +149,30 @@ func (e *StoreError) Error() string {
 
 // Unwrap returns both the unavailability sentinel and the cause.
 func (e *StoreError) Unwrap() []error { return []error{ErrUnavailable, e.Err} }
+
+// ValidateAppend checks an append's arguments the same way for every store:
+// a stream name, at least one event, IDs and types, JSON data, no ID twice.
+func ValidateAppend(stream string, expected int64, evs []NewEvent) error {
+	switch {
+	case stream == "":
+		return fmt.Errorf("%w: empty stream name", ErrInvalidAppend)
+	case len(evs) == 0:
+		return fmt.Errorf("%w: no events", ErrInvalidAppend)
+	case expected < AnyVersion:
+		return fmt.Errorf("%w: expected version %d", ErrInvalidAppend, expected)
+	}
+	seen := make(map[string]bool, len(evs))
+	for _, e := range evs {
+		if e.ID == "" || e.Type == "" {
+			return fmt.Errorf("%w: event without id or type", ErrInvalidAppend)
+		}
+		if seen[e.ID] {
+			return fmt.Errorf("%w: event id %s twice in one append", ErrInvalidAppend, e.ID)
+		}
+		seen[e.ID] = true
+		if len(e.Data) > 0 && !json.Valid(e.Data) {
+			return fmt.Errorf("%w: event %s data is not JSON", ErrInvalidAppend, e.ID)
+		}
+	}
+	return nil
+}

@@ -107,19 +107,27 @@ func (s *Server) handleAdmissionsAvoided(w http.ResponseWriter, r *http.Request,
 	writeJSON(w, http.StatusOK, s.cfg.Audit.Figures(q))
 }
 
-func (s *Server) handleAccessLog(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
+// auditRange checks the role and reads the optional from/to bounds of an
+// audit read; it answers the request itself when it cannot go on.
+func (s *Server) auditRange(w http.ResponseWriter, r *http.Request, a *escalation.Actor) (time.Time, time.Time, bool) {
 	if !canAudit(a) {
 		s.writeError(w, r, errForbidden)
-		return
+		return time.Time{}, time.Time{}, false
 	}
 	from, err := parseInstant(r, "from")
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+	if err == nil {
+		var to time.Time
+		if to, err = parseInstant(r, "to"); err == nil {
+			return from, to, true
+		}
 	}
-	to, err := parseInstant(r, "to")
-	if err != nil {
-		s.writeError(w, r, err)
+	s.writeError(w, r, err)
+	return time.Time{}, time.Time{}, false
+}
+
+func (s *Server) handleAccessLog(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
+	from, to, ok := s.auditRange(w, r, a)
+	if !ok {
 		return
 	}
 	if err := s.auditReady(r.Context()); err != nil {
@@ -138,18 +146,8 @@ var CSVHeader = []string{"escalation_id", "resident_id", "care_home_id", "raised
 var csvTextColumns = []string{"situation", "rationale", "plan"}
 
 func (s *Server) handleAuditCSV(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
-	if !canAudit(a) {
-		s.writeError(w, r, errForbidden)
-		return
-	}
-	from, err := parseInstant(r, "from")
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	to, err := parseInstant(r, "to")
-	if err != nil {
-		s.writeError(w, r, err)
+	from, to, ok := s.auditRange(w, r, a)
+	if !ok {
 		return
 	}
 	text := r.URL.Query().Get("include_text") == "true"

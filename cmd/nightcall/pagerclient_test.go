@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -21,15 +20,7 @@ type pagerSocket struct {
 // dialPager opens the pager websocket with c's session cookie; it returns
 // the HTTP status when the upgrade is refused.
 func (c *client) dialPager(device string, header ...string) (*pagerSocket, int, error) {
-	u, _ := url.Parse(c.base)
-	h := http.Header{}
-	for _, ck := range c.http.Jar.Cookies(u) {
-		h.Add("Cookie", ck.Name+"="+ck.Value)
-	}
-	h.Set("Origin", c.base)
-	for i := 0; i+1 < len(header); i += 2 {
-		h.Set(header[i], header[i+1])
-	}
+	h := c.signalHeader(header...)
 	wsURL := "ws" + strings.TrimPrefix(c.base, "http") + "/api/v1/pager?device=" + device
 	ws, resp, err := websocket.DefaultDialer.Dial(wsURL, h)
 	if err != nil {

@@ -117,7 +117,7 @@ func (s *Store) fail(op, stream string, ctx context.Context, err error) error {
 
 // Append implements events.Store.
 func (s *Store) Append(ctx context.Context, stream string, expected int64, evs []events.NewEvent, opts events.AppendOptions) ([]events.Envelope, error) {
-	if err := validate(stream, expected, evs); err != nil {
+	if err := events.ValidateAppend(stream, expected, evs); err != nil {
 		return nil, err
 	}
 	now := time.Now().UTC()
@@ -191,31 +191,6 @@ func (s *Store) replayed(ctx context.Context, stream, prev string, evs []events.
 		}
 	}
 	return stored, nil
-}
-
-func validate(stream string, expected int64, evs []events.NewEvent) error {
-	switch {
-	case stream == "":
-		return fmt.Errorf("%w: empty stream name", events.ErrInvalidAppend)
-	case len(evs) == 0:
-		return fmt.Errorf("%w: no events", events.ErrInvalidAppend)
-	case expected < events.AnyVersion:
-		return fmt.Errorf("%w: expected version %d", events.ErrInvalidAppend, expected)
-	}
-	seen := map[string]bool{}
-	for _, e := range evs {
-		if e.ID == "" || e.Type == "" {
-			return fmt.Errorf("%w: event without id or type", events.ErrInvalidAppend)
-		}
-		if seen[e.ID] {
-			return fmt.Errorf("%w: event id %s twice in one append", events.ErrInvalidAppend, e.ID)
-		}
-		seen[e.ID] = true
-		if len(e.Data) > 0 && !json.Valid(e.Data) {
-			return fmt.Errorf("%w: event %s data is not JSON", events.ErrInvalidAppend, e.ID)
-		}
-	}
-	return nil
 }
 
 func envelope(msg goredis.XMessage, stream string, version, position int64) events.Envelope {

@@ -155,7 +155,7 @@ func (s *Store) notify() {
 
 // Append implements events.Store.
 func (s *Store) Append(ctx context.Context, stream string, expected int64, evs []events.NewEvent, opts events.AppendOptions) ([]events.Envelope, error) {
-	if err := validateAppend(stream, expected, evs); err != nil {
+	if err := events.ValidateAppend(stream, expected, evs); err != nil {
 		return nil, err
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
@@ -256,31 +256,6 @@ func (s *Store) replayed(ctx context.Context, tx *sql.Tx, stream, prevStream str
 		}
 	}
 	return stored, nil
-}
-
-func validateAppend(stream string, expected int64, evs []events.NewEvent) error {
-	switch {
-	case stream == "":
-		return fmt.Errorf("%w: empty stream name", events.ErrInvalidAppend)
-	case len(evs) == 0:
-		return fmt.Errorf("%w: no events", events.ErrInvalidAppend)
-	case expected < events.AnyVersion:
-		return fmt.Errorf("%w: expected version %d", events.ErrInvalidAppend, expected)
-	}
-	seen := make(map[string]bool, len(evs))
-	for _, e := range evs {
-		if e.ID == "" || e.Type == "" {
-			return fmt.Errorf("%w: event without id or type", events.ErrInvalidAppend)
-		}
-		if seen[e.ID] {
-			return fmt.Errorf("%w: event id %s twice in one append", events.ErrInvalidAppend, e.ID)
-		}
-		seen[e.ID] = true
-		if len(e.Data) > 0 && !json.Valid(e.Data) {
-			return fmt.Errorf("%w: event %s data is not JSON", events.ErrInvalidAppend, e.ID)
-		}
-	}
-	return nil
 }
 
 const selectEnvelope = `SELECT position, id, stream, version, type, recorded_at, actor, correlation_id, causation_id, data FROM events `
