@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -127,9 +125,7 @@ func rotaCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return errors.New(rotaUsage)
 	}
-	fs := flag.NewFlagSet("rota "+args[0], flag.ContinueOnError)
-	dataDir := fs.String("data-dir", "./data", "data directory")
-	tz := fs.String("timezone", "Europe/London", "rota time zone")
+	fs, dataDir, tz := adminFlags("rota " + args[0])
 	id := fs.String("id", "", "shift id")
 	days := fs.String("days", "", "days the shift starts on, comma-separated")
 	start := fs.String("start", "", "start HH:MM")
@@ -158,8 +154,7 @@ func rotaCmd(ctx context.Context, args []string, stdout io.Writer) error {
 				return fmt.Errorf("--at: %w", err)
 			}
 		}
-		out, _ := json.MarshalIndent(map[string]any{"rota": o.read.Rota(), "at": at.UTC(), "on_call": o.read.RotaLevelsAt(at)}, "", "  ")
-		fmt.Fprintln(stdout, string(out))
+		printJSON(stdout, map[string]any{"rota": o.read.Rota(), "at": at.UTC(), "on_call": o.read.RotaLevelsAt(at)})
 		return nil
 	case "shift":
 		sh := escalation.Shift{ID: *id, Start: *start, End: *end, Levels: parseLevels(*levels)}
@@ -197,13 +192,8 @@ func rotaCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("unknown rota command %q\n%s", args[0], rotaUsage)
 	}
 	if err != nil {
-		var ie *escalation.InputError
-		if errors.As(err, &ie) {
-			return fmt.Errorf("%s: %s", ie.Field, ie.Message)
-		}
-		return err
+		return explain(err)
 	}
-	out, _ := json.MarshalIndent(rota, "", "  ")
-	fmt.Fprintln(stdout, string(out))
+	printJSON(stdout, rota)
 	return nil
 }
