@@ -139,4 +139,20 @@ func TestBrowserVideoCall(t *testing.T) {
 		t.Errorf("consultant frames stuck at %d", now)
 	}
 	screenshot(t, doctor, "../../docs/screenshots/call.png")
+
+	// Poor bandwidth turns the camera off by itself; good bandwidth brings it back.
+	videoOn := `window.NightcallCall && document.getElementById("local").srcObject.getVideoTracks().every(t => t.enabled)`
+	within(t, home, 5*time.Second, chromedp.Evaluate[bool](`NightcallCall.adapt(90000)`))
+	if auto := within(t, home, 5*time.Second, chromedp.Evaluate[bool](`NightcallCall.adapt(90000)`)); !auto {
+		t.Fatal("two poor readings did not switch to audio only")
+	}
+	if within(t, home, 5*time.Second, chromedp.Evaluate[bool](videoOn)) {
+		t.Error("the camera still sends on a poor connection")
+	}
+	for i := 0; i < 3; i++ {
+		within(t, home, 5*time.Second, chromedp.Evaluate[bool](`NightcallCall.adapt(2000000)`))
+	}
+	if !within(t, home, 5*time.Second, chromedp.Evaluate[bool](videoOn)) {
+		t.Error("the camera did not come back on a good connection")
+	}
 }

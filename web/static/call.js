@@ -78,7 +78,7 @@ const Call = (() => {
     bound = true;
     el("mute").addEventListener("click", (e) => toggle(e.currentTarget, "audio", "Mute microphone", "Unmute microphone"));
     el("camera").addEventListener("click", (e) => toggle(e.currentTarget, "video", "Turn camera off", "Turn camera on"));
-    el("audio-only").addEventListener("click", (e) => toggle(e.currentTarget, "video", "Audio only", "Video back on"));
+    el("audio-only").addEventListener("click", (e) => { autoAudioOnly = false; toggle(e.currentTarget, "video", "Audio only", "Video back on"); });
     el("leave").addEventListener("click", () => { send({ type: "bye" }); finish("You left the call."); });
   }
 
@@ -103,6 +103,38 @@ const Call = (() => {
     ws.onmessage = (ev) => onMessage(ev).catch((e) => say("Problem: " + e.message));
     ws.onclose = () => { if (!ended) say("Disconnected from the server."); };
   }
+
+  // Audio only when bandwidth is poor: below 150 kbit/s available to send
+  // for two checks in a row the camera is paused; above 400 kbit/s for three
+  // it comes back, unless the person chose audio only themselves.
+  let poor = 0, good = 0, autoAudioOnly = false;
+  function adapt(bitrate) {
+    const button = el("audio-only");
+    if (!local || !button) return false;
+    const manual = button.getAttribute("aria-pressed") === "true" && !autoAudioOnly;
+    if (manual) return false;
+    if (bitrate < 150000) { poor++; good = 0; } else if (bitrate > 400000) { good++; poor = 0; } else { poor = 0; good = 0; }
+    if (!autoAudioOnly && poor >= 2) {
+      autoAudioOnly = true;
+      local.getVideoTracks().forEach((t) => { t.enabled = false; });
+      button.setAttribute("aria-pressed", "true"); button.textContent = "Video back on";
+      say("Poor connection: audio only for now.");
+    } else if (autoAudioOnly && good >= 3) {
+      autoAudioOnly = false;
+      local.getVideoTracks().forEach((t) => { t.enabled = true; });
+      button.setAttribute("aria-pressed", "false"); button.textContent = "Audio only";
+      say("Connection better: video is back.");
+    }
+    return autoAudioOnly;
+  }
+  setInterval(async () => {
+    if (!pc) return;
+    let rate = null;
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded" && r.availableOutgoingBitrate) rate = r.availableOutgoingBitrate;
+    });
+    if (rate !== null) adapt(rate);
+  }, 3000);
 
   function toggle(button, kind, onText, offText) {
     if (!local) return;
@@ -139,6 +171,6 @@ const Call = (() => {
     return { state: pc.connectionState, transceivers: pc.getTransceivers().map((t) => t.mid + ":" + t.direction + ":" + t.currentDirection), streams: out };
   }
 
-  return { stats, report, start, finish };
+  return { stats, report, start, finish, adapt };
 })();
 window.NightcallCall = Call;
