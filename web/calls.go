@@ -223,6 +223,22 @@ func (s *Server) handleSignal(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, newErr(http.StatusForbidden, "forbidden", "Cross-origin websockets are refused."))
 		return
 	}
+	host, err := s.callHost(r.Context(), string(id))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if host != "" {
+		if s.proxySignal(w, r, host) {
+			return
+		}
+		// The hosting instance is gone: take the room over.
+		if owner, err := s.cfg.Hosts.Takeover(r.Context(), "call:"+string(id), host, s.cfg.AdvertiseURL, callLease); err != nil || owner != s.cfg.AdvertiseURL {
+			s.writeError(w, r, newErr(http.StatusServiceUnavailable, "store_unavailable", "The instance hosting this call cannot be reached."))
+			return
+		}
+		s.log.Warn("took over a call from an unreachable instance", "escalation_id", id)
+	}
 	ws, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return

@@ -60,6 +60,11 @@ type Config struct {
 	Video Calls
 	// ICEServers are the STUN/TURN URLs handed to browsers. Optional.
 	ICEServers []string
+	// Hosts chooses the instance that hosts each call (distributed mode). Optional.
+	Hosts Claimer
+	// AdvertiseURL is how other instances reach this one (http://10.0.0.5:8080).
+	// Optional; with Hosts it makes every participant of a call meet on one instance.
+	AdvertiseURL string
 }
 
 func (c *Config) setDefaults() {

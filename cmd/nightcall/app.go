@@ -214,7 +214,7 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*app, error
 	a.server, err = web.New(web.Config{
 		Service: a.service, Store: store, Accounts: store, Logger: log, Registry: reg,
 		Ready: a.ready, TrustedOrigins: cfg.PublicOrigins, Pager: a.hub, Audit: a.audit, Location: loc,
-		Video: a.sfu, ICEServers: splitList(cfg.ICEServers),
+		Video: a.sfu, ICEServers: splitList(cfg.ICEServers), Hosts: a.hosts(), AdvertiseURL: cfg.AdvertiseURL,
 	})
 	if err != nil {
 		store.Close()
@@ -316,6 +316,14 @@ func reachable(addr string) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
+// hosts is the call-host registry in distributed mode (nil on the embedded store).
+func (a *app) hosts() web.Claimer {
+	if h, ok := a.store.(web.Claimer); ok && a.cfg.Store == "redis" {
+		return h
+	}
+	return nil
+}
+
 func splitList(s string) []string {
 	var out []string
 	for _, v := range strings.Split(s, ",") {
@@ -350,6 +358,9 @@ func (a *app) recordCalls(ctx context.Context) {
 		case video.EventLeft:
 			ev = &escalation.CallParticipantLeft{CallParticipant: escalation.CallParticipant{EscalationID: id, CallID: e.CallID, Role: e.Role}}
 		case video.EventEnded:
+			if h := a.hosts(); h != nil && a.cfg.AdvertiseURL != "" {
+				_ = h.Release(context.WithoutCancel(ctx), "call:"+e.Room, a.cfg.AdvertiseURL)
+			}
 			q := make([]escalation.CallQuality, len(e.Quality))
 			for i, v := range e.Quality {
 				q[i] = escalation.CallQuality(v)

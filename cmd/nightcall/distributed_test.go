@@ -60,3 +60,34 @@ func TestTwoInstancesOnRedis(t *testing.T) {
 		t.Errorf("%d accounts, want %d", len(users), len(demoUsers))
 	}
 }
+
+// A call's participants meet on one instance's SFU whichever instance they
+// reach: the first instance claims the room, the other relays signalling.
+func TestCallAcrossInstances(t *testing.T) {
+	url := redistest.Start(t)
+	addrA, addrB := freeAddr(t), freeAddr(t)
+	inst := func(addr string) func(*serveConfig) {
+		return func(c *serveConfig) {
+			c.Store, c.RedisURL, c.Addr, c.AdvertiseURL = "redis", url, addr, "http://"+addr
+			loopbackVideo(c)
+		}
+	}
+	a := startServer(t, inst(addrA))
+	b := startServer(t, inst(addrB))
+	nurse, okafor := a.signedIn("night.rose"), b.signedIn("dr.okafor")
+	id := str(nurse.do("POST", "/api/v1/escalations", raiseBody("rc-102")).json(t)["id"])
+	if r := okafor.do("POST", "/api/v1/escalations/"+id+"/accept", nil); r.status != 200 {
+		t.Fatalf("accept on b: %d %s", r.status, r.body)
+	}
+	home := joinCall(t, nurse, id)    // reaches a, which claims the room
+	doctor := joinCall(t, okafor, id) // reaches b, which relays to a
+	waitFor(t, 20*time.Second, "media both ways across instances", func() bool { return home.ReceivingFrom(1, 30) && doctor.ReceivingFrom(1, 30) })
+	if a.app.sfu.Rooms() != 1 || b.app.sfu.Rooms() != 0 {
+		t.Errorf("rooms: a %d, b %d; want the call hosted on a only", a.app.sfu.Rooms(), b.app.sfu.Rooms())
+	}
+	// The decision, recorded on b, ends the call hosted on a.
+	if r := okafor.do("POST", "/api/v1/escalations/"+id+"/decision", map[string]string{"outcome": "admit", "counterfactual": "ed", "rationale": "r"}); r.status != 201 {
+		t.Fatalf("decide: %d", r.status)
+	}
+	waitFor(t, 10*time.Second, "the call ends on a", func() bool { return a.app.sfu.Rooms() == 0 && home.GotBye() && doctor.GotBye() })
+}

@@ -93,6 +93,7 @@ type serveConfig struct {
 	WebRTCLoopback     bool
 	WebRTCListenIP     string
 	CallRejoinGrace    time.Duration
+	AdvertiseURL       string
 	Timezone           string
 	LogLevel           string
 	PublicOrigins      []string
@@ -165,6 +166,7 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.BoolVar(&c.WebRTCLoopback, "webrtc-loopback", false, "also gather loopback candidates (tests, single-host demos)")
 	fs.StringVar(&c.WebRTCListenIP, "webrtc-listen-ip", "", "address the media ports bind (default all)")
 	fs.DurationVar(&c.CallRejoinGrace, "call-rejoin-grace", 30*time.Second, "how long a call waits for a lost participant before it ends")
+	fs.StringVar(&c.AdvertiseURL, "advertise-url", "", "how other instances reach this one (distributed mode), e.g. http://10.0.0.5:8080")
 	fs.StringVar(&c.Timezone, "timezone", "Europe/London", "clock for rotas and out-of-hours")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&origins, "public-origin", "", "comma-separated public origins (https://nightcall.example) trusted besides the request's host")
