@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 	"encoding/csv"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -220,5 +219,3 @@ func csvSafe(v string) string {
 	}
 	return v
 }
-
-var _ = fmt.Sprint

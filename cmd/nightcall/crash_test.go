@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -223,5 +222,3 @@ func (p *pending) send(c *client) (int, string, error) {
 	}
 	return resp.StatusCode, out.ID, nil
 }
-
-var _ = http.StatusOK

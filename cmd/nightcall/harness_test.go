@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"nightcall/escalation"
-	"nightcall/events"
 )
 
 // testServer is a whole Nightcall process in the test: a real SQLite file in
@@ -214,8 +213,6 @@ func raiseBody(resident string) map[string]any {
 }
 
 func str(v any) string { s, _ := v.(string); return s }
-
-var _ = events.AnyVersion
 
 func newJSONRequest(method, url string, body any) (*http.Request, error) {
 	b, err := json.Marshal(body)

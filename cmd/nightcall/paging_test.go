@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -305,5 +304,3 @@ func TestPagingResumesAfterSIGKILL(t *testing.T) {
 		t.Errorf("%d escalations raised, want 1", raised)
 	}
 }
-
-var _ = http.StatusOK

@@ -6,7 +6,6 @@ package videoclient
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -298,6 +297,3 @@ func (p *Peer) leave(bye bool) {
 		_ = p.pc.Close()
 	})
 }
-
-// ErrNoCall is returned by helpers when the server refused the call.
-var ErrNoCall = errors.New("videoclient: no call")
