@@ -152,8 +152,8 @@ type RotaLevelsSet struct {
 type RecordAccessed struct {
 	Username     Username     `json:"username"`
 	Role         Role         `json:"role"`
-	What         string       `json:"what"` // resident | resident_events | escalation
-	ResidentID   ResidentID   `json:"resident_id"`
+	What         string       `json:"what"` // resident | resident_events | escalation | resident_list | escalation_list
+	ResidentID   ResidentID   `json:"resident_id,omitempty"`
 	EscalationID EscalationID `json:"escalation_id,omitempty"`
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"time"
 
 	"nightcall/events"
@@ -54,7 +55,14 @@ func (c Config) Validate() error {
 type Service struct {
 	cfg      Config
 	pagedFor func(EscalationID, Username) bool
+
+	listMu    sync.Mutex
+	listReads map[string]time.Time // user|list → last recorded
 }
+
+// listReadEvery bounds how often a user's list reads are put on record: a
+// console refreshing its queue every few seconds would otherwise flood the log.
+const listReadEvery = 5 * time.Minute
 
 // SetPagedFor tells the service who was paged for an escalation: a consultant
 // paged for it may accept even when no longer on call.
@@ -420,6 +428,9 @@ func (s *Service) ListEscalations(ctx context.Context, a Actor, status string) (
 	if err := s.catchUp(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.recordListRead(ctx, a, "escalation_list"); err != nil {
+		return nil, err
+	}
 	all := s.cfg.Read.Escalations()
 	out := make([]*Escalation, 0, len(all))
 	for _, e := range all {
@@ -455,6 +466,9 @@ func matchStatus(s Status, filter string) bool {
 // ListResidents returns the residents the actor may see.
 func (s *Service) ListResidents(ctx context.Context, a Actor) ([]*Resident, error) {
 	if err := s.catchUp(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.recordListRead(ctx, a, "resident_list"); err != nil {
 		return nil, err
 	}
 	all := s.cfg.Read.Residents()
@@ -500,6 +514,29 @@ func (s *Service) canSeeResident(a Actor, r *Resident) bool {
 		}
 	}
 	return false
+}
+
+// recordListRead puts a list read (which shows parts of many records) on
+// record, at most once per user and list every listReadEvery.
+func (s *Service) recordListRead(ctx context.Context, a Actor, what string) error {
+	key := string(a.Username) + "|" + what
+	now := s.cfg.Now()
+	s.listMu.Lock()
+	if s.listReads == nil {
+		s.listReads = map[string]time.Time{}
+	}
+	last, seen := s.listReads[key]
+	s.listMu.Unlock()
+	if seen && now.Sub(last) < listReadEvery {
+		return nil
+	}
+	if err := s.recordAccess(ctx, a, what, "", ""); err != nil {
+		return err
+	}
+	s.listMu.Lock()
+	s.listReads[key] = now
+	s.listMu.Unlock()
+	return nil
 }
 
 // recordAccess puts a read of a resident's record on record. A read that

@@ -123,6 +123,17 @@ func TestJourneyRaiseAcceptDecide(t *testing.T) {
 	if lastAccess["username"] != "night.rose" || lastAccess["resident_id"] != "rc-101" {
 		t.Errorf("last access entry: %v", lastAccess)
 	}
+	listed := 0
+	for _, e := range access {
+		var m map[string]any
+		_ = json.Unmarshal(e.Data, &m)
+		if m["what"] == "escalation_list" && m["username"] == "dr.okafor" {
+			listed++
+		}
+	}
+	if listed != 1 {
+		t.Errorf("dr.okafor's list read is on record %d times, want once", listed)
+	}
 }
 
 func TestFiftyConcurrentAcceptsOneWinner(t *testing.T) {
