@@ -211,6 +211,9 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*app, error
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "nightcall_read_model_position", Help: "Global log position the read model has applied.",
 	}, func() float64 { return float64(a.read.Position()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "nightcall_consumers_stalled", Help: "Safety-critical consumers (the pager) failing on an event; alert on > 0.",
+	}, func() float64 { return float64(a.router.Stalled()) }))
 	a.server, err = web.New(web.Config{
 		Service: a.service, Store: store, Accounts: store, Logger: log, Registry: reg,
 		Ready: a.ready, TrustedOrigins: cfg.PublicOrigins, Pager: a.hub, Audit: a.audit, Location: loc,

@@ -80,6 +80,13 @@ func (r *Router) AddSafetyCritical(name string, sub message.Subscriber, h messag
 	)
 }
 
+// Stalled is the number of safety-critical consumers stalled now (a metric).
+func (r *Router) Stalled() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.stalled)
+}
+
 // Healthy reports an error naming a stalled safety-critical consumer, if any.
 func (r *Router) Healthy() error {
 	r.mu.Lock()

@@ -138,8 +138,8 @@ func TestProjectionPoisonQueueAndSafetyCriticalStall(t *testing.T) {
 	for r.Healthy() == nil && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if r.Healthy() == nil {
-		t.Fatal("a failing safety-critical consumer is not reported")
+	if r.Healthy() == nil || r.Stalled() != 1 {
+		t.Fatalf("a failing safety-critical consumer is not reported (stalled %d)", r.Stalled())
 	}
 	cancel()
 	<-done

@@ -299,8 +299,9 @@ function homePage() {
     const open = await api("GET", "/api/v1/escalations?status=open");
     if (open.length) { escalation = open[0]; waiting(); }
     setInterval(async () => {
-      try { await api("GET", "/healthz"); if (escalation === null || escalation.status !== "unanswered") fallback(false); }
-      catch (e) { fallback(true, "Nightcall cannot be reached. Phone"); }
+      // /readyz also fails when paging is stalled: then the home must phone.
+      try { await api("GET", "/readyz"); if (escalation === null || escalation.status !== "unanswered") fallback(false); }
+      catch (e) { fallback(true, e.status === 503 ? "Nightcall cannot page a consultant right now. Phone" : "Nightcall cannot be reached. Phone"); }
     }, 3000);
   })().catch(() => fallback(true, "Nightcall cannot be reached. Phone"));
 }
