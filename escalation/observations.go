@@ -191,9 +191,6 @@ func (in ObservationsInput) Parse(prefix string, now time.Time) (Observations, e
 		if t.After(now.Add(5 * time.Minute)) {
 			return o, inputErr(KindImplausible, f("taken_at"), "taken_at is in the future")
 		}
-		if t.Before(now.Add(-7 * 24 * time.Hour)) {
-			return o, inputErr(KindImplausible, f("taken_at"), "taken_at is more than 7 days ago")
-		}
 		o.TakenAt = t.UTC()
 	}
 	if len(in.Absent) > 0 {

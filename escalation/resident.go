@@ -163,6 +163,7 @@ func (r *Resident) ApplyEnvelope(env events.Envelope) error {
 
 // record applies a new event and keeps it for saving.
 func (r *Resident) record(e Event, at time.Time) {
+	at = at.UTC() // times on the wire are UTC
 	r.apply(e, at)
 	r.version++
 	r.pending = append(r.pending, pendingEvent{event: e, at: at})

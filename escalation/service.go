@@ -29,7 +29,7 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.Now == nil {
-		c.Now = time.Now
+		c.Now = func() time.Time { return time.Now().UTC() }
 	}
 	if c.ReadYourWritesWait <= 0 {
 		c.ReadYourWritesWait = 3 * time.Second
