@@ -248,7 +248,7 @@ func ParseSoftSigns(field string, codes []string) ([]SoftSign, error) {
 	for i, c := range codes {
 		s := SoftSign(c)
 		if !known[s] {
-			return nil, inputErr(KindInvalidValue, fmt.Sprintf("%s[%d]", field, i), "%q is not a known soft sign", c)
+			return nil, inputErr(KindInvalidValue, field, "%q (item %d) is not a known soft sign", c, i+1)
 		}
 		if !seen[s] {
 			seen[s] = true

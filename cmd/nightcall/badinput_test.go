@@ -73,7 +73,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"neither observations nor soft signs", nurse, "POST", "/api/v1/escalations", with("rc-102", func(b, o map[string]any) { delete(b, "observations"); delete(b, "soft_signs") }), nil, 400, "missing_field", "observations", "rc-102"},
 		{"value left out without reason", nurse, "POST", "/api/v1/escalations", with("rc-102", func(b, o map[string]any) { delete(o, "pulse") }), nil, 400, "missing_field", "observations.pulse", "rc-102"},
 		{"consciousness Z", nurse, "POST", "/api/v1/escalations", with("rc-102", func(b, o map[string]any) { o["consciousness"] = "Z" }), nil, 400, "invalid_value", "observations.consciousness", "rc-102"},
-		{"unknown soft sign", nurse, "POST", "/api/v1/escalations", with("rc-102", func(b, o map[string]any) { b["soft_signs"] = []string{"breathless", "grumpy"} }), nil, 400, "invalid_value", "soft_signs[1]", "rc-102"},
+		{"unknown soft sign", nurse, "POST", "/api/v1/escalations", with("rc-102", func(b, o map[string]any) { b["soft_signs"] = []string{"breathless", "grumpy"} }), nil, 400, "invalid_value", "soft_signs", "rc-102"},
 		{"unknown absent reason", nurse, "POST", "/api/v1/escalations", with("rc-102", func(b, o map[string]any) {
 			delete(o, "temperature")
 			o["absent"] = map[string]string{"temperature": "forgot"}
