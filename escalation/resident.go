@@ -2,6 +2,7 @@ package escalation
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -225,7 +226,8 @@ func (r *Resident) apply(ev Event, at time.Time) {
 		if esc := r.Escalation(e.EscalationID); esc != nil {
 			by, t := e.By, at
 			esc.Status, esc.AcceptedBy, esc.AcceptedAt = StatusAccepted, &by, &t
-			esc.Timeline = append(esc.Timeline, TimelineEntry{At: at, Type: TypeEscalationAccepted, Detail: "accepted by " + string(by.Username)})
+			esc.Timeline = append(esc.Timeline, TimelineEntry{At: at, Type: TypeEscalationAccepted,
+				Detail: fmt.Sprintf("accepted by %s (%.1f s after raise)", by.Username, at.Sub(esc.RaisedAt).Seconds())})
 		}
 	case *EscalationUnanswered:
 		if esc := r.Escalation(e.EscalationID); esc != nil {
