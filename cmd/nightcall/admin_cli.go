@@ -23,6 +23,15 @@ func adminFlags(name string) (*flag.FlagSet, *string, *string) {
 	return fs, fs.String("data-dir", "./data", "data directory"), fs.String("timezone", "Europe/London", "time zone")
 }
 
+// parseAndOpen parses an admin command's flags (made by adminFlags) and
+// opens the data dir they name.
+func parseAndOpen(ctx context.Context, fs *flag.FlagSet, args []string) (*offline, error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return openOffline(ctx, fs.Lookup("data-dir").Value.String(), fs.Lookup("timezone").Value.String())
+}
+
 func printJSON(w io.Writer, v any) {
 	b, _ := json.MarshalIndent(v, "", "  ")
 	fmt.Fprintln(w, string(b))
@@ -49,15 +58,12 @@ func homeCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return errors.New(homeUsage)
 	}
-	fs, dataDir, tz := adminFlags("home " + args[0])
+	fs, _, _ := adminFlags("home " + args[0])
 	id := fs.String("id", "", "home id")
 	name := fs.String("name", "", "name")
 	phone := fs.String("fallback-phone", "", "fallback phone number")
 	contact := fs.String("out-of-hours-contact", "", "out-of-hours contact")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	o, err := openOffline(ctx, *dataDir, *tz)
+	o, err := parseAndOpen(ctx, fs, args[1:])
 	if err != nil {
 		return err
 	}
@@ -87,7 +93,7 @@ func residentCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return errors.New(residentUsage)
 	}
-	fs, dataDir, tz := adminFlags("resident " + args[0])
+	fs, _, _ := adminFlags("resident " + args[0])
 	id := fs.String("id", "", "resident id")
 	home := fs.String("home", "", "care home id")
 	name := fs.String("name", "", "name")
@@ -98,10 +104,7 @@ func residentCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	setBy := fs.String("scale-set-by", "", "clinician who set Scale 2")
 	file := fs.String("file", "", "CSV file to import")
 	dry := fs.Bool("dry-run", false, "check the import without recording anything")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	o, err := openOffline(ctx, *dataDir, *tz)
+	o, err := parseAndOpen(ctx, fs, args[1:])
 	if err != nil {
 		return err
 	}

@@ -125,7 +125,7 @@ func rotaCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return errors.New(rotaUsage)
 	}
-	fs, dataDir, tz := adminFlags("rota " + args[0])
+	fs, _, _ := adminFlags("rota " + args[0])
 	id := fs.String("id", "", "shift id")
 	days := fs.String("days", "", "days the shift starts on, comma-separated")
 	start := fs.String("start", "", "start HH:MM")
@@ -137,10 +137,7 @@ func rotaCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	to := fs.String("to", "", "override end")
 	covered := fs.String("covered", "", "consultant covered")
 	by := fs.String("by", "", "consultant covering")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	o, err := openOffline(ctx, *dataDir, *tz)
+	o, err := parseAndOpen(ctx, fs, args[1:])
 	if err != nil {
 		return err
 	}
