@@ -183,9 +183,6 @@ func (p *Projection) Rota() Rota {
 	return p.rota.clone()
 }
 
-// Location is the rota's time zone.
-func (p *Projection) Location() *time.Location { return p.loc }
-
 // OnCall reports whether username is on any rota level now.
 func (p *Projection) OnCall(username Username) bool {
 	for _, level := range p.RotaLevelsAt(time.Now()) {

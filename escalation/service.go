@@ -260,11 +260,6 @@ func (s *Service) FollowUp(ctx context.Context, meta Meta, id EscalationID, stat
 	})
 }
 
-// ViewIdem wraps an idempotency builder that needs the escalation view.
-func (s *Service) ViewIdem(id func(r *Resident) EscalationID, build func(e *Escalation) (*events.IdempotencyRecord, error)) IdemFunc {
-	return func(r *Resident) (*events.IdempotencyRecord, error) { return build(s.View(r, id(r))) }
-}
-
 // escalationCommand loads the escalation's resident, checks that the actor can
 // see it, and runs fn on the aggregate.
 func (s *Service) escalationCommand(ctx context.Context, meta Meta, id EscalationID, fn func(r *Resident, esc *Escalation) error) (*Escalation, error) {

@@ -235,17 +235,6 @@ func (s *SFU) Rooms() int {
 	return len(s.rooms)
 }
 
-// Participants returns who is in a room now.
-func (s *SFU) Participants(room string) []Participant {
-	s.mu.Lock()
-	r := s.rooms[room]
-	s.mu.Unlock()
-	if r == nil {
-		return nil
-	}
-	return r.participants()
-}
-
 // CloseRoom ends a call (the decision was recorded): everyone gets a bye and
 // every Pion resource is freed.
 func (s *SFU) CloseRoom(room, reason string) {

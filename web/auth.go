@@ -67,8 +67,8 @@ func CheckPassword(hash, password string) bool {
 }
 
 // dummyHash is checked when the user does not exist, so that a bad username
-// takes as long as a bad password.
-var dummyHash, _ = HashPassword("nightcall-no-such-user")
+// takes as long as a bad password. It is made on first use, not at start.
+var dummyHash = sync.OnceValue(func() string { h, _ := HashPassword("nightcall-no-such-user"); return h })
 
 func hashSessionID(id string) string {
 	sum := sha256.Sum256([]byte(id))
@@ -290,7 +290,7 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	acct, err := s.cfg.Accounts.UserByName(r.Context(), req.Username)
 	switch {
 	case errors.Is(err, events.ErrAccountNotFound):
-		CheckPassword(dummyHash, req.Password)
+		CheckPassword(dummyHash(), req.Password)
 		s.limiter.failed(req.Username, addr)
 		s.writeError(w, r, newErr(http.StatusUnauthorized, "unauthenticated", "The username or password is wrong."))
 		return

@@ -43,18 +43,16 @@ const (
 // wsConn is a video.Conn over a gorilla websocket: one writer at a time,
 // keep-alive pings, a read limit and a flood limit.
 type wsConn struct {
-	ws    *websocket.Conn
-	mu    sync.Mutex
+	wsEnd
+	mu    sync.Mutex // one writer at a time
 	limit *rate.Limiter
-	once  sync.Once
-	done  chan struct{}
 }
 
 // NewSignalConn adapts a websocket to the SFU's signalling channel.
 func NewSignalConn(ws *websocket.Conn) video.Conn { return newWSConn(ws) }
 
 func newWSConn(ws *websocket.Conn) *wsConn {
-	c := &wsConn{ws: ws, limit: rate.NewLimiter(signalRate, signalBurst), done: make(chan struct{})}
+	c := &wsConn{wsEnd: newWSEnd(ws), limit: rate.NewLimiter(signalRate, signalBurst)}
 	ws.SetReadLimit(signalReadLimit)
 	_ = ws.SetReadDeadline(time.Now().Add(signalPongWait))
 	ws.SetPongHandler(func(string) error { return ws.SetReadDeadline(time.Now().Add(signalPongWait)) })
@@ -66,10 +64,7 @@ func newWSConn(ws *websocket.Conn) *wsConn {
 			case <-c.done:
 				return
 			case <-t.C:
-				c.mu.Lock()
-				err := ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(10*time.Second))
-				c.mu.Unlock()
-				if err != nil {
+				if err := ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(10*time.Second)); err != nil {
 					return
 				}
 			}
@@ -112,42 +107,7 @@ func (c *wsConn) Recv() (video.Message, error) {
 	}
 }
 
-func (c *wsConn) closeWith(code int, reason string) {
-	c.once.Do(func() {
-		close(c.done)
-		c.mu.Lock()
-		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
-		c.mu.Unlock()
-		_ = c.ws.Close()
-	})
-}
-
 func (c *wsConn) Close(reason string) { c.closeWith(websocket.CloseNormalClosure, reason) }
-
-// refuse closes from the reading goroutine: it sends the close frame, then
-// reads until the client answers (or a second passes) so that the close
-// frame is not lost to a reset while the client is still sending.
-func (c *wsConn) refuse(code int, reason string) {
-	c.once.Do(func() {
-		close(c.done)
-		c.mu.Lock()
-		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
-		c.mu.Unlock()
-		drainAndClose(c.ws)
-	})
-}
-
-// drainAndClose reads what the client still sends until its close frame or
-// a deadline, then closes the connection.
-func drainAndClose(ws *websocket.Conn) {
-	_ = ws.SetReadDeadline(time.Now().Add(time.Second))
-	for {
-		if _, _, err := ws.NextReader(); err != nil {
-			break
-		}
-	}
-	_ = ws.Close()
-}
 
 // guest is a guest's session: one call, one role.
 type guest struct {

@@ -217,12 +217,10 @@ func (h *PagerHub) closeAll() {
 }
 
 type pagerConn struct {
-	ws     *websocket.Conn
+	wsEnd
 	user   escalation.Username
 	device string
 	out    chan []byte
-	once   sync.Once
-	done   chan struct{}
 	log    *slog.Logger
 }
 
@@ -235,24 +233,6 @@ func (c *pagerConn) send(b []byte) {
 		c.log.Warn("pager client too slow; disconnecting", "user", c.user)
 		c.closeWith(websocket.ClosePolicyViolation, "too slow to read pages; reconnect")
 	}
-}
-
-func (c *pagerConn) closeWith(code int, reason string) {
-	c.once.Do(func() {
-		close(c.done)
-		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
-		_ = c.ws.Close()
-	})
-}
-
-// refuse closes from the reading goroutine, keeping the close frame from
-// being lost to a reset while the client is still sending.
-func (c *pagerConn) refuse(code int, reason string) {
-	c.once.Do(func() {
-		close(c.done)
-		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
-		drainAndClose(c.ws)
-	})
 }
 
 func (c *pagerConn) writeLoop() {
@@ -332,7 +312,7 @@ func (s *Server) handlePager(w http.ResponseWriter, r *http.Request, a *escalati
 	if err != nil {
 		return // the upgrader has answered
 	}
-	c := &pagerConn{ws: ws, user: a.Username, device: device, out: make(chan []byte, pagerSendQueue), done: make(chan struct{}), log: s.log}
+	c := &pagerConn{wsEnd: newWSEnd(ws), user: a.Username, device: device, out: make(chan []byte, pagerSendQueue), log: s.log}
 	hub.add(c)
 	defer hub.remove(c)
 	go c.writeLoop()

@@ -123,7 +123,7 @@ common flags: --data-dir (./data), --timezone (Europe/London)
 
 func rotaCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New(rotaUsage)
+		return errors.New(strings.TrimSpace(rotaUsage))
 	}
 	fs, _, _ := adminFlags("rota " + args[0])
 	id := fs.String("id", "", "shift id")
@@ -186,7 +186,7 @@ func rotaCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		rota, err = o.service.AddOverride(ctx, cliAdmin, ov, o.isConsultant)
 	default:
-		return fmt.Errorf("unknown rota command %q\n%s", args[0], rotaUsage)
+		return fmt.Errorf("unknown rota command %q; %s", args[0], strings.TrimSpace(rotaUsage))
 	}
 	if err != nil {
 		return explain(err)

@@ -408,20 +408,30 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 
 func (p *publisher) Close() error { return nil }
 
-// claimScript sets KEYS[1] to ARGV[1] unless another owner holds it, and
-// returns the owner; ARGV[2] is the lease in milliseconds.
-const claimScript = `
+// The claim scripts run by their SHA after the first call (go-redis EVALSHA).
+var (
+	// claimScript sets KEYS[1] to ARGV[1] unless another owner holds it, and
+	// returns the owner; ARGV[2] is the lease in milliseconds.
+	claimScript = goredis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if cur and cur ~= ARGV[1] then return cur end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return ARGV[1]
-`
+return ARGV[1]`)
+	// takeoverScript sets KEYS[1] to ARGV[2] if it is unset or held by ARGV[1].
+	takeoverScript = goredis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[1] then return cur end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return ARGV[2]`)
+	// releaseScript deletes KEYS[1] if ARGV[1] holds it.
+	releaseScript = goredis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
+)
 
 // Claim makes owner the holder of name for ttl unless someone else holds
 // it, and returns the holder. Calls use it to choose the instance that hosts
 // a room.
 func (s *Store) Claim(ctx context.Context, name, owner string, ttl time.Duration) (string, error) {
-	v, err := goredis.NewScript(claimScript).Run(ctx, s.c, []string{s.key("claim", name)}, owner, ttl.Milliseconds()).Text()
+	v, err := claimScript.Run(ctx, s.c, []string{s.key("claim", name)}, owner, ttl.Milliseconds()).Text()
 	if err != nil {
 		return "", s.fail("claim", name, ctx, err)
 	}
@@ -430,12 +440,7 @@ func (s *Store) Claim(ctx context.Context, name, owner string, ttl time.Duration
 
 // Takeover makes owner the holder of name if it is still held by dead.
 func (s *Store) Takeover(ctx context.Context, name, dead, owner string, ttl time.Duration) (string, error) {
-	const script = `
-local cur = redis.call('GET', KEYS[1])
-if cur and cur ~= ARGV[1] then return cur end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return ARGV[2]`
-	v, err := goredis.NewScript(script).Run(ctx, s.c, []string{s.key("claim", name)}, dead, owner, ttl.Milliseconds()).Text()
+	v, err := takeoverScript.Run(ctx, s.c, []string{s.key("claim", name)}, dead, owner, ttl.Milliseconds()).Text()
 	if err != nil {
 		return "", s.fail("takeover", name, ctx, err)
 	}
@@ -444,8 +449,7 @@ return ARGV[2]`
 
 // Release gives up name if owner holds it.
 func (s *Store) Release(ctx context.Context, name, owner string) error {
-	const script = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`
-	if err := goredis.NewScript(script).Run(ctx, s.c, []string{s.key("claim", name)}, owner).Err(); err != nil && !errors.Is(err, goredis.Nil) {
+	if err := releaseScript.Run(ctx, s.c, []string{s.key("claim", name)}, owner).Err(); err != nil && !errors.Is(err, goredis.Nil) {
 		return s.fail("release", name, ctx, err)
 	}
 	return nil
