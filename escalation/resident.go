@@ -3,7 +3,6 @@ package escalation
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -214,8 +213,8 @@ func (r *Resident) apply(ev Event, at time.Time) {
 			esc.SoftSigns = []SoftSign{}
 		}
 		detail := "raised by " + string(e.RaisedBy) + "; advice " + string(e.Advice.Level)
-		if e.NEWS2 != nil && e.NEWS2.Total != nil {
-			detail += "; NEWS2 " + strconv.Itoa(*e.NEWS2.Total)
+		if e.NEWS2 != nil {
+			detail += "; NEWS2 " + e.NEWS2.Label()
 		}
 		esc.Timeline = []TimelineEntry{{At: at, Type: TypeEscalationRaised, Detail: detail}}
 		if e.Observations != nil {

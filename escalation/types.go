@@ -111,19 +111,36 @@ type Advice struct {
 }
 
 // AdviceFor gives the home's advice for a NEWS2 result (nil when only soft
-// signs were raised) and the resident's advance care plan.
+// signs were raised) and the resident's advance care plan. A partial set is
+// advised on its lower bound (the known sub-scores), so a missing value can
+// never lower the advice below what the values taken already call for.
 func AdviceFor(score *news2.Result, acp *AdvanceCarePlan) Advice {
-	switch {
-	case score != nil && score.Total != nil && *score.Total >= 7:
-		text := "NEWS2 7 or more: call 999 now unless the resident's advance care plan says otherwise. The consultant is being paged."
+	if score == nil {
+		return Advice{Level: AdviceRoutine, Text: "The consultant is being paged. Keep observing the resident and escalate again if anything changes."}
+	}
+	what := "NEWS2 7 or more"
+	if score.Partial {
+		what = "NEWS2 " + score.Label() + " from the values taken (a missing value can only add to it)"
+	}
+	switch score.ResponseRisk() {
+	case news2.RiskHigh:
+		text := what + ": call 999 now unless the resident's advance care plan says otherwise. The consultant is being paged."
 		if acp != nil && acp.HospitalAdmission == "not_wanted" {
-			text = "NEWS2 7 or more. The advance care plan records that hospital admission is not wanted: follow it, keep the resident comfortable, and call 999 only if it allows. The consultant is being paged."
+			text = what + ". The advance care plan records that hospital admission is not wanted: follow it, keep the resident comfortable, and call 999 only if it allows. The consultant is being paged."
 		}
 		return Advice{Level: AdviceEmergency, Text: text}
-	case score != nil && ((score.Total != nil && *score.Total >= 5) || score.HasSingleThree()):
-		return Advice{Level: AdviceUrgent, Text: "Urgent: NEWS2 of 5 or 6, or a single score of 3. Stay with the resident and repeat the observations at least every hour. The consultant is being paged."}
+	case news2.RiskMedium, news2.RiskLowMedium:
+		text := "Urgent: NEWS2 of 5 or 6, or a single score of 3. Stay with the resident and repeat the observations at least every hour. The consultant is being paged."
+		if score.Partial {
+			text = "Urgent: " + what + ", or a single score of 3. Stay with the resident, take the missing values if you can, and repeat the observations at least every hour. The consultant is being paged."
+		}
+		return Advice{Level: AdviceUrgent, Text: text}
 	default:
-		return Advice{Level: AdviceRoutine, Text: "The consultant is being paged. Keep observing the resident and escalate again if anything changes."}
+		text := "The consultant is being paged. Keep observing the resident and escalate again if anything changes."
+		if score.Partial {
+			text = "NEWS2 " + score.Label() + ": take the missing values if you can. The consultant is being paged. Keep observing the resident and escalate again if anything changes."
+		}
+		return Advice{Level: AdviceRoutine, Text: text}
 	}
 }
 

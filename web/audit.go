@@ -140,7 +140,11 @@ func (s *Server) handleAccessLog(w http.ResponseWriter, r *http.Request, a *esca
 // columns come only with include_text=true.
 var CSVHeader = []string{"escalation_id", "resident_id", "care_home_id", "raised_at", "out_of_hours", "news2_total", "news2_risk",
 	"status", "ever_unanswered", "accepted_by", "accepted_at", "seconds_to_accept", "decided_at", "outcome", "counterfactual",
-	"decided_by", "seconds_to_decision", "withdrawn_at", "follow_up_status", "follow_up_at"}
+	"decided_by", "seconds_to_decision", "withdrawn_at", "follow_up_status", "follow_up_at",
+	// Added 2026-12: news2 is the score as shown ("8", or "partial, at least 7":
+	// news2_total is empty for a partial set), news2_response_risk the band the
+	// response had to meet.
+	"news2", "news2_response_risk"}
 
 var csvTextColumns = []string{"situation", "rationale", "plan"}
 
@@ -198,7 +202,7 @@ func (s *Server) handleAuditCSV(w http.ResponseWriter, r *http.Request, a *escal
 			strconv.FormatBool(audit.OutOfHours(e.RaisedAt, s.location())), total, e.NEWS2Risk, status,
 			strconv.FormatBool(e.UnansweredAt != nil), string(e.AcceptedBy), stamp(e.AcceptedAt), secs(e.AcceptedAt, e.RaisedAt),
 			stamp(e.DecidedAt), string(e.Outcome), string(e.Counterfactual), string(e.DecidedBy), secs(e.DecidedAt, e.RaisedAt),
-			stamp(e.WithdrawnAt), fuStatus, fuAt}
+			stamp(e.WithdrawnAt), fuStatus, fuAt, e.NEWS2Label, e.NEWS2ResponseRisk}
 		if text {
 			row = append(row, e.Situation, e.Rationale, e.Plan)
 		}

@@ -18,24 +18,29 @@ import (
 
 // Escalation is one escalation's audit record.
 type Escalation struct {
-	ID             escalation.EscalationID
-	ResidentID     escalation.ResidentID
-	CareHomeID     escalation.CareHomeID
-	RaisedAt       time.Time
-	NEWS2Total     *int
-	NEWS2Risk      string
-	AcceptedAt     *time.Time
-	AcceptedBy     escalation.Username
-	UnansweredAt   *time.Time
-	DecidedAt      *time.Time
-	Outcome        escalation.Outcome
-	Counterfactual escalation.Counterfactual
-	DecidedBy      escalation.Username
-	Rationale      string
-	Plan           string
-	Situation      string
-	WithdrawnAt    *time.Time
-	FollowUps      []FollowUp
+	ID         escalation.EscalationID
+	ResidentID escalation.ResidentID
+	CareHomeID escalation.CareHomeID
+	RaisedAt   time.Time
+	NEWS2Total *int
+	NEWS2Risk  string
+	// NEWS2Label is "8", or "partial, at least 7" for an incomplete set;
+	// NEWS2ResponseRisk the band the response had to meet (a partial set's
+	// from its lower bound).
+	NEWS2Label        string
+	NEWS2ResponseRisk string
+	AcceptedAt        *time.Time
+	AcceptedBy        escalation.Username
+	UnansweredAt      *time.Time
+	DecidedAt         *time.Time
+	Outcome           escalation.Outcome
+	Counterfactual    escalation.Counterfactual
+	DecidedBy         escalation.Username
+	Rationale         string
+	Plan              string
+	Situation         string
+	WithdrawnAt       *time.Time
+	FollowUps         []FollowUp
 }
 
 // FollowUp is the home's report of where the resident was.
@@ -126,9 +131,12 @@ func (m *Model) apply(env events.Envelope) error {
 	switch e := ev.(type) {
 	case *escalation.EscalationRaised:
 		a := &Escalation{ID: e.EscalationID, ResidentID: rid, CareHomeID: e.CareHomeID, RaisedAt: at, Situation: e.SBARD.Situation}
-		if e.NEWS2 != nil && e.NEWS2.Total != nil {
-			t := *e.NEWS2.Total
-			a.NEWS2Total, a.NEWS2Risk = &t, string(*e.NEWS2.Risk)
+		if e.NEWS2 != nil {
+			if e.NEWS2.Total != nil {
+				t := *e.NEWS2.Total
+				a.NEWS2Total, a.NEWS2Risk = &t, string(*e.NEWS2.Risk)
+			}
+			a.NEWS2Label, a.NEWS2ResponseRisk = e.NEWS2.Label(), string(e.NEWS2.ResponseRisk())
 		}
 		if _, dup := m.escalations[a.ID]; !dup {
 			m.order = append(m.order, a.ID)

@@ -4,6 +4,11 @@
 // through Score.
 package news2
 
+import (
+	"encoding/json"
+	"strconv"
+)
+
 // Scale is the resident's SpO2 scale. Scale 2 is only for residents with
 // confirmed hypercapnic respiratory failure and a prescribed target of 88–92 %.
 type Scale int
@@ -77,12 +82,63 @@ func (s SubScores) all() []*int {
 }
 
 // Result is a scored observation set. Total and Risk are nil when the set is
-// partial: no aggregate NEWS2 is ever presented from an incomplete set.
+// partial: no aggregate NEWS2 is ever presented from an incomplete set. A
+// missing parameter can only add points, so for a partial set the sum of the
+// sub-scores that are known is a lower bound on the true total: AtLeast holds
+// it, and RiskAtLeast the band that bound already reaches (CLINICAL.md,
+// "Partial sets"). Advice, paging and the queue act on that bound.
 type Result struct {
-	Total     *int      `json:"total"`
-	Risk      *Risk     `json:"risk"`
-	Partial   bool      `json:"partial"`
-	SubScores SubScores `json:"subscores"`
+	Total       *int      `json:"total"`
+	Risk        *Risk     `json:"risk"`
+	Partial     bool      `json:"partial"`
+	AtLeast     *int      `json:"at_least,omitempty"`
+	RiskAtLeast *Risk     `json:"risk_at_least,omitempty"`
+	SubScores   SubScores `json:"subscores"`
+}
+
+// UnmarshalJSON reads a stored result and fills the lower bound of a partial
+// set recorded before the bound was kept, so old events never under-triage.
+func (r *Result) UnmarshalJSON(b []byte) error {
+	type plain Result
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*r = Result(p)
+	if r.Partial {
+		bound, risk := r.SubScores.bound()
+		r.AtLeast, r.RiskAtLeast = &bound, &risk
+	}
+	return nil
+}
+
+// Bound is the total of a complete set, or the lower bound of a partial one.
+func (r Result) Bound() int {
+	if r.Total != nil {
+		return *r.Total
+	}
+	b, _ := r.SubScores.bound()
+	return b
+}
+
+// ResponseRisk is the band the response must meet: the risk of a complete
+// set, or the risk its known sub-scores already reach for a partial one. It
+// is never lower than the known sub-scores call for.
+func (r Result) ResponseRisk() Risk {
+	if r.Risk != nil {
+		return *r.Risk
+	}
+	_, risk := r.SubScores.bound()
+	return risk
+}
+
+// Label is how the score is shown to people: "8", or "partial, at least 7"
+// for an incomplete set (never a total).
+func (r Result) Label() string {
+	if r.Total != nil {
+		return strconv.Itoa(*r.Total)
+	}
+	return "partial, at least " + strconv.Itoa(r.Bound())
 }
 
 // HasSingleThree reports whether any available parameter scored 3, which
@@ -94,6 +150,34 @@ func (r Result) HasSingleThree() bool {
 		}
 	}
 	return false
+}
+
+// bound sums the known sub-scores and bands the sum by RCP Chart 4's
+// precedence (≥7 high, ≥5 medium, any single 3 low-medium, else low).
+func (s SubScores) bound() (int, Risk) {
+	total, three := 0, false
+	for _, p := range s.all() {
+		if p == nil {
+			continue
+		}
+		total += *p
+		if *p == 3 {
+			three = true
+		}
+	}
+	return total, band(total, three)
+}
+
+func band(total int, three bool) Risk {
+	switch {
+	case total >= 7:
+		return RiskHigh
+	case total >= 5:
+		return RiskMedium
+	case three:
+		return RiskLowMedium
+	}
+	return RiskLow
 }
 
 // Score computes NEWS2 for v on the given SpO2 scale.
@@ -141,28 +225,15 @@ func Score(v Vitals, scale Scale) Result {
 	}
 
 	res := Result{SubScores: s}
-	total, three := 0, false
 	for _, p := range s.all() {
 		if p == nil {
 			res.Partial = true
-			continue
-		}
-		total += *p
-		if *p == 3 {
-			three = true
 		}
 	}
+	total, risk := s.bound()
 	if res.Partial {
+		res.AtLeast, res.RiskAtLeast = &total, &risk
 		return res
-	}
-	risk := RiskLow
-	switch {
-	case total >= 7:
-		risk = RiskHigh
-	case total >= 5:
-		risk = RiskMedium
-	case three:
-		risk = RiskLowMedium
 	}
 	res.Total, res.Risk = &total, &risk
 	return res

@@ -57,6 +57,23 @@ const RISK_TEXT = {
   medium: "Medium risk (5–6): urgent response; observe at least hourly.",
   high: "High risk (7 or more): emergency response.",
 };
+// news2Label is the score as people see it: "8", or "partial, at least 7"
+// for an incomplete set, which never shows a total (CLINICAL.md, "Partial sets").
+function news2Label(s) {
+  if (!s) return "–";
+  if (s.total !== null && s.total !== undefined) return String(s.total);
+  const bound = s.at_least !== undefined && s.at_least !== null ? s.at_least
+    : Object.values(s.subscores || {}).reduce((a, v) => a + v, 0);
+  return "partial, at least " + bound;
+}
+// news2Bound orders a queue: the total, or a partial set's lower bound.
+function news2Bound(s) {
+  if (!s) return -1;
+  if (s.total !== null && s.total !== undefined) return s.total;
+  return s.at_least !== undefined && s.at_least !== null ? s.at_least : Object.values(s.subscores || {}).reduce((a, v) => a + v, 0);
+}
+// news2Risk is the band the response must meet: a partial set's is the band its bound reaches.
+function news2Risk(s) { return s ? (s.risk || s.risk_at_least || null) : null; }
 const SUB_LABELS = { respiration_rate: "Resp", spo2: "SpO2", air_or_oxygen: "Air/O2", systolic_bp: "BP", pulse: "Pulse", consciousness: "ACVPU", temperature: "Temp" };
 
 function fmtDuration(ms) {
@@ -149,7 +166,7 @@ function homePage() {
   async function score() {
     const n = ++scoring;
     const o = observations();
-    const complete = NUMERIC.every((f) => o[f] !== undefined || (o.absent && o.absent[f])) && o.consciousness;
+    const complete = NUMERIC.every((f) => o[f] !== undefined || (o.absent && o.absent[f])) && (o.consciousness || (o.absent && o.absent.consciousness));
     if (!complete) {
       $("news2-total").textContent = "—"; $("news2-risk").textContent = "Fill in every value, or say why it was not taken.";
       $("score").className = "score"; $("news2-subscores").textContent = ""; $("news2-response").textContent = ""; $("emergency").hidden = true;
@@ -159,14 +176,15 @@ function homePage() {
       const s = await api("POST", "/api/v1/news2", { observations: o, spo2_scale: current ? current.spo2_scale : 1 });
       if (n !== scoring) return;
       showFieldErrors(null);
-      $("news2-total").textContent = s.total === null ? "partial" : String(s.total);
-      $("news2-risk").textContent = s.risk ? "(" + s.risk + " risk)" : "(no total: a value was not taken)";
-      $("score").className = "score risk-" + (s.risk || "partial");
+      const risk = news2Risk(s);
+      $("news2-total").textContent = news2Label(s);
+      $("news2-risk").textContent = s.risk ? "(" + s.risk + " risk)" : "(a value was not taken: the true score can only be higher" + (risk ? "; at least " + risk + " risk" : "") + ")";
+      $("score").className = "score risk-" + (risk || "partial");
       $("news2-subscores").textContent = Object.entries(s.subscores).map(([k, v]) => SUB_LABELS[k] + " " + v).join(" · ");
-      $("news2-response").textContent = s.risk ? RISK_TEXT[s.risk] : (Object.values(s.subscores).includes(3) ? RISK_TEXT["low-medium"] : "");
-      const emergency = s.total !== null && s.total >= 7;
+      $("news2-response").textContent = risk ? RISK_TEXT[risk] : "";
+      const emergency = risk === "high";
       $("emergency").hidden = !emergency;
-      $("emergency").textContent = emergency ? "NEWS2 " + s.total + ": call 999 now unless the resident's advance care plan says otherwise. Raise this escalation too: the consultant is paged at the same time." : "";
+      $("emergency").textContent = emergency ? "NEWS2 " + news2Label(s) + ": call 999 now unless the resident's advance care plan says otherwise. Raise this escalation too: the consultant is paged at the same time." : "";
     } catch (e) {
       if (n !== scoring) return;
       if (e.status >= 400 && e.status < 500) { showFieldErrors(e.detail); $("news2-total").textContent = "—"; $("news2-risk").textContent = ""; }
@@ -344,7 +362,7 @@ function consolePage() {
       if (m.type === "page") {
         ws.send(JSON.stringify({ type: "received", page_id: m.page_id }));
         const e = m.escalation;
-        const text = "Page: " + e.resident.name + " at " + e.care_home.name + (e.news2 && e.news2.total !== null ? ", NEWS2 " + e.news2.total : "");
+        const text = "Page: " + e.resident.name + " at " + e.care_home.name + (e.news2 ? ", NEWS2 " + news2Label(e.news2) : "");
         $("alert").textContent = text; $("alert").hidden = false;
         beep(); flashTitle(text);
         if ("Notification" in window && Notification.permission === "granted") new Notification("Nightcall", { body: text, requireInteraction: true });
@@ -361,12 +379,14 @@ function consolePage() {
 
   async function loadQueue() {
     const list = await api("GET", "/api/v1/escalations?status=open");
+    // Most urgent first: by NEWS2 (a partial set by its lower bound), then longest waiting.
+    list.sort((a, b) => news2Bound(b.news2) - news2Bound(a.news2) || new Date(a.raised_at) - new Date(b.raised_at));
     $("queue-empty").hidden = list.length > 0;
     const rows = [];
     for (const e of list) {
       const r = await resident(e.resident_id);
-      const risk = e.news2 && e.news2.risk ? e.news2.risk : (e.advice ? e.advice.level : "routine");
-      const total = e.news2 && e.news2.total !== null ? String(e.news2.total) : "–";
+      const risk = news2Risk(e.news2) || (e.advice ? e.advice.level : "routine");
+      const total = news2Label(e.news2);
       rows.push(h("tr", { class: "risk-" + risk },
         h("td", {}, h("span", { class: "pill risk-" + risk }, total + " " + risk)),
         h("td", {}, r ? r.name : e.resident_id), h("td", {}, e.care_home_id),
@@ -398,7 +418,7 @@ function consolePage() {
     $("case-title").textContent = r.name + " — " + e.care_home_id;
     dl($("resident"), [["Name", r.name], ["Born", r.date_of_birth], ["Room", r.room], ["NHS number", r.nhs_number], ["SpO2 scale", r.spo2_scale], ["Allergies", (r.allergies || []).join(", ")]]);
     const s = e.news2;
-    $("case-news2").replaceChildren(s ? h("p", { class: "score risk-" + (s.risk || "partial") }, "NEWS2 " + (s.total === null ? "partial" : s.total) + " " + (s.risk || ""),
+    $("case-news2").replaceChildren(s ? h("p", { class: "score risk-" + (news2Risk(s) || "partial") }, "NEWS2 " + news2Label(s) + " " + (s.risk || (s.risk_at_least ? "(at least " + s.risk_at_least + " risk)" : "")),
       h("br"), Object.entries(s.subscores).map(([k, v]) => SUB_LABELS[k] + " " + v).join(" · ")) : h("p", {}, "No observations: soft signs only."));
     trend(r, e);
     $("sbard").replaceChildren(
