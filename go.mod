@@ -1,4 +1,4 @@
-module nightcall
+module github.com/nightcall-health/nightcall
 
 go 1.26.0
 

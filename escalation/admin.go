@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"nightcall/escalation/news2"
-	"nightcall/events"
+	"github.com/nightcall-health/nightcall/escalation/news2"
+	"github.com/nightcall-health/nightcall/events"
 )
 
 // Administration events.

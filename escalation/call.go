@@ -7,7 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"nightcall/events"
+	"github.com/nightcall-health/nightcall/events"
 )
 
 // Call events, in the resident's stream: a call's start and end and who

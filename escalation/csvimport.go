@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"nightcall/escalation/news2"
+	"github.com/nightcall-health/nightcall/escalation/news2"
 )
 
 // CSVColumns are the columns a resident import may have; id, care_home_id,

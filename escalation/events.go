@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"nightcall/escalation/news2"
-	"nightcall/events"
+	"github.com/nightcall-health/nightcall/escalation/news2"
+	"github.com/nightcall-health/nightcall/events"
 )
 
 // Event is a past-tense fact about a resident, a home or the rota. Each type

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"nightcall/escalation/news2"
+	"github.com/nightcall-health/nightcall/escalation/news2"
 )
 
 // Tenths is a temperature in tenths of a degree Celsius. It is written on the

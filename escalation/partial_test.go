@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"nightcall/escalation/news2"
+	"github.com/nightcall-health/nightcall/escalation/news2"
 )
 
 // The seven NEWS2 inputs, each with values on both sides of every band edge.

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"nightcall/events"
+	"github.com/nightcall-health/nightcall/events"
 )
 
 // Projection is the in-memory read model: every resident and escalation,

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
-	"nightcall/escalation/news2"
-	"nightcall/events"
+	"github.com/nightcall-health/nightcall/escalation/news2"
+	"github.com/nightcall-health/nightcall/events"
 )
 
 // Resident is the aggregate on stream resident-{id}: the resident's details,

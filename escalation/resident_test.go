@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"nightcall/escalation/news2"
-	"nightcall/events"
+	"github.com/nightcall-health/nightcall/escalation/news2"
+	"github.com/nightcall-health/nightcall/events"
 )
 
 var t0 = time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)

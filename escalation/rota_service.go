@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"nightcall/events"
+	"github.com/nightcall-health/nightcall/events"
 )
 
 // IsConsultant reports whether a username belongs to a consultant; the rota

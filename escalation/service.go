@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"nightcall/events"
+	"github.com/nightcall-health/nightcall/events"
 )
 
 // Config configures a Service.

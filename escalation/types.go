@@ -5,7 +5,7 @@
 // events.Store port.
 package escalation
 
-import "nightcall/escalation/news2"
+import "github.com/nightcall-health/nightcall/escalation/news2"
 
 // ResidentID identifies a resident.
 type ResidentID string

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"nightcall/escalation"
-	"nightcall/escalation/news2"
-	"nightcall/events"
+	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/escalation/news2"
+	"github.com/nightcall-health/nightcall/events"
 )
 
 // AccountInput is a new account.

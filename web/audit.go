@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"nightcall/escalation"
-	"nightcall/escalation/audit"
+	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/escalation/audit"
 )
 
 func canAudit(a *escalation.Actor) bool {

@@ -19,8 +19,8 @@ import (
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/time/rate"
 
-	"nightcall/escalation"
-	"nightcall/events"
+	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/events"
 )
 
 // SessionCookie is the name of the session cookie.

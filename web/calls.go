@@ -14,9 +14,9 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
-	"nightcall/escalation"
-	"nightcall/events"
-	"nightcall/video"
+	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/events"
+	"github.com/nightcall-health/nightcall/video"
 )
 
 // Calls is the video port: the SFU.

@@ -7,8 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 
-	"nightcall/escalation"
-	"nightcall/events"
+	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/events"
 )
 
 // apiError is the body of every error response.

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"nightcall/escalation"
-	"nightcall/escalation/news2"
+	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/escalation/news2"
 )
 
 type raiseRequest struct {

@@ -8,8 +8,8 @@ import (
 
 	"github.com/samply/golang-fhir-models/fhir-models/fhir"
 
-	"nightcall/escalation"
-	"nightcall/escalation/news2"
+	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/escalation/news2"
 )
 
 // Code systems.

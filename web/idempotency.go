@@ -7,8 +7,8 @@ import (
 	"errors"
 	"net/http"
 
-	"nightcall/escalation"
-	"nightcall/events"
+	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/events"
 )
 
 // idem handles the Idempotency-Key of one request. It is scoped to (user,

@@ -17,9 +17,9 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
-	"nightcall/escalation"
-	"nightcall/escalation/news2"
-	"nightcall/escalation/paging"
+	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/escalation/news2"
+	"github.com/nightcall-health/nightcall/escalation/paging"
 )
 
 // Pager websocket timings and limits.

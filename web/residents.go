@@ -5,8 +5,8 @@ import (
 	"slices"
 	"time"
 
-	"nightcall/escalation"
-	"nightcall/events"
+	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/events"
 )
 
 // residentView is the resident as API.md gives it.

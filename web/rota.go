@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"time"
 
-	"nightcall/escalation"
-	"nightcall/events"
+	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/events"
 )
 
 func (s *Server) isConsultant(ctx context.Context, u escalation.Username) (bool, error) {

@@ -12,9 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"nightcall/escalation"
-	"nightcall/escalation/news2"
-	"nightcall/web"
+	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/escalation/news2"
+	"github.com/nightcall-health/nightcall/web"
 )
 
 // adminFlags are the flags every admin command takes.

@@ -19,15 +19,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"nightcall/escalation"
-	"nightcall/escalation/audit"
-	"nightcall/escalation/paging"
-	"nightcall/events"
-	"nightcall/events/bus"
-	redisstore "nightcall/events/redis"
-	"nightcall/events/sqlite"
-	"nightcall/video"
-	"nightcall/web"
+	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/escalation/audit"
+	"github.com/nightcall-health/nightcall/escalation/paging"
+	"github.com/nightcall-health/nightcall/events"
+	"github.com/nightcall-health/nightcall/events/bus"
+	redisstore "github.com/nightcall-health/nightcall/events/redis"
+	"github.com/nightcall-health/nightcall/events/sqlite"
+	"github.com/nightcall-health/nightcall/video"
+	"github.com/nightcall-health/nightcall/web"
 )
 
 // app is one running Nightcall process: store, read model, consumers, HTTP.

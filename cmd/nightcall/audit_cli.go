@@ -12,11 +12,11 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"nightcall/escalation"
-	"nightcall/escalation/audit"
-	"nightcall/escalation/paging"
-	"nightcall/events"
-	"nightcall/events/sqlite"
+	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/escalation/audit"
+	"github.com/nightcall-health/nightcall/escalation/paging"
+	"github.com/nightcall-health/nightcall/events"
+	"github.com/nightcall-health/nightcall/events/sqlite"
 )
 
 // replay feeds the whole log to apply, reporting progress on progress.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"nightcall/escalation/audit"
+	"github.com/nightcall-health/nightcall/escalation/audit"
 )
 
 // nhs returns a valid NHS number in the 999 test range for n.

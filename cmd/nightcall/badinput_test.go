@@ -12,8 +12,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"nightcall/escalation"
-	"nightcall/events"
+	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/events"
 )
 
 // with returns raiseBody(resident) changed by fn.

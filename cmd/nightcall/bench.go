@@ -11,7 +11,7 @@ import (
 	"slices"
 	"time"
 
-	"nightcall/events/sqlite"
+	"github.com/nightcall-health/nightcall/events/sqlite"
 )
 
 func bench(ctx context.Context, args []string, stdout io.Writer) error {

@@ -12,11 +12,11 @@ import (
 
 	"github.com/google/uuid"
 
-	"nightcall/escalation"
-	"nightcall/escalation/audit"
-	"nightcall/escalation/news2"
-	"nightcall/events"
-	"nightcall/events/sqlite"
+	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/escalation/audit"
+	"github.com/nightcall-health/nightcall/escalation/news2"
+	"github.com/nightcall-health/nightcall/events"
+	"github.com/nightcall-health/nightcall/events/sqlite"
 )
 
 // seedAuditLog writes about n events: residents with escalations raised,

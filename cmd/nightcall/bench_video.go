@@ -22,9 +22,9 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v3"
 
-	"nightcall/video"
-	"nightcall/video/videoclient"
-	"nightcall/web"
+	"github.com/nightcall-health/nightcall/video"
+	"github.com/nightcall-health/nightcall/video/videoclient"
+	"github.com/nightcall-health/nightcall/web"
 )
 
 // benchVideo measures the server's CPU per forwarded RTP packet with calls

@@ -8,7 +8,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"nightcall/video/videoclient"
+	"github.com/nightcall-health/nightcall/video/videoclient"
 )
 
 // signalHeader carries c's cookies and its own Origin.

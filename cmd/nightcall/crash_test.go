@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"nightcall/escalation"
-	"nightcall/events/sqlite"
+	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/events/sqlite"
 )
 
 // buildBinary builds this command once per test run.

@@ -7,10 +7,10 @@ import (
 
 	"github.com/google/uuid"
 
-	"nightcall/escalation"
-	"nightcall/escalation/news2"
-	"nightcall/events"
-	"nightcall/web"
+	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/escalation/news2"
+	"github.com/nightcall-health/nightcall/events"
+	"github.com/nightcall-health/nightcall/web"
 )
 
 // The demo data of API.md. Names and NHS numbers are fictitious (999 is the

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"nightcall/escalation"
-	"nightcall/events/redis/redistest"
+	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/events/redis/redistest"
 )
 
 // Two instances on one real redis-server: a raise on one pages a consultant

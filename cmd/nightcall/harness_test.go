@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"nightcall/escalation"
+	"github.com/nightcall-health/nightcall/escalation"
 )
 
 // testServer is a whole Nightcall process in the test: a real SQLite file in

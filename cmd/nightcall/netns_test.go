@@ -18,7 +18,7 @@ import (
 	"github.com/pion/transport/v2/stdnet"
 	"github.com/pion/webrtc/v3"
 
-	"nightcall/video/videoclient"
+	"github.com/nightcall-health/nightcall/video/videoclient"
 )
 
 // TestMain lets the test binary double as the care home's peer inside a

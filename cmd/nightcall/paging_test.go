@@ -12,9 +12,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 
-	"nightcall/escalation"
-	"nightcall/events"
-	"nightcall/events/sqlite"
+	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/events"
+	"github.com/nightcall-health/nightcall/events/sqlite"
 )
 
 func timeouts(page, receipt time.Duration) func(*serveConfig) {

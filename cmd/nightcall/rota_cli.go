@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"nightcall/escalation"
-	"nightcall/events"
-	"nightcall/events/sqlite"
+	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/events"
+	"github.com/nightcall-health/nightcall/events/sqlite"
 )
 
 // offline is the store and service for an admin command run beside (or

@@ -9,7 +9,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"nightcall/escalation"
+	"github.com/nightcall-health/nightcall/escalation"
 )
 
 func loopbackVideo(c *serveConfig) {

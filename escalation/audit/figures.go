@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"nightcall/escalation"
+	"github.com/nightcall-health/nightcall/escalation"
 )
 
 // Query selects escalations raised in [From, To) (zero bounds are open),

@@ -12,8 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"nightcall/escalation"
-	"nightcall/events"
+	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/events"
 )
 
 // Escalation is one escalation's audit record.

@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"nightcall/escalation"
-	"nightcall/events"
+	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/events"
 )
 
 // Notice is a page as pushed to a consultant's devices.

@@ -7,7 +7,7 @@ package paging
 import (
 	"time"
 
-	"nightcall/escalation"
+	"github.com/nightcall-health/nightcall/escalation"
 )
 
 // Policy holds the timings.

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"nightcall/escalation"
+	"github.com/nightcall-health/nightcall/escalation"
 )
 
 var (

@@ -17,7 +17,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
-	"nightcall/events"
+	"github.com/nightcall-health/nightcall/events"
 )
 
 // LogTopic is the only topic a LogSubscriber serves: the global event log.

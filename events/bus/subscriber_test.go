@@ -9,10 +9,10 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"nightcall/events"
-	"nightcall/events/bus"
-	"nightcall/events/eventstest"
-	"nightcall/events/sqlite"
+	"github.com/nightcall-health/nightcall/events"
+	"github.com/nightcall-health/nightcall/events/bus"
+	"github.com/nightcall-health/nightcall/events/eventstest"
+	"github.com/nightcall-health/nightcall/events/sqlite"
 )
 
 func openStore(t *testing.T) *sqlite.Store {

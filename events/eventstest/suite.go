@@ -15,7 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"nightcall/events"
+	"github.com/nightcall-health/nightcall/events"
 )
 
 // Factory returns an empty store for one test; the factory arranges its cleanup.

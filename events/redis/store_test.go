@@ -7,10 +7,10 @@ import (
 
 	"github.com/google/uuid"
 
-	"nightcall/events"
-	"nightcall/events/eventstest"
-	"nightcall/events/redis"
-	"nightcall/events/redis/redistest"
+	"github.com/nightcall-health/nightcall/events"
+	"github.com/nightcall-health/nightcall/events/eventstest"
+	"github.com/nightcall-health/nightcall/events/redis"
+	"github.com/nightcall-health/nightcall/events/redis/redistest"
 )
 
 func TestRedisStoreContract(t *testing.T) {

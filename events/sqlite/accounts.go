@@ -6,7 +6,7 @@ import (
 	"errors"
 	"time"
 
-	"nightcall/events"
+	"github.com/nightcall-health/nightcall/events"
 )
 
 // Accounts live beside the log, not in it: password hashes must be replaceable

@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"nightcall/events"
+	"github.com/nightcall-health/nightcall/events"
 )
 
 // benchData is a typical observation event body.

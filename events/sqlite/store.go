@@ -20,7 +20,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
-	"nightcall/events"
+	"github.com/nightcall-health/nightcall/events"
 )
 
 // Config configures a Store.

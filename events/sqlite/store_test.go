@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"nightcall/events"
-	"nightcall/events/eventstest"
-	"nightcall/events/sqlite"
+	"github.com/nightcall-health/nightcall/events"
+	"github.com/nightcall-health/nightcall/events/eventstest"
+	"github.com/nightcall-health/nightcall/events/sqlite"
 )
 
 func open(t testing.TB) *sqlite.Store {

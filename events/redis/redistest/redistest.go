@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"nightcall/events/redis"
+	"github.com/nightcall-health/nightcall/events/redis"
 )
 
 // Start runs redis-server on a free loopback port with the durability
