@@ -1,10 +1,18 @@
 # Nightcall. `make test` is what CI runs (.ci/run) and what the README gives.
 GO ?= go
 
-.PHONY: test deps vet bench run
+.PHONY: test deps vet staticcheck fuzz fuzz-quick bench run
 
-test: deps vet
+# STATICCHECK is pinned; `go run` fetches it through the module proxy once.
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# FUZZ lists every fuzz target of a decoder of outside input, as package:target.
+FUZZ = ./web:FuzzRaiseBody ./web:FuzzPagerFrame ./web:FuzzSignalFrame ./video:FuzzCheckAnswer \
+	./escalation:FuzzObservations ./escalation:FuzzResidentsCSV
+
+test: deps vet staticcheck
 	$(GO) test -race -count=1 -timeout 30m ./...
+	$(MAKE) --no-print-directory fuzz-quick
 
 # deps installs what the tests need when it is missing (Debian; run as root):
 # gcc for the race detector, Chromium for the browser tests, redis-server for
@@ -24,6 +32,21 @@ deps:
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+
+staticcheck:
+	$(STATICCHECK) ./...
+
+# fuzz-quick runs each target for a few seconds (part of make test); fuzz
+# runs each for FUZZTIME (default 3 minutes).
+FUZZTIME ?= 3m
+fuzz-quick:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=4s
+
+fuzz:
+	@for t in $(FUZZ); do pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3000x ./events/sqlite/

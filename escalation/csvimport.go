@@ -113,7 +113,7 @@ func rowInput(get func(string) string) (ResidentInput, *ImportRow) {
 	if get("acp_focus") != "" || get("acp_hospital_admission") != "" || get("acp_cpr") != "" {
 		in.AdvanceCarePlan = &AdvanceCarePlan{
 			HasRespectForm: strings.EqualFold(get("acp_has_respect_form"), "true") || get("acp_has_respect_form") == "yes",
-			Focus:          get("acp_focus"), HospitalAdmission: get("acp_hospital_admission"), CPR: get("acp_cpr"),
+			Focus:          CareFocus(get("acp_focus")), HospitalAdmission: AdmissionPreference(get("acp_hospital_admission")), CPR: CPRDecision(get("acp_cpr")),
 			Summary: get("acp_summary"), RecordedAt: get("acp_recorded_at"), ReviewDue: get("acp_review_due"),
 		}
 	}

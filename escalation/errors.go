@@ -77,3 +77,25 @@ func (e *InputError) Error() string {
 func inputErr(kind ErrorKind, field, format string, args ...any) *InputError {
 	return &InputError{Kind: kind, Field: field, Message: fmt.Sprintf(format, args...)}
 }
+
+// ErrDuplicate is behind DuplicateError.
+var ErrDuplicate = errors.New("already exists")
+
+// DuplicateError names the field that duplicates an existing record.
+type DuplicateError struct{ Field, Message string }
+
+func (e *DuplicateError) Error() string { return e.Field + ": " + e.Message }
+
+// Unwrap makes errors.Is(err, ErrDuplicate) true.
+func (e *DuplicateError) Unwrap() error { return ErrDuplicate }
+
+// ErrNotAStay means a follow-up was given for an escalation not decided as a stay.
+var ErrNotAStay = errors.New("follow-ups are for escalations decided as a stay")
+
+// Invite errors.
+var (
+	// ErrInviteUsed means the one-time invite was opened before.
+	ErrInviteUsed = errors.New("this invitation has been used")
+	// ErrInviteExpired means the invite's time is up or its call has ended.
+	ErrInviteExpired = errors.New("this invitation has expired or its call has ended")
+)

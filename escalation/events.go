@@ -10,28 +10,34 @@ import (
 )
 
 // Event is a past-tense fact about a resident, a home or the rota. Each type
-// is registered once under a stable name that is never reused.
+// is registered once under a stable name that is never renamed or reused; the
+// names are held to testdata/event-types.golden.
 type Event interface{ EventType() string }
 
-// Stable event type names.
+// Stable event type names of residents, escalations and care homes. The
+// paging, call, rota and account events are named beside their types.
 const (
-	TypeResidentAdmitted         = "resident.admitted"
-	TypeBaselineRecorded         = "resident.baseline_recorded"
-	TypeCarePlanRecorded         = "resident.advance_care_plan_recorded"
-	TypeSpO2ScaleChanged         = "resident.spo2_scale_changed"
-	TypeObservationsRecorded     = "resident.observations_recorded"
-	TypeHospitalAdmissionRecorde = "resident.hospital_admission_recorded"
-	TypeResidentLeft             = "resident.left"
-	TypeResidentDied             = "resident.died"
-	TypeEscalationRaised         = "escalation.raised"
-	TypeEscalationAccepted       = "escalation.accepted"
-	TypeEscalationUnanswered     = "escalation.unanswered"
-	TypeEscalationDecided        = "escalation.decided"
-	TypeEscalationWithdrawn      = "escalation.withdrawn"
-	TypeEscalationFollowedUp     = "escalation.followed_up"
-	TypeCareHomeRegistered       = "carehome.registered"
-	TypeRotaLevelsSet            = "rota.levels_set"
-	TypeRecordAccessed           = "access.record_read"
+	TypeResidentAdmitted          = "resident.admitted"
+	TypeBaselineRecorded          = "resident.baseline_recorded"
+	TypeCarePlanRecorded          = "resident.advance_care_plan_recorded"
+	TypeSpO2ScaleChanged          = "resident.spo2_scale_changed"
+	TypeObservationsRecorded      = "resident.observations_recorded"
+	TypeHospitalAdmissionRecorded = "resident.hospital_admission_recorded"
+	TypeResidentLeft              = "resident.left"
+	TypeResidentDied              = "resident.died"
+	TypeEscalationRaised          = "escalation.raised"
+	TypeEscalationAccepted        = "escalation.accepted"
+	TypeEscalationUnanswered      = "escalation.unanswered"
+	TypeEscalationDecided         = "escalation.decided"
+	TypeEscalationWithdrawn       = "escalation.withdrawn"
+	TypeEscalationFollowedUp      = "escalation.followed_up"
+	TypeCareHomeRegistered        = "carehome.registered"
+	TypeCareHomeUpdated           = "carehome.updated"
+	TypeCareHomeDeactivated       = "carehome.deactivated"
+	TypeResidentMoved             = "resident.moved"
+	TypeAllergiesRecorded         = "resident.allergies_recorded"
+	TypeRotaLevelsSet             = "rota.levels_set"
+	TypeRecordAccessed            = "access.record_read"
 )
 
 // ResidentAdmitted: the resident came into a home's care.
@@ -71,10 +77,10 @@ type ObservationsRecorded struct {
 
 // HospitalAdmissionRecorded: the resident went to hospital or A&E.
 type HospitalAdmissionRecorded struct {
-	At        time.Time `json:"at"`
-	Kind      string    `json:"kind"` // admission | ed_attendance
-	Unplanned bool      `json:"unplanned"`
-	Reason    string    `json:"reason,omitempty"`
+	At        time.Time     `json:"at"`
+	Kind      AdmissionKind `json:"kind"`
+	Unplanned bool          `json:"unplanned"`
+	Reason    string        `json:"reason,omitempty"`
 }
 
 // ResidentLeft: the resident left the home.
@@ -133,14 +139,36 @@ type EscalationWithdrawn struct {
 
 // EscalationFollowedUp: the home confirmed where the resident is after a stay.
 type EscalationFollowedUp struct {
-	EscalationID EscalationID `json:"escalation_id"`
-	Status       string       `json:"status"` // at_home | admitted | ed_attendance | died
-	At           time.Time    `json:"at"`
+	EscalationID EscalationID   `json:"escalation_id"`
+	Status       FollowUpStatus `json:"status"`
+	At           time.Time      `json:"at"`
 }
 
 // CareHomeRegistered: a home joined the service.
 type CareHomeRegistered struct {
 	CareHome
+}
+
+// CareHomeUpdated: name, fallback number or out-of-hours contact changed.
+type CareHomeUpdated struct {
+	CareHome
+}
+
+// CareHomeDeactivated: the home no longer uses the service.
+type CareHomeDeactivated struct {
+	ID CareHomeID `json:"id"`
+}
+
+// ResidentMoved: the resident moved to another home.
+type ResidentMoved struct {
+	From CareHomeID `json:"from"`
+	To   CareHomeID `json:"to"`
+	Room string     `json:"room"`
+}
+
+// AllergiesRecorded: the resident's allergies, replacing earlier ones.
+type AllergiesRecorded struct {
+	Allergies []string `json:"allergies"`
 }
 
 // RotaLevelsSet: the consultants on call, level by level.
@@ -162,7 +190,7 @@ func (BaselineRecorded) EventType() string          { return TypeBaselineRecorde
 func (CarePlanRecorded) EventType() string          { return TypeCarePlanRecorded }
 func (SpO2ScaleChanged) EventType() string          { return TypeSpO2ScaleChanged }
 func (ObservationsRecorded) EventType() string      { return TypeObservationsRecorded }
-func (HospitalAdmissionRecorded) EventType() string { return TypeHospitalAdmissionRecorde }
+func (HospitalAdmissionRecorded) EventType() string { return TypeHospitalAdmissionRecorded }
 func (ResidentLeft) EventType() string              { return TypeResidentLeft }
 func (ResidentDied) EventType() string              { return TypeResidentDied }
 func (EscalationRaised) EventType() string          { return TypeEscalationRaised }
@@ -172,27 +200,55 @@ func (EscalationDecided) EventType() string         { return TypeEscalationDecid
 func (EscalationWithdrawn) EventType() string       { return TypeEscalationWithdrawn }
 func (EscalationFollowedUp) EventType() string      { return TypeEscalationFollowedUp }
 func (CareHomeRegistered) EventType() string        { return TypeCareHomeRegistered }
+func (CareHomeUpdated) EventType() string           { return TypeCareHomeUpdated }
+func (CareHomeDeactivated) EventType() string       { return TypeCareHomeDeactivated }
+func (ResidentMoved) EventType() string             { return TypeResidentMoved }
+func (AllergiesRecorded) EventType() string         { return TypeAllergiesRecorded }
 func (RotaLevelsSet) EventType() string             { return TypeRotaLevelsSet }
 func (RecordAccessed) EventType() string            { return TypeRecordAccessed }
 
-var registry = map[string]func() Event{
-	TypeResidentAdmitted:         func() Event { return &ResidentAdmitted{} },
-	TypeBaselineRecorded:         func() Event { return &BaselineRecorded{} },
-	TypeCarePlanRecorded:         func() Event { return &CarePlanRecorded{} },
-	TypeSpO2ScaleChanged:         func() Event { return &SpO2ScaleChanged{} },
-	TypeObservationsRecorded:     func() Event { return &ObservationsRecorded{} },
-	TypeHospitalAdmissionRecorde: func() Event { return &HospitalAdmissionRecorded{} },
-	TypeResidentLeft:             func() Event { return &ResidentLeft{} },
-	TypeResidentDied:             func() Event { return &ResidentDied{} },
-	TypeEscalationRaised:         func() Event { return &EscalationRaised{} },
-	TypeEscalationAccepted:       func() Event { return &EscalationAccepted{} },
-	TypeEscalationUnanswered:     func() Event { return &EscalationUnanswered{} },
-	TypeEscalationDecided:        func() Event { return &EscalationDecided{} },
-	TypeEscalationWithdrawn:      func() Event { return &EscalationWithdrawn{} },
-	TypeEscalationFollowedUp:     func() Event { return &EscalationFollowedUp{} },
-	TypeCareHomeRegistered:       func() Event { return &CareHomeRegistered{} },
-	TypeRotaLevelsSet:            func() Event { return &RotaLevelsSet{} },
-	TypeRecordAccessed:           func() Event { return &RecordAccessed{} },
+// registry makes an empty event of each registered type, by stable name.
+var registry = map[string]func() Event{}
+
+// registered is every name in the order it was registered, twice if a name
+// was: TestEventTypesGolden holds it to the golden list.
+var registered []string
+
+// register adds event types to the registry under the names they give.
+func register(mks ...func() Event) {
+	for _, mk := range mks {
+		name := mk().EventType()
+		registered = append(registered, name)
+		if _, dup := registry[name]; !dup {
+			registry[name] = mk
+		}
+	}
+}
+
+func init() {
+	register(
+		func() Event { return &ResidentAdmitted{} },
+		func() Event { return &BaselineRecorded{} },
+		func() Event { return &CarePlanRecorded{} },
+		func() Event { return &SpO2ScaleChanged{} },
+		func() Event { return &ObservationsRecorded{} },
+		func() Event { return &HospitalAdmissionRecorded{} },
+		func() Event { return &ResidentLeft{} },
+		func() Event { return &ResidentDied{} },
+		func() Event { return &EscalationRaised{} },
+		func() Event { return &EscalationAccepted{} },
+		func() Event { return &EscalationUnanswered{} },
+		func() Event { return &EscalationDecided{} },
+		func() Event { return &EscalationWithdrawn{} },
+		func() Event { return &EscalationFollowedUp{} },
+		func() Event { return &CareHomeRegistered{} },
+		func() Event { return &CareHomeUpdated{} },
+		func() Event { return &CareHomeDeactivated{} },
+		func() Event { return &ResidentMoved{} },
+		func() Event { return &AllergiesRecorded{} },
+		func() Event { return &RotaLevelsSet{} },
+		func() Event { return &RecordAccessed{} },
+	)
 }
 
 // Decode turns a stored envelope into its event. Unknown types (written by a

@@ -47,6 +47,10 @@ type Observations struct {
 	Temperature     *Tenths                 `json:"temperature,omitempty"`
 	TakenAt         time.Time               `json:"taken_at"`
 	Absent          map[string]AbsentReason `json:"absent,omitempty"`
+
+	// OxygenLitresPerMin is the oxygen flow in L/min, when on oxygen and
+	// given (optional; it does not change the score).
+	OxygenLitresPerMin *Tenths `json:"oxygen_litres_per_min,omitempty"`
 }
 
 // Vitals converts o for scoring.
@@ -74,6 +78,8 @@ type ObservationsInput struct {
 	Temperature     json.RawMessage   `json:"temperature"`
 	TakenAt         json.RawMessage   `json:"taken_at"`
 	Absent          map[string]string `json:"absent"`
+
+	OxygenLitresPerMin json.RawMessage `json:"oxygen_litres_per_min"`
 }
 
 type numericField struct {
@@ -158,6 +164,22 @@ func (in ObservationsInput) Parse(prefix string, now time.Time) (Observations, e
 		// Not given and not marked absent: the resident is breathing room air.
 		b := false
 		o.OnOxygen = &b
+	}
+
+	if present(in.OxygenLitresPerMin) {
+		const field = "oxygen_litres_per_min"
+		v, err := roundedDecimal(in.OxygenLitresPerMin, 10)
+		if err != nil {
+			return o, inputErr(KindInvalidJSON, f(field), "oxygen_litres_per_min must be a number of litres per minute")
+		}
+		if v < 5 || v > 150 {
+			return o, inputErr(KindImplausible, f(field), "oxygen_litres_per_min must be between 0.5 and 15.0 L/min")
+		}
+		if o.OnOxygen == nil || !*o.OnOxygen {
+			return o, inputErr(KindInconsistent, f(field), "an oxygen flow is given but on_oxygen is not true")
+		}
+		l := Tenths(v)
+		o.OxygenLitresPerMin = &l
 	}
 
 	switch {

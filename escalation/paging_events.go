@@ -53,10 +53,12 @@ func (PageSeen) EventType() string     { return TypePageSeen }
 func (PageTimedOut) EventType() string { return TypePageTimedOut }
 
 func init() {
-	registry[TypePaged] = func() Event { return &Paged{} }
-	registry[TypePageReceived] = func() Event { return &PageReceived{} }
-	registry[TypePageSeen] = func() Event { return &PageSeen{} }
-	registry[TypePageTimedOut] = func() Event { return &PageTimedOut{} }
+	register(
+		func() Event { return &Paged{} },
+		func() Event { return &PageReceived{} },
+		func() Event { return &PageSeen{} },
+		func() Event { return &PageTimedOut{} },
+	)
 }
 
 // IsPagingStream reports whether stream is an escalation's paging stream.

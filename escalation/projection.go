@@ -24,7 +24,8 @@ type Projection struct {
 	rota      Rota
 	rotaLog   []rotaVersion
 	loc       *time.Location
-	advanced  chan struct{}
+	// at is the applied position, for WaitFor.
+	at events.PositionWaiter
 }
 
 // NewProjection returns an empty read model at position 0. loc is the
@@ -35,7 +36,6 @@ func NewProjection(loc *time.Location) *Projection {
 		residents: map[ResidentID]*Resident{},
 		escIndex:  map[EscalationID]ResidentID{},
 		homes:     map[CareHomeID]CareHome{},
-		advanced:  make(chan struct{}),
 	}
 }
 
@@ -93,7 +93,7 @@ func (p *Projection) Apply(env events.Envelope) error {
 			return err
 		}
 		if r := p.residents[p.escIndex[ref.EscalationID]]; r != nil && ev != nil {
-			if esc := r.Escalation(ref.EscalationID); esc != nil {
+			if esc := r.escalation(ref.EscalationID); esc != nil {
 				esc.applyPaging(ev, env.RecordedAt)
 			}
 		}
@@ -106,27 +106,18 @@ func (p *Projection) Apply(env events.Envelope) error {
 		p.rotaLog = append(p.rotaLog, rotaVersion{from: env.RecordedAt, rota: p.rota.clone()})
 	}
 	p.pos = env.Position
-	close(p.advanced)
-	p.advanced = make(chan struct{})
+	p.at.Advance(env.Position)
 	return nil
 }
 
 // WaitFor blocks until the projection has applied position pos.
 func (p *Projection) WaitFor(ctx context.Context, pos int64) error {
-	for {
-		p.mu.RLock()
-		cur, ch := p.pos, p.advanced
-		p.mu.RUnlock()
-		if cur >= pos {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-ch:
-		}
-	}
+	return p.at.Wait(ctx, pos)
 }
+
+// Changed returns the applied position and a channel closed when the
+// projection applies a later event.
+func (p *Projection) Changed() (int64, <-chan struct{}) { return p.at.Changed() }
 
 // ResidentOf returns the resident an escalation belongs to.
 func (p *Projection) ResidentOf(id EscalationID) (ResidentID, bool) {
@@ -200,23 +191,20 @@ func (p *Projection) Escalations() []*Escalation {
 	var out []*Escalation
 	for _, r := range p.residents {
 		for _, e := range r.Escalations {
-			c := *e
-			c.Timeline = slices.Clone(e.Timeline)
-			c.FollowUps = slices.Clone(e.FollowUps)
-			out = append(out, &c)
+			out = append(out, e.clone())
 		}
 	}
 	slices.SortFunc(out, func(a, b *Escalation) int { return b.RaisedAt.Compare(a.RaisedAt) })
 	return out
 }
 
-// Residents returns shallow copies of every resident, by ID.
+// Residents returns copies of every resident, by ID.
 func (p *Projection) Residents() []*Resident {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	out := make([]*Resident, 0, len(p.residents))
 	for _, r := range p.residents {
-		out = append(out, copyResident(r))
+		out = append(out, r.clone())
 	}
 	slices.SortFunc(out, func(a, b *Resident) int { return strings.Compare(string(a.ID), string(b.ID)) })
 	return out
@@ -230,19 +218,5 @@ func (p *Projection) Resident(id ResidentID) *Resident {
 	if r == nil {
 		return nil
 	}
-	return copyResident(r)
-}
-
-func copyResident(r *Resident) *Resident {
-	c := *r
-	c.Escalations = make([]*Escalation, len(r.Escalations))
-	for i, e := range r.Escalations {
-		ec := *e
-		ec.Timeline = slices.Clone(e.Timeline)
-		ec.FollowUps = slices.Clone(e.FollowUps)
-		c.Escalations[i] = &ec
-	}
-	c.Observations = slices.Clone(r.Observations)
-	c.Admissions = slices.Clone(r.Admissions)
-	return &c
+	return r.clone()
 }

@@ -1,7 +1,6 @@
 package escalation
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -33,8 +32,7 @@ type Resident struct {
 	Escalations     []*Escalation       `json:"-"`
 	Admissions      []HospitalAdmission `json:"-"`
 
-	version int64
-	pending []pendingEvent
+	changes
 }
 
 // ObservationRecord is one scored set in the resident's series.
@@ -97,9 +95,9 @@ type Withdrawal struct {
 
 // FollowUp is the home's confirmation of where the resident is after a stay.
 type FollowUp struct {
-	Status     string    `json:"status"`
-	At         time.Time `json:"at"`
-	RecordedAt time.Time `json:"recorded_at"`
+	Status     FollowUpStatus `json:"status"`
+	At         time.Time      `json:"at"`
+	RecordedAt time.Time      `json:"recorded_at"`
 }
 
 // TimelineEntry is one line of an escalation's history.
@@ -109,16 +107,18 @@ type TimelineEntry struct {
 	Detail string    `json:"detail"`
 }
 
-type pendingEvent struct {
-	event Event
-	at    time.Time
-}
-
 // Version is the stream version the aggregate was loaded at plus its pending events.
 func (r *Resident) Version() int64 { return r.version }
 
-// Escalation returns the escalation with id, or nil.
-func (r *Resident) Escalation(id EscalationID) *Escalation {
+// Escalation returns a copy of the escalation with id, or nil.
+func (r *Resident) Escalation(id EscalationID) *Escalation { return r.escalation(id).clone() }
+
+// OpenEscalation returns a copy of the resident's open escalation, or nil.
+func (r *Resident) OpenEscalation() *Escalation { return r.openEscalation().clone() }
+
+// escalation is the aggregate's own escalation with id, for apply and the
+// commands to change; nil when there is none.
+func (r *Resident) escalation(id EscalationID) *Escalation {
 	for _, e := range r.Escalations {
 		if e.ID == id {
 			return e
@@ -127,8 +127,7 @@ func (r *Resident) Escalation(id EscalationID) *Escalation {
 	return nil
 }
 
-// OpenEscalation returns the resident's open escalation, or nil.
-func (r *Resident) OpenEscalation() *Escalation {
+func (r *Resident) openEscalation() *Escalation {
 	for _, e := range r.Escalations {
 		if e.Status.Open() {
 			return e
@@ -165,8 +164,7 @@ func (r *Resident) ApplyEnvelope(env events.Envelope) error {
 func (r *Resident) record(e Event, at time.Time) {
 	at = at.UTC() // times on the wire are UTC
 	r.apply(e, at)
-	r.version++
-	r.pending = append(r.pending, pendingEvent{event: e, at: at})
+	r.keep(e, at)
 }
 
 // apply mutates state; it never fails.
@@ -222,14 +220,14 @@ func (r *Resident) apply(ev Event, at time.Time) {
 		}
 		r.Escalations = append(r.Escalations, esc)
 	case *EscalationAccepted:
-		if esc := r.Escalation(e.EscalationID); esc != nil {
+		if esc := r.escalation(e.EscalationID); esc != nil {
 			by, t := e.By, at
 			esc.Status, esc.AcceptedBy, esc.AcceptedAt = StatusAccepted, &by, &t
 			esc.Timeline = append(esc.Timeline, TimelineEntry{At: at, Type: TypeEscalationAccepted,
 				Detail: fmt.Sprintf("accepted by %s (%.1f s after raise)", by.Username, at.Sub(esc.RaisedAt).Seconds())})
 		}
 	case *EscalationUnanswered:
-		if esc := r.Escalation(e.EscalationID); esc != nil {
+		if esc := r.escalation(e.EscalationID); esc != nil {
 			if esc.Status == StatusPaging {
 				esc.Status = StatusUnanswered
 			}
@@ -237,7 +235,7 @@ func (r *Resident) apply(ev Event, at time.Time) {
 			esc.Timeline = append(esc.Timeline, TimelineEntry{At: at, Type: TypeEscalationUnanswered, Detail: e.Reason})
 		}
 	case *EscalationDecided:
-		if esc := r.Escalation(e.EscalationID); esc != nil {
+		if esc := r.escalation(e.EscalationID); esc != nil {
 			esc.Status = StatusDecided
 			esc.Decision = &Decision{
 				Outcome: e.Outcome, Counterfactual: e.Counterfactual, Rationale: e.Rationale, Plan: e.Plan,
@@ -246,31 +244,31 @@ func (r *Resident) apply(ev Event, at time.Time) {
 			esc.Timeline = append(esc.Timeline, TimelineEntry{At: at, Type: TypeEscalationDecided, Detail: string(e.Outcome) + " by " + string(e.DecidedBy)})
 		}
 	case *EscalationWithdrawn:
-		if esc := r.Escalation(e.EscalationID); esc != nil {
+		if esc := r.escalation(e.EscalationID); esc != nil {
 			esc.Status = StatusWithdrawn
 			esc.Withdrawal = &Withdrawal{Reason: e.Reason, By: e.By, At: at}
 			esc.Timeline = append(esc.Timeline, TimelineEntry{At: at, Type: TypeEscalationWithdrawn, Detail: "withdrawn by " + string(e.By)})
 		}
 	case *CallStarted:
-		if esc := r.Escalation(e.EscalationID); esc != nil {
+		if esc := r.escalation(e.EscalationID); esc != nil {
 			esc.applyCall(e, at)
 		}
 	case *CallParticipantJoined:
-		if esc := r.Escalation(e.EscalationID); esc != nil {
+		if esc := r.escalation(e.EscalationID); esc != nil {
 			esc.applyCall(e, at)
 		}
 	case *CallParticipantLeft:
-		if esc := r.Escalation(e.EscalationID); esc != nil {
+		if esc := r.escalation(e.EscalationID); esc != nil {
 			esc.applyCall(e, at)
 		}
 	case *CallEnded:
-		if esc := r.Escalation(e.EscalationID); esc != nil {
+		if esc := r.escalation(e.EscalationID); esc != nil {
 			esc.applyCall(e, at)
 		}
 	case *EscalationFollowedUp:
-		if esc := r.Escalation(e.EscalationID); esc != nil {
+		if esc := r.escalation(e.EscalationID); esc != nil {
 			esc.FollowUps = append(esc.FollowUps, FollowUp{Status: e.Status, At: e.At, RecordedAt: at})
-			esc.Timeline = append(esc.Timeline, TimelineEntry{At: at, Type: TypeEscalationFollowedUp, Detail: e.Status})
+			esc.Timeline = append(esc.Timeline, TimelineEntry{At: at, Type: TypeEscalationFollowedUp, Detail: string(e.Status)})
 		}
 	}
 }
@@ -288,7 +286,7 @@ func (r *Resident) Raise(id EscalationID, obs *Observations, signs []SoftSign, s
 	if !r.Active() {
 		return nil, ErrResidentInactive
 	}
-	if open := r.OpenEscalation(); open != nil {
+	if open := r.openEscalation(); open != nil {
 		return nil, &EscalationOpenError{EscalationID: open.ID}
 	}
 	if obs == nil && len(signs) == 0 {
@@ -318,7 +316,7 @@ func (r *Resident) Raise(id EscalationID, obs *Observations, signs []SoftSign, s
 // Accept records that consultant took escalation id. The same consultant
 // accepting again changes nothing.
 func (r *Resident) Accept(id EscalationID, by Actor, now time.Time) error {
-	esc := r.Escalation(id)
+	esc := r.escalation(id)
 	if esc == nil {
 		return ErrNotFound
 	}
@@ -369,7 +367,7 @@ func (d DecisionInput) Validate() error {
 
 // Decide records the accepting consultant's decision.
 func (r *Resident) Decide(id EscalationID, d DecisionInput, by Actor, now time.Time) error {
-	esc := r.Escalation(id)
+	esc := r.escalation(id)
 	if esc == nil {
 		return ErrNotFound
 	}
@@ -396,7 +394,7 @@ func (r *Resident) Decide(id EscalationID, d DecisionInput, by Actor, now time.T
 
 // Withdraw closes an escalation the home no longer needs; allowed until decided.
 func (r *Resident) Withdraw(id EscalationID, reason string, by Actor, now time.Time) error {
-	esc := r.Escalation(id)
+	esc := r.escalation(id)
 	if esc == nil {
 		return ErrNotFound
 	}
@@ -415,7 +413,7 @@ func (r *Resident) Withdraw(id EscalationID, reason string, by Actor, now time.T
 
 // MarkUnanswered records that nobody accepted in time (or nobody is on call).
 func (r *Resident) MarkUnanswered(id EscalationID, reason string, now time.Time) error {
-	esc := r.Escalation(id)
+	esc := r.escalation(id)
 	if esc == nil {
 		return ErrNotFound
 	}
@@ -433,7 +431,7 @@ func (r *Resident) RecordHospitalAdmission(h HospitalAdmissionRecorded, now time
 		return inputErr(KindMissingField, "at", "give the time of the admission or attendance")
 	case h.Kind == "":
 		return inputErr(KindMissingField, "kind", "kind is required: admission or ed_attendance")
-	case h.Kind != "admission" && h.Kind != "ed_attendance":
+	case !h.Kind.Valid():
 		return inputErr(KindInvalidValue, "kind", "kind must be admission or ed_attendance")
 	case h.At.After(now.Add(5 * time.Minute)):
 		return inputErr(KindInvalidValue, "at", "the time is in the future")
@@ -456,23 +454,19 @@ func (r *Resident) RecordObservations(obs Observations, now time.Time) (Observat
 // FollowUpWindow is how long after a stay the home is asked where the resident is.
 const FollowUpWindow = 72 * time.Hour
 
-// ErrNotAStay means a follow-up was given for an escalation not decided as a stay.
-var ErrNotAStay = errors.New("follow-ups are for escalations decided as a stay")
-
 // FollowUp records the home's confirmation of where the resident is after a stay.
-func (r *Resident) FollowUp(id EscalationID, status string, at, now time.Time) error {
-	esc := r.Escalation(id)
+func (r *Resident) FollowUp(id EscalationID, status FollowUpStatus, at, now time.Time) error {
+	esc := r.escalation(id)
 	if esc == nil {
 		return ErrNotFound
 	}
 	if esc.Decision == nil || esc.Decision.Outcome != OutcomeStay {
 		return ErrNotAStay
 	}
-	switch status {
-	case "":
+	switch {
+	case status == "":
 		return inputErr(KindMissingField, "status", "status is required: at_home, admitted, ed_attendance or died")
-	case "at_home", "admitted", "ed_attendance", "died":
-	default:
+	case !status.Valid():
 		return inputErr(KindInvalidValue, "status", "status must be at_home, admitted, ed_attendance or died")
 	}
 	switch {

@@ -65,10 +65,12 @@ func (RotaOverrideSet) EventType() string     { return TypeRotaOverrideSet }
 func (RotaOverrideRemoved) EventType() string { return TypeRotaOverrideRemoved }
 
 func init() {
-	registry[TypeRotaShiftSet] = func() Event { return &RotaShiftSet{} }
-	registry[TypeRotaShiftRemoved] = func() Event { return &RotaShiftRemoved{} }
-	registry[TypeRotaOverrideSet] = func() Event { return &RotaOverrideSet{} }
-	registry[TypeRotaOverrideRemoved] = func() Event { return &RotaOverrideRemoved{} }
+	register(
+		func() Event { return &RotaShiftSet{} },
+		func() Event { return &RotaShiftRemoved{} },
+		func() Event { return &RotaOverrideSet{} },
+		func() Event { return &RotaOverrideRemoved{} },
+	)
 }
 
 var weekdays = map[string]time.Weekday{
@@ -215,7 +217,25 @@ func (r *Rota) LevelsAt(t time.Time, loc *time.Location) [][]Username {
 	return out
 }
 
+// clone returns a copy of r that shares nothing with it.
 func (r *Rota) clone() Rota {
-	c := Rota{Standing: slices.Clone(r.Standing), Shifts: slices.Clone(r.Shifts), Overrides: slices.Clone(r.Overrides)}
+	c := Rota{Standing: cloneLevels(r.Standing), Shifts: slices.Clone(r.Shifts), Overrides: slices.Clone(r.Overrides)}
+	for i, sh := range c.Shifts {
+		c.Shifts[i].Days = slices.Clone(sh.Days)
+		c.Shifts[i].EndDayOffset = clonePtr(sh.EndDayOffset)
+		c.Shifts[i].Levels = cloneLevels(sh.Levels)
+	}
 	return c
+}
+
+// cloneLevels copies rota levels, each level included.
+func cloneLevels(levels [][]Username) [][]Username {
+	if levels == nil {
+		return nil
+	}
+	out := make([][]Username, len(levels))
+	for i, l := range levels {
+		out[i] = slices.Clone(l)
+	}
+	return out
 }

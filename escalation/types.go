@@ -27,12 +27,15 @@ const (
 	RoleConsultant Role = "consultant"
 	RoleAuditor    Role = "auditor"
 	RoleAdmin      Role = "admin"
+	// RoleGP is a general practitioner bound to one or more care homes: it
+	// reads those homes' morning handovers and nothing else.
+	RoleGP Role = "gp"
 )
 
 // Valid reports whether r is a known role.
 func (r Role) Valid() bool {
 	switch r {
-	case RoleCareHome, RoleConsultant, RoleAuditor, RoleAdmin:
+	case RoleCareHome, RoleConsultant, RoleAuditor, RoleAdmin, RoleGP:
 		return true
 	}
 	return false
@@ -49,6 +52,8 @@ type Actor struct {
 	Person
 	Role       Role
 	CareHomeID CareHomeID
+	// CareHomeIDs are the homes a GP is bound to (RoleGP only).
+	CareHomeIDs []CareHomeID
 	// OnCall is whether the rota has this consultant on call now.
 	OnCall bool
 }
@@ -95,6 +100,38 @@ const (
 	CounterfactualNone Counterfactual = "none"
 )
 
+// FollowUpStatus is where the home says the resident is after a stay.
+type FollowUpStatus string
+
+const (
+	FollowUpAtHome       FollowUpStatus = "at_home"
+	FollowUpAdmitted     FollowUpStatus = "admitted"
+	FollowUpEDAttendance FollowUpStatus = "ed_attendance"
+	FollowUpDied         FollowUpStatus = "died"
+)
+
+// Valid reports whether s is a known follow-up status.
+func (s FollowUpStatus) Valid() bool {
+	switch s {
+	case FollowUpAtHome, FollowUpAdmitted, FollowUpEDAttendance, FollowUpDied:
+		return true
+	}
+	return false
+}
+
+// AdmissionKind is how a resident went to hospital.
+type AdmissionKind string
+
+const (
+	AdmissionKindAdmission    AdmissionKind = "admission"
+	AdmissionKindEDAttendance AdmissionKind = "ed_attendance"
+)
+
+// Valid reports whether k is a known kind of admission.
+func (k AdmissionKind) Valid() bool {
+	return k == AdmissionKindAdmission || k == AdmissionKindEDAttendance
+}
+
 // AdviceLevel is how urgently the home must act while the consultant is paged.
 type AdviceLevel string
 
@@ -125,7 +162,7 @@ func AdviceFor(score *news2.Result, acp *AdvanceCarePlan) Advice {
 	switch score.ResponseRisk() {
 	case news2.RiskHigh:
 		text := what + ": call 999 now unless the resident's advance care plan says otherwise. The consultant is being paged."
-		if acp != nil && acp.HospitalAdmission == "not_wanted" {
+		if acp != nil && acp.HospitalAdmission == AdmissionNotWanted {
 			text = what + ". The advance care plan records that hospital admission is not wanted: follow it, keep the resident comfortable, and call 999 only if it allows. The consultant is being paged."
 		}
 		return Advice{Level: AdviceEmergency, Text: text}
@@ -162,20 +199,37 @@ type Baseline struct {
 // CPR and hospital admission are separate decisions: a DNACPR says nothing
 // about admission.
 type AdvanceCarePlan struct {
-	HasRespectForm    bool   `json:"has_respect_form"`
-	Focus             string `json:"focus"`              // extend_life | balance | comfort
-	HospitalAdmission string `json:"hospital_admission"` // wanted | not_wanted | discuss
-	CPR               string `json:"cpr"`                // attempt | do_not_attempt
-	Summary           string `json:"summary"`
-	RecordedAt        string `json:"recorded_at"`
-	ReviewDue         string `json:"review_due"`
+	HasRespectForm    bool                `json:"has_respect_form"`
+	Focus             CareFocus           `json:"focus"`
+	HospitalAdmission AdmissionPreference `json:"hospital_admission"`
+	CPR               CPRDecision         `json:"cpr"`
+	Summary           string              `json:"summary"`
+	RecordedAt        string              `json:"recorded_at"`
+	ReviewDue         string              `json:"review_due"`
 }
 
-// CareHome is a home that raises escalations.
-type CareHome struct {
-	ID                CareHomeID `json:"id"`
-	Name              string     `json:"name"`
-	FallbackPhone     string     `json:"fallback_phone"`
-	OutOfHoursContact string     `json:"out_of_hours_contact,omitempty"`
-	Active            bool       `json:"active"`
-}
+// CareFocus is the overall focus of care an advance care plan records.
+type CareFocus string
+
+const (
+	FocusExtendLife CareFocus = "extend_life"
+	FocusBalance    CareFocus = "balance"
+	FocusComfort    CareFocus = "comfort"
+)
+
+// AdmissionPreference is what an advance care plan says of hospital admission.
+type AdmissionPreference string
+
+const (
+	AdmissionWanted    AdmissionPreference = "wanted"
+	AdmissionNotWanted AdmissionPreference = "not_wanted"
+	AdmissionDiscuss   AdmissionPreference = "discuss"
+)
+
+// CPRDecision is an advance care plan's decision on cardiopulmonary resuscitation.
+type CPRDecision string
+
+const (
+	CPRAttempt      CPRDecision = "attempt"
+	CPRDoNotAttempt CPRDecision = "do_not_attempt"
+)

@@ -1,7 +1,8 @@
 // Package events defines Nightcall's event envelope and the event store port.
 // Adapters live in sub-packages: events/sqlite (the embedded default) and the
 // Watermill wiring in events/bus. This package imports only the standard
-// library so that the domain may depend on it.
+// library (and github.com/google/uuid, for DeterministicID) so that the
+// domain may depend on it.
 package events
 
 import (

@@ -34,9 +34,10 @@ type Conn interface {
 
 // Room is one call: its participants and the tracks they publish.
 type Room struct {
-	id, callID string
-	sfu        *SFU
-	started    time.Time
+	id      RoomID
+	callID  string
+	sfu     *SFU
+	started time.Time
 
 	mu       sync.Mutex
 	peers    map[string]*peer
@@ -218,6 +219,10 @@ func (p *peer) answer(sdp string) {
 		return
 	}
 	p.negMu.Unlock()
+	if err := CheckAnswer(sdp); err != nil {
+		p.fail("bad_sdp", "the answer is not a session description this call can use")
+		return
+	}
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
 		p.fail("bad_sdp", "the answer could not be applied: "+err.Error())
 		return

@@ -60,6 +60,10 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// RoomID names a call's room. It is where web/ (which joins participants to
+// a call) and the SFU meet: one room per escalation, named by its ID.
+type RoomID string
+
 // Participant is who joins a room. Role is what the event log records; the
 // name is shown to the other participants only.
 type Participant struct {
@@ -78,7 +82,7 @@ const (
 // RoomEvent is a lifecycle event of a room.
 type RoomEvent struct {
 	Kind     string
-	Room     string
+	Room     RoomID
 	CallID   string
 	Role     string
 	At       time.Time
@@ -109,7 +113,7 @@ type SFU struct {
 	closers []func() error
 
 	mu        sync.Mutex
-	rooms     map[string]*Room
+	rooms     map[RoomID]*Room
 	closed    bool
 	wg        sync.WaitGroup
 	forwarded atomic.Uint64
@@ -129,7 +133,7 @@ func New(cfg Config) (*SFU, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &SFU{cfg: cfg, rooms: map[string]*Room{}}
+	s := &SFU{cfg: cfg, rooms: map[RoomID]*Room{}}
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
 	if len(cfg.Interfaces) > 0 {
@@ -199,7 +203,7 @@ func (s *SFU) newAPI() (*webrtc.API, func() stats.Getter, error) {
 var ErrClosed = errors.New("video: closed")
 
 // room returns the open room id, creating it.
-func (s *SFU) room(id string) (*Room, error) {
+func (s *SFU) room(id RoomID) (*Room, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -237,7 +241,7 @@ func (s *SFU) Rooms() int {
 
 // CloseRoom ends a call (the decision was recorded): everyone gets a bye and
 // every Pion resource is freed.
-func (s *SFU) CloseRoom(room, reason string) {
+func (s *SFU) CloseRoom(room RoomID, reason string) {
 	s.mu.Lock()
 	r := s.rooms[room]
 	s.mu.Unlock()
@@ -268,7 +272,7 @@ func (s *SFU) Close() error {
 
 // Join runs one participant's session until they leave, the connection is
 // lost, or the room ends. conn carries the signalling messages.
-func (s *SFU) Join(ctx context.Context, room string, who Participant, conn Conn) error {
+func (s *SFU) Join(ctx context.Context, room RoomID, who Participant, conn Conn) error {
 	r, err := s.room(room)
 	if err != nil {
 		return err

@@ -1,82 +1,27 @@
 package web
 
 import (
-	"context"
-	"errors"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/escalation/account"
 	"github.com/nightcall-health/nightcall/escalation/news2"
-	"github.com/nightcall-health/nightcall/events"
 )
 
-// AccountInput is a new account.
-type AccountInput struct {
-	Username   string `json:"username"`
-	Name       string `json:"name"`
-	Role       string `json:"role"`
-	CareHomeID string `json:"care_home_id"`
-	Password   string `json:"password"`
-}
-
-var usernameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,39}$`)
-
-// MinPasswordLength is the shortest password a real account may have.
-const MinPasswordLength = 12
-
-// CreateAccount validates and creates an account, hashing its password with
-// argon2id, and records its creation (never the secret) as an event.
-func CreateAccount(ctx context.Context, svc *escalation.Service, accounts events.AccountStore, meta escalation.Meta, in AccountInput) (events.Account, error) {
-	field := func(kind escalation.ErrorKind, f, msg string) error {
-		return &escalation.InputError{Kind: kind, Field: f, Message: msg}
-	}
-	switch {
-	case in.Username == "":
-		return events.Account{}, field(escalation.KindMissingField, "username", "give a username")
-	case !usernameRE.MatchString(in.Username):
-		return events.Account{}, field(escalation.KindInvalidValue, "username", "usernames are 2–40 lower-case letters, digits, dots, dashes or underscores")
-	case strings.TrimSpace(in.Name) == "":
-		return events.Account{}, field(escalation.KindMissingField, "name", "give the person's name")
-	case !escalation.Role(in.Role).Valid():
-		return events.Account{}, field(escalation.KindInvalidValue, "role", "role must be carehome, consultant, auditor or admin")
-	case in.Role == string(escalation.RoleCareHome) && in.CareHomeID == "":
-		return events.Account{}, field(escalation.KindMissingField, "care_home_id", "care-home staff belong to a home")
-	case in.Role != string(escalation.RoleCareHome) && in.CareHomeID != "":
-		return events.Account{}, field(escalation.KindInvalidValue, "care_home_id", "only care-home staff belong to a home")
-	case len(in.Password) < MinPasswordLength:
-		return events.Account{}, field(escalation.KindInvalidValue, "password", "passwords are at least 12 characters")
-	}
-	if in.CareHomeID != "" {
-		if err := svc.CheckCareHome(ctx, escalation.CareHomeID(in.CareHomeID)); err != nil {
-			return events.Account{}, err
-		}
-	}
-	hash, err := HashPassword(in.Password)
-	if err != nil {
-		return events.Account{}, err
-	}
-	acct := events.Account{Username: in.Username, Name: in.Name, Role: in.Role, CareHomeID: in.CareHomeID, PasswordHash: hash}
-	if err := accounts.CreateUser(ctx, acct); errors.Is(err, events.ErrAccountExists) {
-		return events.Account{}, &escalation.DuplicateError{Field: "username", Message: "this username is taken"}
-	} else if err != nil {
-		return events.Account{}, err
-	}
-	err = svc.RecordUserCreated(ctx, meta, escalation.UserCreated{Username: escalation.Username(in.Username), Role: escalation.Role(in.Role), CareHomeID: escalation.CareHomeID(in.CareHomeID)})
-	if err != nil && !errors.Is(err, escalation.ErrDuplicate) {
-		return events.Account{}, err
-	}
-	acct.PasswordHash = ""
-	return acct, nil
-}
-
 type accountView struct {
-	Username   string `json:"username"`
-	Name       string `json:"name"`
-	Role       string `json:"role"`
-	CareHomeID string `json:"care_home_id,omitempty"`
+	Username   escalation.Username   `json:"username"`
+	Name       string                `json:"name"`
+	Role       escalation.Role       `json:"role"`
+	CareHomeID escalation.CareHomeID `json:"care_home_id,omitempty"`
+	// CareHomeIDs are the homes a GP is bound to.
+	CareHomeIDs []escalation.CareHomeID `json:"care_home_ids,omitempty"`
+}
+
+// viewAccount is what the API shows of an account: never its hash.
+func viewAccount(a account.Account) accountView {
+	return accountView{Username: a.Username, Name: a.Name, Role: a.Role, CareHomeID: a.CareHomeID, CareHomeIDs: a.CareHomeIDs}
 }
 
 func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
@@ -84,17 +29,17 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request, a *esc
 		s.writeError(w, r, errForbidden)
 		return
 	}
-	var in AccountInput
+	var in account.Input
 	if _, ok := s.command(w, r, a, &in, false); !ok {
 		return
 	}
-	acct, err := CreateAccount(r.Context(), s.cfg.Service, s.cfg.Accounts, s.meta(r, a), in)
+	acct, err := s.accounts.Create(r.Context(), s.meta(r, a), in)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	s.log.InfoContext(r.Context(), "account created", "user", acct.Username, "role", acct.Role)
-	writeJSON(w, http.StatusCreated, accountView{acct.Username, acct.Name, acct.Role, acct.CareHomeID})
+	writeJSON(w, http.StatusCreated, viewAccount(acct))
 }
 
 func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
@@ -109,7 +54,7 @@ func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request, a *esca
 	}
 	out := make([]accountView, len(users))
 	for i, u := range users {
-		out[i] = accountView{u.Username, u.Name, u.Role, u.CareHomeID}
+		out[i] = viewAccount(u)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -260,8 +205,8 @@ func (s *Server) handleChangeResident(w http.ResponseWriter, r *http.Request, a 
 		}
 		c.Baseline = &escalation.Baseline{NEWS2Total: *req.NEWS2Total, Notes: req.Notes}
 	case "advance-care-plan":
-		c.CarePlan = &escalation.AdvanceCarePlan{HasRespectForm: req.HasRespectForm, Focus: req.Focus, HospitalAdmission: req.Hospital,
-			CPR: req.CPR, Summary: req.Summary, RecordedAt: req.RecordedAt, ReviewDue: req.ReviewDue}
+		c.CarePlan = &escalation.AdvanceCarePlan{HasRespectForm: req.HasRespectForm, Focus: escalation.CareFocus(req.Focus), HospitalAdmission: escalation.AdmissionPreference(req.Hospital),
+			CPR: escalation.CPRDecision(req.CPR), Summary: req.Summary, RecordedAt: req.RecordedAt, ReviewDue: req.ReviewDue}
 	case "allergies":
 		if req.Allergies == nil {
 			missing("allergies", "give the list of allergies ([] for none)")

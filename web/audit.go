@@ -26,12 +26,13 @@ func (s *Server) auditReady(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for s.cfg.Audit.Position() < head {
-		if time.Now().After(deadline) {
-			return newErr(http.StatusServiceUnavailable, "store_unavailable", "The audit figures are catching up; try again.")
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := s.cfg.Audit.WaitFor(wctx, head); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		time.Sleep(2 * time.Millisecond)
+		return newErr(http.StatusServiceUnavailable, "store_unavailable", "The audit figures are catching up; try again.")
 	}
 	return nil
 }
@@ -196,7 +197,7 @@ func (s *Server) handleAuditCSV(w http.ResponseWriter, r *http.Request, a *escal
 		}
 		fuStatus, fuAt := "", ""
 		if n := len(e.FollowUps); n > 0 {
-			fuStatus, fuAt = e.FollowUps[n-1].Status, e.FollowUps[n-1].At.UTC().Format(time.RFC3339)
+			fuStatus, fuAt = string(e.FollowUps[n-1].Status), e.FollowUps[n-1].At.UTC().Format(time.RFC3339)
 		}
 		row := []string{string(e.ID), string(e.ResidentID), string(e.CareHomeID), e.RaisedAt.UTC().Format(time.RFC3339),
 			strconv.FormatBool(audit.OutOfHours(e.RaisedAt, s.location())), total, e.NEWS2Risk, status,

@@ -4,71 +4,21 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"fmt"
-	"net"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
-	"golang.org/x/crypto/argon2"
 	"golang.org/x/time/rate"
 
 	"github.com/nightcall-health/nightcall/escalation"
-	"github.com/nightcall-health/nightcall/events"
+	"github.com/nightcall-health/nightcall/escalation/account"
 )
 
 // SessionCookie is the name of the session cookie.
 const SessionCookie = "nightcall_session"
-
-// argon2id parameters (OWASP's minimum for argon2id: 19 MiB, t=2, p=1).
-const (
-	argonTime    = 2
-	argonMemory  = 19 * 1024
-	argonThreads = 1
-	argonKeyLen  = 32
-)
-
-// HashPassword returns an argon2id hash in the PHC string format.
-func HashPassword(password string) (string, error) {
-	salt := make([]byte, 16)
-	if _, err := rand.Read(salt); err != nil {
-		return "", err
-	}
-	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
-		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
-}
-
-// CheckPassword reports whether password matches a hash from HashPassword.
-func CheckPassword(hash, password string) bool {
-	parts := strings.Split(hash, "$")
-	if len(parts) != 6 || parts[1] != "argon2id" {
-		return false
-	}
-	var m uint32
-	var t uint32
-	var p uint8
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil {
-		return false
-	}
-	salt, err1 := base64.RawStdEncoding.DecodeString(parts[4])
-	want, err2 := base64.RawStdEncoding.DecodeString(parts[5])
-	if err1 != nil || err2 != nil {
-		return false
-	}
-	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
-	return subtle.ConstantTimeCompare(got, want) == 1
-}
-
-// dummyHash is checked when the user does not exist, so that a bad username
-// takes as long as a bad password. It is made on first use, not at start.
-var dummyHash = sync.OnceValue(func() string { h, _ := HashPassword("nightcall-no-such-user"); return h })
 
 func hashSessionID(id string) string {
 	sum := sha256.Sum256([]byte(id))
@@ -79,7 +29,7 @@ func hashSessionID(id string) string {
 // short store blip does not sign everyone out; a cached session is checked
 // against the store again after revalidate.
 type sessions struct {
-	store      events.AccountStore
+	store      account.Store
 	ttl        time.Duration
 	revalidate time.Duration
 
@@ -95,18 +45,18 @@ type cachedSession struct {
 }
 
 type cachedAccount struct {
-	account events.Account
+	account account.Account
 	checked time.Time
 }
 
-func newSessions(store events.AccountStore, ttl time.Duration) *sessions {
+func newSessions(store account.Store, ttl time.Duration) *sessions {
 	return &sessions{store: store, ttl: ttl, revalidate: 30 * time.Second,
 		byHash: map[string]cachedSession{}, accounts: map[string]cachedAccount{}}
 }
 
 // create starts a session for username and returns its ID (never stored).
-func (s *sessions) create(ctx context.Context, acct events.Account) (string, time.Time, error) {
-	username := acct.Username
+func (s *sessions) create(ctx context.Context, acct account.Account) (string, time.Time, error) {
+	username := string(acct.Username)
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return "", time.Time{}, err
@@ -131,8 +81,8 @@ func (s *sessions) remove(ctx context.Context, id string) error {
 	return s.store.DeleteSession(ctx, h)
 }
 
-// resolve returns the account of a live session, or ErrAccountNotFound.
-func (s *sessions) resolve(ctx context.Context, id string) (events.Account, error) {
+// resolve returns the account of a live session, or account.ErrNotFound.
+func (s *sessions) resolve(ctx context.Context, id string) (account.Account, error) {
 	h := hashSessionID(id)
 	now := time.Now()
 	s.mu.Lock()
@@ -142,18 +92,18 @@ func (s *sessions) resolve(ctx context.Context, id string) (events.Account, erro
 		s.mu.Lock()
 		delete(s.byHash, h)
 		s.mu.Unlock()
-		return events.Account{}, events.ErrAccountNotFound
+		return account.Account{}, account.ErrNotFound
 	}
 	if !ok || now.Sub(c.checked) > s.revalidate {
 		username, expires, err := s.store.Session(ctx, h)
 		switch {
-		case errors.Is(err, events.ErrAccountNotFound):
+		case errors.Is(err, account.ErrNotFound):
 			s.mu.Lock()
 			delete(s.byHash, h)
 			s.mu.Unlock()
-			return events.Account{}, err
+			return account.Account{}, err
 		case err != nil && !ok:
-			return events.Account{}, err
+			return account.Account{}, err
 		case err == nil:
 			c = cachedSession{username: username, expires: expires, checked: now}
 			s.mu.Lock()
@@ -165,19 +115,22 @@ func (s *sessions) resolve(ctx context.Context, id string) (events.Account, erro
 	return s.account(ctx, c.username)
 }
 
-func (s *sessions) account(ctx context.Context, username string) (events.Account, error) {
+func (s *sessions) account(ctx context.Context, username string) (account.Account, error) {
 	s.mu.Lock()
 	c, ok := s.accounts[username]
 	s.mu.Unlock()
 	if ok && time.Since(c.checked) < s.revalidate {
 		return c.account, nil
 	}
-	a, err := s.store.UserByName(ctx, username)
+	a, err := s.store.UserByName(ctx, escalation.Username(username))
 	if err != nil {
-		if ok && !errors.Is(err, events.ErrAccountNotFound) {
+		if ok && !errors.Is(err, account.ErrNotFound) {
 			return c.account, nil
 		}
-		return events.Account{}, err
+		return account.Account{}, err
+	}
+	if a.Disabled {
+		return account.Account{}, account.ErrNotFound
 	}
 	s.mu.Lock()
 	s.accounts[username] = cachedAccount{account: a, checked: time.Now()}
@@ -230,35 +183,37 @@ func (l *signInLimiter) limiters(username, addr string) (*rate.Limiter, *rate.Li
 	return u, a
 }
 
-// blocked returns how long to wait before another attempt, or 0.
-func (l *signInLimiter) blocked(username, addr string) time.Duration {
+// take reserves one failure from both the (username, address) and the
+// address limit before the password is checked, so a burst of parallel
+// guesses cannot all reach argon2 before the first failure is counted. It
+// returns release, which gives the reservation back (a right password, or a
+// check that never ran), or how long to wait when a limit is reached.
+func (l *signInLimiter) take(username, addr string) (release func(), wait time.Duration) {
 	u, a := l.limiters(username, addr)
 	now := time.Now()
-	var wait time.Duration
-	for _, lim := range []*rate.Limiter{u, a} {
-		if lim.TokensAt(now) < 1 {
-			r := lim.ReserveN(now, 1)
-			d := r.DelayFrom(now)
+	var held []*rate.Reservation
+	// Cancelling at the reservation's own instant gives its token back even
+	// after the check has run (CancelAt at a later time restores nothing).
+	undo := func() {
+		for _, r := range held {
 			r.CancelAt(now)
-			wait = max(wait, d, time.Second)
 		}
 	}
-	return wait
-}
-
-func (l *signInLimiter) failed(username, addr string) {
-	u, a := l.limiters(username, addr)
-	u.Allow()
-	a.Allow()
-}
-
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+	for _, lim := range []*rate.Limiter{u, a} {
+		r := lim.ReserveN(now, 1)
+		if d := r.DelayFrom(now); !r.OK() || d > 0 {
+			r.CancelAt(now)
+			undo()
+			return nil, max(d, time.Second)
+		}
+		held = append(held, r)
 	}
-	return host
+	return undo, 0
 }
+
+// clientAddr is the client's address: the socket's, or the one a trusted
+// proxy forwarded.
+func clientAddr(r *http.Request) string { return peerOf(r).addr }
 
 type signInRequest struct {
 	Username string `json:"username"`
@@ -280,38 +235,41 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	addr := clientAddr(r)
-	if wait := s.limiter.blocked(req.Username, addr); wait > 0 {
-		secs := strconv.Itoa(int(wait.Round(time.Second).Seconds()))
-		e := newErr(http.StatusTooManyRequests, "rate_limited", "Too many failed sign-ins. Wait "+secs+" seconds and try again.")
-		e.Extra = map[string]any{"retry_after": secs}
-		s.writeError(w, r, e)
+	release, wait := s.limiter.take(req.Username, addr)
+	if wait > 0 {
+		s.writeError(w, r, rateLimited(wait, "Too many failed sign-ins."))
 		return
 	}
-	acct, err := s.cfg.Accounts.UserByName(r.Context(), req.Username)
+	// At most cap(hashSlots) argon2id checks run at once; one that finds no
+	// slot is refused now rather than queued, so a flood of guesses cannot
+	// hold memory or delay the next real sign-in.
+	select {
+	case s.hashSlots <- struct{}{}:
+	default:
+		release()
+		s.writeError(w, r, rateLimited(time.Second, "Too many sign-ins at once."))
+		return
+	}
+	// An unknown user, a wrong password and a disabled account all get the
+	// same answer after the same work.
+	acct, err := s.accounts.Authenticate(r.Context(), req.Username, req.Password)
+	<-s.hashSlots
 	switch {
-	case errors.Is(err, events.ErrAccountNotFound):
-		CheckPassword(dummyHash(), req.Password)
-		s.limiter.failed(req.Username, addr)
+	case errors.Is(err, account.ErrBadCredentials):
 		s.writeError(w, r, newErr(http.StatusUnauthorized, "unauthenticated", "The username or password is wrong."))
 		return
 	case err != nil:
+		release()
 		s.writeError(w, r, err)
 		return
 	}
-	if !CheckPassword(acct.PasswordHash, req.Password) {
-		s.limiter.failed(req.Username, addr)
-		s.writeError(w, r, newErr(http.StatusUnauthorized, "unauthenticated", "The username or password is wrong."))
-		return
-	}
+	release() // only failures count against the limits
 	id, expires, err := s.sessions.create(r.Context(), acct)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name: SessionCookie, Value: id, Path: "/", Expires: expires, HttpOnly: true,
-		Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode,
-	})
+	http.SetCookie(w, sessionCookie(r, &http.Cookie{Name: SessionCookie, Value: id, Path: "/", Expires: expires}))
 	s.log.InfoContext(r.Context(), "signed in", "user", acct.Username, "role", acct.Role)
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -323,7 +281,7 @@ func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, sessionCookie(r, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1}))
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -341,7 +299,7 @@ func (s *Server) authenticate(r *http.Request) (*escalation.Actor, error) {
 		return nil, nil
 	}
 	acct, err := s.sessions.resolve(r.Context(), c.Value)
-	if errors.Is(err, events.ErrAccountNotFound) {
+	if errors.Is(err, account.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
@@ -350,6 +308,7 @@ func (s *Server) authenticate(r *http.Request) (*escalation.Actor, error) {
 	a := &escalation.Actor{
 		Person: escalation.Person{Username: escalation.Username(acct.Username), Name: acct.Name},
 		Role:   escalation.Role(acct.Role), CareHomeID: escalation.CareHomeID(acct.CareHomeID),
+		CareHomeIDs: acct.CareHomeIDs,
 	}
 	if a.Role == escalation.RoleConsultant {
 		a.OnCall = s.cfg.Service.Read().OnCall(a.Username)
@@ -369,6 +328,10 @@ func (s *Server) requireAuth(h func(http.ResponseWriter, *http.Request, *escalat
 			s.writeError(w, r, errUnauthenticated)
 			return
 		}
+		if !routeAllowed(a, r) {
+			s.writeError(w, r, errForbidden)
+			return
+		}
 		r = r.WithContext(context.WithValue(r.Context(), actorKey{}, a))
 		if lw, ok := w.(*statusWriter); ok {
 			lw.user = string(a.Username)
@@ -382,8 +345,16 @@ func (s *Server) handleMe(w http.ResponseWriter, r *http.Request, a *escalation.
 	if a.CareHomeID != "" {
 		me["care_home_id"] = a.CareHomeID
 	}
+	if a.Role == escalation.RoleGP {
+		me["care_home_ids"] = a.CareHomeIDs
+	}
 	if a.Role == escalation.RoleConsultant {
 		me["on_call"] = a.OnCall
+	}
+	// The pages show every time in the service's --timezone, not the device's.
+	me["timezone"] = time.UTC.String()
+	if s.cfg.Location != nil {
+		me["timezone"] = s.cfg.Location.String()
 	}
 	writeJSON(w, http.StatusOK, me)
 }

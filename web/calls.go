@@ -15,13 +15,13 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/nightcall-health/nightcall/escalation"
-	"github.com/nightcall-health/nightcall/events"
+	"github.com/nightcall-health/nightcall/escalation/account"
 	"github.com/nightcall-health/nightcall/video"
 )
 
 // Calls is the video port: the SFU.
 type Calls interface {
-	Join(ctx context.Context, room string, who video.Participant, conn video.Conn) error
+	Join(ctx context.Context, room video.RoomID, who video.Participant, conn video.Conn) error
 }
 
 // GuestCookie holds a guest's session for one call; it is separate from the
@@ -98,8 +98,8 @@ func (c *wsConn) Recv() (video.Message, error) {
 			c.refuse(websocket.ClosePolicyViolation, "too many messages")
 			return video.Message{}, errors.New("flood")
 		}
-		var m video.Message
-		if err := json.Unmarshal(data, &m); err != nil || m.Type == "" {
+		m, err := parseSignal(data)
+		if err != nil {
 			_ = c.Send(video.Message{Type: "error", Code: "invalid_json", Message: "messages are JSON objects with a type"})
 			continue
 		}
@@ -112,7 +112,7 @@ func (c *wsConn) Close(reason string) { c.closeWith(websocket.CloseNormalClosure
 // guest is a guest's session: one call, one role.
 type guest struct {
 	escalation escalation.EscalationID
-	role       string
+	role       escalation.CallRole
 }
 
 const guestPrefix = "guest|"
@@ -123,7 +123,7 @@ func (s *Server) guestFrom(r *http.Request) (*guest, error) {
 		return nil, nil
 	}
 	username, _, err := s.cfg.Accounts.Session(r.Context(), hashSessionID(c.Value))
-	if errors.Is(err, events.ErrAccountNotFound) {
+	if errors.Is(err, account.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
@@ -133,7 +133,7 @@ func (s *Server) guestFrom(r *http.Request) (*guest, error) {
 	if !strings.HasPrefix(username, guestPrefix) || len(parts) != 2 {
 		return nil, nil
 	}
-	return &guest{escalation: escalation.EscalationID(parts[0]), role: parts[1]}, nil
+	return &guest{escalation: escalation.EscalationID(parts[0]), role: escalation.CallRole(parts[1])}, nil
 }
 
 // handleSignal upgrades to the call's signalling websocket after every
@@ -158,7 +158,7 @@ func (s *Server) handleSignal(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, err)
 			return
 		}
-		who = video.Participant{Role: role, Name: a.Name}
+		who = video.Participant{Role: string(role), Name: a.Name}
 	default:
 		g, err := s.guestFrom(r)
 		if err != nil {
@@ -177,7 +177,7 @@ func (s *Server) handleSignal(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, err)
 			return
 		}
-		who = video.Participant{Role: g.role, Name: "Guest (" + g.role + ")"}
+		who = video.Participant{Role: string(g.role), Name: "Guest (" + string(g.role) + ")"}
 	}
 	if !s.sameOrigin(r) {
 		s.writeError(w, r, newErr(http.StatusForbidden, "forbidden", "Cross-origin websockets are refused."))
@@ -205,7 +205,7 @@ func (s *Server) handleSignal(w http.ResponseWriter, r *http.Request) {
 	}
 	conn := newWSConn(ws)
 	s.log.Info("call joined", "escalation_id", id, "role", who.Role)
-	if err := s.cfg.Video.Join(context.WithoutCancel(r.Context()), string(id), who, conn); err != nil {
+	if err := s.cfg.Video.Join(context.WithoutCancel(r.Context()), video.RoomID(id), who, conn); err != nil {
 		_ = conn.Send(video.Message{Type: "error", Code: "call_closed", Message: "This call has ended."})
 	}
 	conn.Close("")
@@ -214,7 +214,7 @@ func (s *Server) handleSignal(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleCreateInvite(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
 	var req struct {
-		Role string `json:"role"`
+		Role escalation.CallRole `json:"role"`
 	}
 	if _, ok := s.command(w, r, a, &req, false); !ok {
 		return
@@ -234,8 +234,15 @@ func (s *Server) handleCreateInvite(w http.ResponseWriter, r *http.Request, a *e
 	writeJSON(w, http.StatusCreated, map[string]any{"url": "/call/invite/" + string(id) + "/" + token, "expires_at": expires})
 }
 
-// handleInvite spends a one-time invite: the browser gets a guest session
-// for that call alone and the guest's call page.
+// handleInvitePage shows the guest's join page and spends nothing: link
+// previews and mail scanners open links too. Its Join button POSTs to the
+// same URL (handleInvite).
+func (s *Server) handleInvitePage(w http.ResponseWriter, r *http.Request) {
+	s.servePage(w, r, "call.html")
+}
+
+// handleInvite redeems a one-time invite, once, in the same step that makes
+// the guest's session for that call alone: 204 with the guest cookie.
 func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request) {
 	id := escalation.EscalationID(r.PathValue("id"))
 	token := r.PathValue("token")
@@ -258,13 +265,14 @@ func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request) {
 	}
 	sid := base64.RawURLEncoding.EncodeToString(b)
 	expires := time.Now().Add(InviteTTL)
-	if err := s.cfg.Accounts.CreateSession(r.Context(), hashSessionID(sid), guestPrefix+string(id)+"|"+role, expires); err != nil {
+	if err := s.cfg.Accounts.CreateSession(r.Context(), hashSessionID(sid), guestPrefix+string(id)+"|"+string(role), expires); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: GuestCookie, Value: sid, Path: "/", Expires: expires, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, sessionCookie(r, &http.Cookie{Name: GuestCookie, Value: sid, Path: "/", Expires: expires}))
 	s.log.Info("invite used", "escalation_id", id, "role", role)
-	s.servePage(w, r, "call.html")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Server) handleCallConfig(w http.ResponseWriter, r *http.Request) {
@@ -273,4 +281,19 @@ func (s *Server) handleCallConfig(w http.ResponseWriter, r *http.Request) {
 		servers = append(servers, map[string]any{"urls": []string{u}})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ice_servers": servers})
+}
+
+// parseSignal decodes one signalling frame from a browser.
+func parseSignal(data []byte) (video.Message, error) {
+	var m video.Message
+	if err := checkJSONLimits(data); err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		return m, err
+	}
+	if m.Type == "" {
+		return m, errors.New("web: a signalling message needs a type")
+	}
+	return m, nil
 }

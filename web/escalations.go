@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -91,13 +92,38 @@ func (s *Server) handleRaise(w http.ResponseWriter, r *http.Request, a *escalati
 	}
 	meta := s.meta(r, a)
 	meta.Idempotency = id.record(http.StatusCreated, func(res *escalation.Resident) any {
-		return s.cfg.Service.View(res, res.Escalations[len(res.Escalations)-1].ID)
+		return viewEscalation(s.cfg.Service.View(res, res.Escalations[len(res.Escalations)-1].ID))
 	})
-	esc, err := s.cfg.Service.Raise(r.Context(), meta, in)
+	esc, err := s.cfg.Service.GuardedRaise(r.Context(), meta, in)
 	if err == nil {
 		s.log.InfoContext(r.Context(), "escalation raised", "escalation_id", esc.ID, "care_home_id", esc.CareHomeID, "advice", esc.Advice.Level)
 	}
-	s.respond(w, r, id, err, http.StatusCreated, func() any { return esc })
+	if errors.Is(err, escalation.ErrResidentMoved) {
+		err = errResidentMoved
+	}
+	s.respond(w, r, id, err, http.StatusCreated, func() any { return viewEscalation(esc) })
+}
+
+// errResidentMoved answers a raise for a resident who has moved to another
+// home since the page loaded: the same code as left or died, said plainly.
+var errResidentMoved = &apiError{Status: http.StatusConflict, Code: "resident_inactive",
+	Message: "This resident has moved to another care home, so you cannot ask for a consultant for them here. Reload the page to see your residents.",
+	Extra:   map[string]any{"reason": "moved"}}
+
+// escalationView is the escalation as API.md gives it, plus the guards the
+// domain computes for it: observations_stale is true when the observations
+// were taken more than an hour before the raise.
+type escalationView struct {
+	*escalation.Escalation
+	ObservationsStale bool `json:"observations_stale"`
+}
+
+// viewEscalation renders e (nil stays null).
+func viewEscalation(e *escalation.Escalation) any {
+	if e == nil {
+		return nil
+	}
+	return escalationView{Escalation: e, ObservationsStale: e.ObservationsStale()}
 }
 
 // escalationAction runs accept, decision or withdraw with the shared plumbing.
@@ -109,9 +135,9 @@ func (s *Server) escalationAction(w http.ResponseWriter, r *http.Request, a *esc
 		return
 	}
 	meta := s.meta(r, a)
-	meta.Idempotency = id.record(status, func(res *escalation.Resident) any { return s.cfg.Service.View(res, eid) })
+	meta.Idempotency = id.record(status, func(res *escalation.Resident) any { return viewEscalation(s.cfg.Service.View(res, eid)) })
 	esc, err := run(meta, eid)
-	s.respond(w, r, id, err, status, func() any { return esc })
+	s.respond(w, r, id, err, status, func() any { return viewEscalation(esc) })
 }
 
 func (s *Server) handleAccept(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
@@ -177,7 +203,7 @@ func (s *Server) handleGetEscalation(w http.ResponseWriter, r *http.Request, a *
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, esc)
+	writeJSON(w, http.StatusOK, viewEscalation(esc))
 }
 
 func (s *Server) handleListEscalations(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
@@ -192,7 +218,11 @@ func (s *Server) handleListEscalations(w http.ResponseWriter, r *http.Request, a
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, list)
+	out := make([]any, len(list))
+	for i, e := range list {
+		out[i] = viewEscalation(e)
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 type news2Request struct {
@@ -248,6 +278,6 @@ func (s *Server) handleFollowUp(w http.ResponseWriter, r *http.Request, a *escal
 		if req.At != nil {
 			at = *req.At
 		}
-		return s.cfg.Service.FollowUp(r.Context(), meta, id, req.Status, at)
+		return s.cfg.Service.FollowUp(r.Context(), meta, id, escalation.FollowUpStatus(req.Status), at)
 	})
 }

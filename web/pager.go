@@ -116,8 +116,11 @@ type idName struct {
 // the escalation (it is fed by a separate consumer).
 func (h *PagerHub) message(n paging.Notice) []byte {
 	sum := pageSummary{ID: n.EscalationID, Resident: idName{ID: string(n.ResidentID)}, CareHome: idName{ID: string(n.CareHomeID)}, RaisedAt: n.RaisedAt}
-	deadline := time.Now().Add(2 * time.Second)
+	timeout := time.NewTimer(2 * time.Second)
+	defer timeout.Stop()
+look:
 	for {
+		_, changed := h.read.Changed() // taken before the look, so no apply is missed
 		if r := h.read.Resident(n.ResidentID); r != nil {
 			if e := r.Escalation(n.EscalationID); e != nil {
 				sum.Resident.Name = r.Name
@@ -125,10 +128,11 @@ func (h *PagerHub) message(n paging.Notice) []byte {
 				break
 			}
 		}
-		if time.Now().After(deadline) {
-			break
+		select {
+		case <-changed: // the read model applied an event: look again
+		case <-timeout.C:
+			break look // the page goes without the details
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 	sum.CareHome.Name = h.read.Home(n.CareHomeID).Name
 	b, _ := json.Marshal(pageMessage{Type: "page", PageID: n.PageID, Escalation: sum})
@@ -333,6 +337,16 @@ type pagerFrame struct {
 	PageID string `json:"page_id"`
 }
 
+// parsePagerFrame decodes one client frame; the type is checked by the caller.
+func parsePagerFrame(data []byte) (pagerFrame, error) {
+	var f pagerFrame
+	if err := checkJSONLimits(data); err != nil {
+		return f, err
+	}
+	err := json.Unmarshal(data, &f)
+	return f, err
+}
+
 func (s *Server) pagerReadLoop(c *pagerConn, hub *PagerHub) {
 	defer c.closeWith(websocket.CloseNormalClosure, "")
 	c.ws.SetReadLimit(pagerReadLimit)
@@ -352,8 +366,8 @@ func (s *Server) pagerReadLoop(c *pagerConn, hub *PagerHub) {
 			c.refuse(websocket.ClosePolicyViolation, "too many messages")
 			return
 		}
-		var f pagerFrame
-		if err := json.Unmarshal(data, &f); err != nil {
+		f, err := parsePagerFrame(data)
+		if err != nil {
 			c.refuse(websocket.CloseUnsupportedData, "frames must be JSON")
 			return
 		}

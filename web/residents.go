@@ -20,14 +20,27 @@ type residentView struct {
 	Status             escalation.ResidentStatus      `json:"status"`
 	SpO2Scale          int                            `json:"spo2_scale"`
 	Baseline           *escalation.Baseline           `json:"baseline"`
-	AdvanceCarePlan    *escalation.AdvanceCarePlan    `json:"advance_care_plan"`
+	AdvanceCarePlan    *carePlanView                  `json:"advance_care_plan"`
 	Allergies          []string                       `json:"allergies"`
 	SpO2ScaleSetBy     string                         `json:"spo2_scale_set_by,omitempty"`
 	SpO2ScaleSetAt     *time.Time                     `json:"spo2_scale_set_at,omitempty"`
 	DiedExpected       *bool                          `json:"died_expected,omitempty"`
 	RecentObservations []escalation.ObservationRecord `json:"recent_observations"`
 	RecentEscalations  []escalationSummary            `json:"recent_escalations"`
+	// Observations72h is every set taken in the 72 hours before the read,
+	// oldest first: the consultant's trend of each parameter.
+	Observations72h []escalation.ObservationRecord `json:"observations_72h"`
 }
+
+// carePlanView is the advance care plan as API.md gives it, plus whether it
+// is past its review date today in --timezone.
+type carePlanView struct {
+	*escalation.AdvanceCarePlan
+	ReviewOverdue bool `json:"review_overdue"`
+}
+
+// trendWindow is how far back observations_72h reaches.
+const trendWindow = 72 * time.Hour
 
 type escalationSummary struct {
 	ID       escalation.EscalationID `json:"id"`
@@ -39,12 +52,30 @@ type escalationSummary struct {
 // recent is how many observations and escalations a resident view carries.
 const recent = 20
 
+// viewResident renders r now, reading calendar dates in UTC; the server's
+// own handlers use Server.viewResident, which reads them in --timezone.
 func viewResident(r *escalation.Resident) residentView {
+	return viewResidentAt(r, time.Now(), time.UTC)
+}
+
+// viewResident renders r now in the server's --timezone.
+func (s *Server) viewResident(r *escalation.Resident) residentView {
+	loc := s.cfg.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+	return viewResidentAt(r, time.Now(), loc)
+}
+
+func viewResidentAt(r *escalation.Resident, now time.Time, loc *time.Location) residentView {
 	v := residentView{
 		ID: r.ID, CareHomeID: r.CareHomeID, Name: r.Name, DateOfBirth: r.DateOfBirth, Room: r.Room,
 		NHSNumber: r.NHSNumber, Status: r.Status, SpO2Scale: int(r.SpO2Scale), Baseline: r.Baseline,
-		AdvanceCarePlan: r.AdvanceCarePlan, Allergies: r.Allergies, SpO2ScaleSetBy: r.SpO2ScaleSetBy,
+		Allergies: r.Allergies, SpO2ScaleSetBy: r.SpO2ScaleSetBy,
 		SpO2ScaleSetAt: r.SpO2ScaleSetAt, DiedExpected: r.DiedExpected,
+	}
+	if p := r.AdvanceCarePlan; p != nil {
+		v.AdvanceCarePlan = &carePlanView{AdvanceCarePlan: p, ReviewOverdue: p.ReviewOverdue(now, loc)}
 	}
 	if v.Allergies == nil {
 		v.Allergies = []string{}
@@ -53,6 +84,12 @@ func viewResident(r *escalation.Resident) residentView {
 	obs := slices.Clone(r.Observations)
 	slices.SortStableFunc(obs, func(a, b escalation.ObservationRecord) int { return a.TakenAt.Compare(b.TakenAt) })
 	v.RecentObservations = append([]escalation.ObservationRecord{}, obs[max(0, len(obs)-recent):]...)
+	v.Observations72h = []escalation.ObservationRecord{}
+	for _, o := range obs {
+		if !o.TakenAt.Before(now.Add(-trendWindow)) {
+			v.Observations72h = append(v.Observations72h, o)
+		}
+	}
 	// Escalations newest first.
 	v.RecentEscalations = []escalationSummary{}
 	for i := len(r.Escalations) - 1; i >= 0 && len(v.RecentEscalations) < recent; i-- {
@@ -75,7 +112,7 @@ func (s *Server) handleListResidents(w http.ResponseWriter, r *http.Request, a *
 	}
 	out := make([]residentView, len(list))
 	for i, res := range list {
-		out[i] = viewResident(res)
+		out[i] = s.viewResident(res)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -86,7 +123,7 @@ func (s *Server) handleGetResident(w http.ResponseWriter, r *http.Request, a *es
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, viewResident(res))
+	writeJSON(w, http.StatusOK, s.viewResident(res))
 }
 
 type eventView struct {
@@ -170,7 +207,7 @@ func (s *Server) handleHospitalAdmission(w http.ResponseWriter, r *http.Request,
 		s.writeError(w, r, &apiError{Status: 400, Code: "missing_field", Field: "unplanned", Message: "Say whether it was unplanned."})
 		return
 	}
-	h := escalation.HospitalAdmissionRecorded{At: *req.At, Kind: req.Kind, Unplanned: *req.Unplanned, Reason: req.Reason}
+	h := escalation.HospitalAdmissionRecorded{At: *req.At, Kind: escalation.AdmissionKind(req.Kind), Unplanned: *req.Unplanned, Reason: req.Reason}
 	meta := s.meta(r, a)
 	meta.Idempotency = id.record(http.StatusCreated, func(res *escalation.Resident) any { return res.Admissions[len(res.Admissions)-1] })
 	adm, err := s.cfg.Service.RecordHospitalAdmission(r.Context(), meta, escalation.ResidentID(r.PathValue("id")), h)

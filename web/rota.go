@@ -7,18 +7,18 @@ import (
 	"time"
 
 	"github.com/nightcall-health/nightcall/escalation"
-	"github.com/nightcall-health/nightcall/events"
+	"github.com/nightcall-health/nightcall/escalation/account"
 )
 
 func (s *Server) isConsultant(ctx context.Context, u escalation.Username) (bool, error) {
-	a, err := s.cfg.Accounts.UserByName(ctx, string(u))
-	if errors.Is(err, events.ErrAccountNotFound) {
+	a, err := s.cfg.Accounts.UserByName(ctx, u)
+	if errors.Is(err, account.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	return a.Role == string(escalation.RoleConsultant), nil
+	return a.Role == escalation.RoleConsultant, nil
 }
 
 func canReadRota(a *escalation.Actor) bool {

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -23,8 +24,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/escalation/account"
 	"github.com/nightcall-health/nightcall/escalation/audit"
 	"github.com/nightcall-health/nightcall/events"
+	"github.com/nightcall-health/nightcall/events/argon2id"
 )
 
 // MaxBody is the largest request body accepted.
@@ -36,8 +39,9 @@ type Config struct {
 	Service *escalation.Service
 	// Store is the event log, for idempotency records and readiness. Required.
 	Store events.Store
-	// Accounts keeps users and sessions. Required.
-	Accounts events.AccountStore
+	// Accounts keeps users and sessions. Required. The account rules run
+	// on it with the argon2id hasher.
+	Accounts account.Store
 	// Logger is optional; nil discards.
 	Logger *slog.Logger
 	// Registry receives the HTTP metrics and serves /metrics. Optional; a new one by default.
@@ -65,6 +69,13 @@ type Config struct {
 	// AdvertiseURL is how other instances reach this one (http://10.0.0.5:8080).
 	// Optional; with Hosts it makes every participant of a call meet on one instance.
 	AdvertiseURL string
+	// TrustedProxies are the peers whose X-Forwarded-For / X-Forwarded-Proto
+	// (or Forwarded) are believed. Optional; none by default.
+	TrustedProxies []netip.Prefix
+	// SignInSlots bounds concurrent password checks (argon2id takes 19 MiB
+	// each); a sign-in that finds no free slot is refused at once with 429.
+	// Optional, default 4.
+	SignInSlots int
 }
 
 func (c *Config) setDefaults() {
@@ -76,6 +87,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.SessionTTL <= 0 {
 		c.SessionTTL = 12 * time.Hour
+	}
+	if c.SignInSlots <= 0 {
+		c.SignInSlots = 4
 	}
 }
 
@@ -99,9 +113,12 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	sessions *sessions
+	accounts *account.Service
 	limiter  *signInLimiter
-	handler  http.Handler
-	metrics  *metrics
+	// hashSlots bounds concurrent argon2id checks.
+	hashSlots chan struct{}
+	handler   http.Handler
+	metrics   *metrics
 }
 
 // New builds a Server.
@@ -112,9 +129,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, sessions: newSessions(cfg.Accounts, cfg.SessionTTL),
-		limiter: newSignInLimiter(),
+		limiter: newSignInLimiter(), hashSlots: make(chan struct{}, cfg.SignInSlots),
 	}
 	var err error
+	if s.accounts, err = account.New(account.Config{Store: cfg.Accounts, Hasher: argon2id.Hasher{}, Domain: cfg.Service}); err != nil {
+		return nil, err
+	}
 	if s.metrics, err = newMetrics(cfg.Registry); err != nil {
 		return nil, err
 	}
@@ -127,7 +147,7 @@ func New(cfg Config) (*Server, error) {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, newErr(http.StatusForbidden, "forbidden", "Cross-origin requests may not change state."))
 	}))
-	s.handler = s.observe(cop.Handler(s.routes()))
+	s.handler = s.edge(s.observe(cop.Handler(s.routes())))
 	return s, nil
 }
 
@@ -137,8 +157,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 //go:embed openapi.yaml
 var openapiYAML []byte
 
-func (s *Server) routes() *http.ServeMux {
-	mux := http.NewServeMux()
+func (s *Server) routes() *routeMux {
+	mux := newRouteMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -176,6 +196,8 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /api/v1/care-homes", s.requireAuth(s.handleCreateHome))
 	mux.HandleFunc("PATCH /api/v1/care-homes/{id}", s.requireAuth(s.handleUpdateHome))
 	mux.HandleFunc("POST /api/v1/care-homes/{id}/deactivate", s.requireAuth(s.handleUpdateHome))
+	mux.HandleFunc("GET /api/v1/care-homes/{id}/handover", s.requireAuth(s.handleHandover))
+	mux.HandleFunc("GET /handover", s.handleHandoverLanding)
 	mux.HandleFunc("GET /api/v1/users", s.requireAuth(s.handleListUsers))
 	mux.HandleFunc("POST /api/v1/users", s.requireAuth(s.handleCreateUser))
 
@@ -197,7 +219,8 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /api/v1/calls/{id}/signal", s.handleSignal)
 	mux.HandleFunc("GET /api/v1/calls/config", s.handleCallConfig)
 	mux.HandleFunc("POST /api/v1/escalations/{id}/invites", s.requireAuth(s.handleCreateInvite))
-	mux.HandleFunc("GET /call/invite/{id}/{token}", s.handleInvite)
+	mux.HandleFunc("GET /call/invite/{id}/{token}", s.handleInvitePage)
+	mux.HandleFunc("POST /call/invite/{id}/{token}", s.handleInvite)
 	mux.HandleFunc("GET /call/{id}", func(w http.ResponseWriter, r *http.Request) { s.servePage(w, r, "call.html") })
 	mux.Handle("GET /static/", staticHandler())
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { s.servePage(w, r, "signin.html") })
@@ -256,6 +279,9 @@ func decodeBody(body []byte, dst any, emptyOK bool) error {
 			return nil
 		}
 		return newErr(http.StatusBadRequest, "invalid_json", "The request body must be a JSON object.")
+	}
+	if err := checkJSONLimits(body); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(dst); err != nil {

@@ -1,32 +1,11 @@
 package web
 
 import (
+	"errors"
 	"net/http/httptest"
 	"strings"
 	"testing"
 )
-
-func TestPasswordHashing(t *testing.T) {
-	h, err := HashPassword("correct horse battery")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(h, "$argon2id$v=19$m=19456,t=2,p=1$") {
-		t.Errorf("hash format: %s", h)
-	}
-	if !CheckPassword(h, "correct horse battery") || CheckPassword(h, "correct horse batterY") {
-		t.Error("the hash does not tell the right password from a wrong one")
-	}
-	h2, _ := HashPassword("correct horse battery")
-	if h2 == h {
-		t.Error("two hashes of one password are equal: no salt")
-	}
-	for _, bad := range []string{"", "$argon2id$v=19$m=1,t=1,p=1$!!$!!", "$bcrypt$x"} {
-		if CheckPassword(bad, "x") {
-			t.Errorf("malformed hash %q accepted", bad)
-		}
-	}
-}
 
 func TestCSVSafe(t *testing.T) {
 	for in, want := range map[string]string{"=SUM(A1)": "'=SUM(A1)", "+1 555": "'+1 555", "@cmd": "'@cmd", "-12.5": "-12.5", "plain": "plain", "": ""} {
@@ -58,15 +37,83 @@ func TestSameOrigin(t *testing.T) {
 func TestSignInLimiter(t *testing.T) {
 	l := newSignInLimiter()
 	for i := 0; i < 10; i++ {
-		if l.blocked("u", "1.2.3.4") > 0 {
+		if _, wait := l.take("u", "1.2.3.4"); wait > 0 {
 			t.Fatalf("blocked after %d failures", i)
 		}
-		l.failed("u", "1.2.3.4")
 	}
-	if l.blocked("u", "1.2.3.4") == 0 {
+	if _, wait := l.take("u", "1.2.3.4"); wait == 0 {
 		t.Error("not blocked after 10 failures")
 	}
-	if l.blocked("u", "5.6.7.8") > 0 {
+	if _, wait := l.take("u", "5.6.7.8"); wait > 0 {
 		t.Error("another address is blocked for the first one's failures")
+	}
+	// A right password gives its reservation back: it never counts.
+	for i := 0; i < 20; i++ {
+		release, wait := l.take("owner", "9.9.9.9")
+		if wait > 0 {
+			t.Fatalf("successful sign-in %d was limited", i)
+		}
+		release()
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	prox, err := ParseTrustedProxies("10.0.0.0/8, 127.0.0.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseTrustedProxies("10.0.0.0/8,not-an-ip"); err == nil {
+		t.Error("a bad CIDR was accepted")
+	}
+	s := &Server{cfg: Config{TrustedProxies: prox}}
+	cases := []struct {
+		name, remote string
+		hdr          map[string]string
+		addr         string
+		secure       bool
+	}{
+		{"untrusted peer's headers change nothing", "192.0.2.7:5000", map[string]string{"X-Forwarded-For": "1.1.1.1", "X-Forwarded-Proto": "https"}, "192.0.2.7", false},
+		{"trusted proxy gives the client", "10.1.2.3:5000", map[string]string{"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}, "203.0.113.9", true},
+		{"a client cannot choose its own address", "10.1.2.3:5000", map[string]string{"X-Forwarded-For": "6.6.6.6, 203.0.113.9"}, "203.0.113.9", false},
+		{"chain of trusted proxies", "127.0.0.2:5000", map[string]string{"X-Forwarded-For": "203.0.113.9, 10.9.9.9"}, "203.0.113.9", false},
+		{"Forwarded header", "10.1.2.3:5000", map[string]string{"Forwarded": `for="[2001:db8::1]:4711";proto=https`}, "2001:db8::1", true},
+		{"trusted proxy without headers", "10.1.2.3:5000", nil, "10.1.2.3", false},
+	}
+	for _, c := range cases {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = c.remote
+		for k, v := range c.hdr {
+			r.Header.Set(k, v)
+		}
+		p := s.resolvePeer(r)
+		if p.addr != c.addr || p.secure != c.secure {
+			t.Errorf("%s: got %+v, want addr %s secure %v", c.name, p, c.addr, c.secure)
+		}
+	}
+}
+
+func TestJSONLimits(t *testing.T) {
+	huge := `{"resident_id":"rc-101","observations":{"respiration_rate":1` + strings.Repeat("0", 900000) + `}}`
+	cases := []struct {
+		name, body, code, field string
+	}{
+		{"900,000-digit number", huge, "invalid_value", "observations.respiration_rate"},
+		{"33-character number in an array", `{"levels":[1,2,` + strings.Repeat("9", 33) + `]}`, "invalid_value", "levels.2"},
+		{"deep nesting", strings.Repeat("[", 1000) + strings.Repeat("]", 1000), "invalid_json", ""},
+		{"32 characters is fine", `{"a":` + strings.Repeat("1", 32) + `}`, "", ""},
+		{"malformed is left to the decoder", `{"a":`, "", ""},
+	}
+	for _, c := range cases {
+		err := checkJSONLimits([]byte(c.body))
+		var ae *apiError
+		if c.code == "" {
+			if err != nil {
+				t.Errorf("%s: %v", c.name, err)
+			}
+			continue
+		}
+		if !errors.As(err, &ae) || ae.Code != c.code || ae.Field != c.field || ae.Status != 400 {
+			t.Errorf("%s: got %+v, want 400 %s field %q", c.name, err, c.code, c.field)
+		}
 	}
 }

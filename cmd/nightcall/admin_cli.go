@@ -13,8 +13,9 @@ import (
 	"time"
 
 	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/escalation/account"
 	"github.com/nightcall-health/nightcall/escalation/news2"
-	"github.com/nightcall-health/nightcall/web"
+	"github.com/nightcall-health/nightcall/events/argon2id"
 )
 
 // adminFlags are the flags every admin command takes.
@@ -152,7 +153,7 @@ func residentCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
-const userUsage = `usage: nightcall user add --username U --name NAME --role carehome|consultant|auditor|admin [--home HOME]
+const userUsage = `usage: nightcall user add --username U --name NAME --role carehome|consultant|auditor|admin|gp [--home HOME] [--homes HOME,HOME]
 The password is read from standard input (never from a flag or the environment).
 common flags: --data-dir (./data)`
 
@@ -165,6 +166,7 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 	name := fs.String("name", "", "name")
 	role := fs.String("role", "", "role")
 	home := fs.String("home", "", "care home (staff only)")
+	homes := fs.String("homes", "", "comma-separated care homes a GP is bound to (gp only)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -178,12 +180,20 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 		return err
 	}
 	defer o.Close()
-	acct, err := web.CreateAccount(ctx, o.service, o.store, cliAdmin, web.AccountInput{
-		Username: *username, Name: *name, Role: *role, CareHomeID: *home, Password: strings.TrimRight(line, "\r\n"),
+	accounts, err := account.New(account.Config{Store: o.store, Hasher: argon2id.Hasher{}, Domain: o.service})
+	if err != nil {
+		return err
+	}
+	acct, err := accounts.Create(ctx, cliAdmin, account.Input{
+		Username: *username, Name: *name, Role: *role, CareHomeID: *home, CareHomeIDs: splitList(*homes), Password: strings.TrimRight(line, "\r\n"),
 	})
 	if err != nil {
 		return explain(err)
 	}
-	printJSON(stdout, map[string]string{"username": acct.Username, "role": acct.Role, "care_home_id": acct.CareHomeID})
+	out := map[string]any{"username": acct.Username, "role": acct.Role, "care_home_id": acct.CareHomeID}
+	if len(acct.CareHomeIDs) > 0 {
+		out["care_home_ids"] = acct.CareHomeIDs
+	}
+	printJSON(stdout, out)
 	return nil
 }

@@ -14,16 +14,20 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/escalation/account"
 	"github.com/nightcall-health/nightcall/escalation/audit"
 	"github.com/nightcall-health/nightcall/escalation/paging"
 	"github.com/nightcall-health/nightcall/events"
 	"github.com/nightcall-health/nightcall/events/bus"
+	"github.com/nightcall-health/nightcall/events/calllog"
 	redisstore "github.com/nightcall-health/nightcall/events/redis"
 	"github.com/nightcall-health/nightcall/events/sqlite"
 	"github.com/nightcall-health/nightcall/video"
@@ -42,19 +46,26 @@ type app struct {
 	hub      *web.PagerHub
 	audit    *audit.Model
 	sfu      *video.SFU
-	callLog  chan video.RoomEvent
+	closeSFU func() error
 	pager    *paging.Pager
+	calls    *calllog.Log
+	callSub  *bus.TopicSubscriber
 	caughtUp atomic.Bool
+	// cleanup releases what the start took, in reverse order.
+	cleanup cleanupStack
+	// force, when done, cuts the shutdown short (a second signal).
+	force context.Context
 }
 
-// backend is an event store that also keeps accounts and the poison queue.
+// backend is an event store that also keeps accounts.
 type backend interface {
 	events.Store
-	events.AccountStore
+	account.Store
 }
 
-// openBackend opens the configured store and its poison-queue publisher.
-func openBackend(ctx context.Context, cfg serveConfig) (backend, message.Publisher, error) {
+// openBackend opens the configured store and its outbox (the poison queue
+// and the call events' topic).
+func openBackend(ctx context.Context, cfg serveConfig) (backend, bus.Outbox, error) {
 	if cfg.Store == "redis" {
 		s, err := redisstore.Open(ctx, redisstore.Config{URL: cfg.RedisURL})
 		if err != nil {
@@ -69,38 +80,45 @@ func openBackend(ctx context.Context, cfg serveConfig) (backend, message.Publish
 	return s, s.Publisher(), nil
 }
 
-func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*app, error) {
-	store, poison, err := openBackend(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
+// newApp builds every part of the service in order: the store, the read
+// models and their consumers, the pager, the SFU (which binds the media
+// ports) and the HTTP handler. Nothing runs yet; run starts it. If a step
+// fails, everything taken before it is released.
+func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *app, err error) {
+	a := &app{cfg: cfg, log: log, force: context.Background()}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, a.cleanup.release())
+		}
+	}()
 	loc, err := time.LoadLocation(cfg.Timezone)
 	if err != nil {
-		store.Close()
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: log, store: store, read: escalation.NewProjection(loc)}
+	store, outbox, err := openBackend(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open the %s store: %w", cfg.Store, err)
+	}
+	a.store = store
+	a.cleanup.push("store", store.Close)
+	a.read = escalation.NewProjection(loc)
 	if cfg.Demo {
 		seeded, err := seedDemo(ctx, store, store, cfg.DemoPassword)
 		if err != nil {
-			store.Close()
 			return nil, err
 		}
 		log.Info("demo data", "seeded", seeded)
 	}
 	a.service, err = escalation.NewService(escalation.Config{Store: store, Read: a.read, NewID: newID})
 	if err != nil {
-		store.Close()
 		return nil, err
 	}
-	a.router, err = bus.NewRouter(log, poison)
+	a.router, err = bus.NewRouter(log, outbox)
 	if err != nil {
-		store.Close()
 		return nil, err
 	}
 	sub, err := bus.NewLogSubscriber(bus.SubscriberConfig{Store: store, From: a.read.Position})
 	if err != nil {
-		store.Close()
 		return nil, err
 	}
 	a.router.AddProjection("read-model", sub, func(msg *message.Message) error {
@@ -114,7 +132,6 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*app, error
 	a.hub = web.NewPagerHub(a.read, log)
 	head, err := store.Head(ctx)
 	if err != nil {
-		store.Close()
 		return nil, err
 	}
 	timings := prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -127,14 +144,12 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*app, error
 		Observe: func(t string, d time.Duration) { timings.WithLabelValues(t).Observe(d.Seconds()) },
 	}, head)
 	if err != nil {
-		store.Close()
 		return nil, err
 	}
 	a.hub.SetPager(a.pager)
 	a.service.SetPagedFor(a.pager.WasPaged)
 	pagerSub, err := bus.NewLogSubscriber(bus.SubscriberConfig{Store: store, From: a.pager.Position})
 	if err != nil {
-		store.Close()
 		return nil, err
 	}
 	a.router.AddSafetyCritical("pager", pagerSub, func(msg *message.Message) error {
@@ -148,7 +163,6 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*app, error
 	a.audit = audit.NewModel()
 	auditSub, err := bus.NewLogSubscriber(bus.SubscriberConfig{Store: store, From: a.audit.Position})
 	if err != nil {
-		store.Close()
 		return nil, err
 	}
 	a.router.AddProjection("audit", auditSub, func(msg *message.Message) error {
@@ -159,32 +173,33 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*app, error
 		return a.audit.Apply(env)
 	})
 
-	var ifaces []string
-	for _, i := range strings.Split(cfg.WebRTCInterfaces, ",") {
-		if i = strings.TrimSpace(i); i != "" {
-			ifaces = append(ifaces, i)
-		}
-	}
-	a.callLog = make(chan video.RoomEvent, 4096)
-	a.sfu, err = video.New(video.Config{
-		UDPPort: cfg.WebRTCUDPPort, TCPPort: cfg.WebRTCTCPPort, PublicIP: cfg.WebRTCPublicIP, ListenIP: cfg.WebRTCListenIP,
-		Interfaces: ifaces, IncludeLoopback: cfg.WebRTCLoopback, RejoinGrace: cfg.CallRejoinGrace, Logger: log,
-		OnEvent: func(e video.RoomEvent) {
-			select {
-			case a.callLog <- e:
-			default:
-				log.Error("call event queue full; event not recorded", "escalation_id", e.Room, "kind", e.Kind)
-			}
-		},
-	})
+	// Call events go from the SFU to the outbox without waiting on the log,
+	// and from the outbox to the resident streams behind Retry, redelivered
+	// until recorded: none is dropped.
+	a.calls, err = calllog.New(calllog.Config{Outbox: outbox, Store: store, Read: a.read, Logger: log, Ended: a.releaseCallHost})
 	if err != nil {
-		store.Close()
 		return nil, err
 	}
+	a.callSub, err = bus.NewTopicSubscriber(bus.TopicSubscriberConfig{Outbox: outbox, Checkpoints: store, Group: "call-log",
+		Logger: watermill.NewSlogLogger(log)})
+	if err != nil {
+		return nil, err
+	}
+	a.router.AddSafetyCriticalOn("call-log", calllog.Topic, a.callSub, a.calls.Record)
+
+	a.sfu, err = video.New(video.Config{
+		UDPPort: cfg.WebRTCUDPPort, TCPPort: cfg.WebRTCTCPPort, PublicIP: cfg.WebRTCPublicIP, ListenIP: cfg.WebRTCListenIP,
+		Interfaces: splitList(cfg.WebRTCInterfaces), IncludeLoopback: cfg.WebRTCLoopback, RejoinGrace: cfg.CallRejoinGrace, Logger: log,
+		OnEvent: a.calls.OnEvent,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.closeSFU = once(a.sfu.Close)
+	a.cleanup.push("video", a.closeSFU)
 	// The call ends when the decision is recorded (or the escalation withdrawn).
 	callSub, err := bus.NewLogSubscriber(bus.SubscriberConfig{Store: store, From: func() int64 { return head }})
 	if err != nil {
-		store.Close()
 		return nil, err
 	}
 	a.router.AddProjection("calls", callSub, func(msg *message.Message) error {
@@ -200,7 +215,7 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*app, error
 			if err := json.Unmarshal(env.Data, &ref); err != nil {
 				return err
 			}
-			go a.sfu.CloseRoom(ref.EscalationID, "the decision was recorded")
+			go a.sfu.CloseRoom(video.RoomID(ref.EscalationID), "the decision was recorded")
 		}
 		return nil
 	})
@@ -212,18 +227,28 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (*app, error
 		Name: "nightcall_read_model_position", Help: "Global log position the read model has applied.",
 	}, func() float64 { return float64(a.read.Position()) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "nightcall_consumers_stalled", Help: "Safety-critical consumers (the pager) failing on an event; alert on > 0.",
+		Name: "nightcall_consumers_stalled", Help: "Safety-critical consumers (the pager, the call log) failing on an event; alert on > 0.",
 	}, func() float64 { return float64(a.router.Stalled()) }))
 	a.server, err = web.New(web.Config{
 		Service: a.service, Store: store, Accounts: store, Logger: log, Registry: reg,
 		Ready: a.ready, TrustedOrigins: cfg.PublicOrigins, Pager: a.hub, Audit: a.audit, Location: loc,
 		Video: a.sfu, ICEServers: splitList(cfg.ICEServers), Hosts: a.hosts(), AdvertiseURL: cfg.AdvertiseURL,
+		TrustedProxies: mustProxies(cfg.TrustedProxies),
 	})
 	if err != nil {
-		store.Close()
 		return nil, err
 	}
 	return a, nil
+}
+
+// releaseCallHost gives up this instance's claim on a room once its call
+// has ended (distributed mode).
+func (a *app) releaseCallHost(ctx context.Context, room video.RoomID) {
+	if h := a.hosts(); h != nil && a.cfg.AdvertiseURL != "" {
+		if err := h.Release(context.WithoutCancel(ctx), "call:"+string(room), a.cfg.AdvertiseURL); err != nil {
+			a.log.Warn("releasing a call host claim", "escalation_id", room, "err", err)
+		}
+	}
 }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
@@ -260,54 +285,6 @@ func (a *app) ready(ctx context.Context) error {
 	return a.router.Healthy()
 }
 
-// run serves until ctx is done, then drains: HTTP first (in-flight requests
-// finish), then the consumers, then the store.
-func (a *app) run(ctx context.Context, ln net.Listener) error {
-	defer a.store.Close()
-	routerCtx, stopRouter := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopRouter()
-	routerDone, err := a.router.Start(routerCtx)
-	if err != nil {
-		return fmt.Errorf("start consumers: %w", err)
-	}
-	var workers sync.WaitGroup
-	workers.Add(3)
-	go func() { defer workers.Done(); a.recordCalls(routerCtx) }()
-	go func() { defer workers.Done(); a.hub.Run(routerCtx) }()
-	go func() { defer workers.Done(); _ = a.pager.Run(routerCtx) }()
-	srv := &http.Server{
-		Handler:           a.server,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	a.log.Info("serving", "addr", ln.Addr().String(), "store", a.cfg.Store, "data_dir", a.cfg.DataDir)
-
-	select {
-	case <-ctx.Done():
-	case err := <-serveErr:
-		return err
-	}
-	a.log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		a.log.Error("http shutdown", "err", err)
-	}
-	if err := a.sfu.Close(); err != nil {
-		a.log.Error("closing video", "err", err)
-	}
-	stopRouter()
-	workers.Wait()
-	if err := <-routerDone; err != nil && !errors.Is(err, context.Canceled) {
-		a.log.Error("consumers stopped", "err", err)
-	}
-	return nil
-}
-
 // reachable reports whether addr answers HTTP (used by tests and bench).
 func reachable(addr string) bool {
 	c := http.Client{Timeout: time.Second}
@@ -327,6 +304,184 @@ func (a *app) hosts() web.Claimer {
 	return nil
 }
 
+// Shutdown deadlines, each cut short by a second signal.
+const (
+	httpDrainTimeout = 15 * time.Second
+	callDrainTimeout = 10 * time.Second
+)
+
+// Run is `nightcall serve`: it builds the service, binds its HTTP listener
+// and serves until ctx is done (the first signal), then shuts down in order.
+// When force is done (the second signal) the shutdown stops waiting. A start
+// that fails half-way releases everything it took: store, media ports,
+// listener.
+func Run(ctx, force context.Context, cfg serveConfig, log *slog.Logger) error {
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if force != nil {
+		a.force = force
+	}
+	ln, err := listen(cfg)
+	if err != nil {
+		return errors.Join(fmt.Errorf("listen on %s: %w", cfg.Addr, err), a.cleanup.release())
+	}
+	return a.run(ctx, ln)
+}
+
+// run serves on ln until ctx is done or a part fails, every part on one
+// errgroup. The shutdown goes in order, each step under a deadline: HTTP
+// first (in-flight requests finish), then the calls (each ends and its end
+// reaches the outbox and then the log), then the consumers and workers, and
+// last what the start took (the cleanup stack: media ports, store).
+func (a *app) run(ctx context.Context, ln net.Listener) (err error) {
+	defer func() { err = errors.Join(err, a.cleanup.release()) }()
+	a.cleanup.push("http listener", once(ignoreClosed(ln.Close)))
+
+	background := context.WithoutCancel(ctx)
+	routerCtx, stopRouter := context.WithCancel(background)
+	defer stopRouter()
+	workersCtx, stopWorkers := context.WithCancel(background)
+	defer stopWorkers()
+	writerCtx, stopWriter := context.WithCancel(background)
+	defer stopWriter()
+
+	routerDone, err := a.router.Start(routerCtx)
+	if err != nil {
+		return fmt.Errorf("start consumers: %w", err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := <-routerDone; err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("consumers: %w", err)
+		}
+		if routerCtx.Err() == nil {
+			return errors.New("consumers stopped on their own")
+		}
+		return nil
+	})
+	g.Go(func() error { a.hub.Run(workersCtx); return nil })
+	g.Go(func() error {
+		if err := a.pager.Run(workersCtx); err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("pager: %w", err)
+		}
+		return nil
+	})
+	writerDone := make(chan struct{})
+	g.Go(func() error { defer close(writerDone); return a.calls.Run(writerCtx) })
+
+	srv := &http.Server{
+		Handler:           a.server,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+	a.log.Info("serving", "addr", ln.Addr().String(), "store", a.cfg.Store, "data_dir", a.cfg.DataDir)
+
+	g.Go(func() error {
+		<-gctx.Done()
+		a.log.Info("shutting down")
+		a.shutdownHTTP(srv)
+		if err := a.closeSFU(); err != nil {
+			a.log.Error("closing video", "err", err)
+		}
+		stopWriter()
+		a.waitStep("call events to the outbox", callDrainTimeout, func(ctx context.Context) error {
+			select {
+			case <-writerDone:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		a.waitStep("call events to the log", callDrainTimeout, func(ctx context.Context) error {
+			return a.callSub.Drained(ctx, calllog.Topic)
+		})
+		stopWorkers()
+		stopRouter()
+		return nil
+	})
+	return g.Wait()
+}
+
+// shutdownHTTP stops accepting, lets in-flight requests finish (at most
+// httpDrainTimeout, or until forced) and then drops what is left.
+func (a *app) shutdownHTTP(srv *http.Server) {
+	ctx, cancel := context.WithTimeout(a.force, httpDrainTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		a.log.Warn("http requests still running at the deadline; closing them", "err", err)
+		_ = srv.Close()
+	}
+}
+
+// waitStep runs one shutdown wait under its deadline (cut short by force).
+func (a *app) waitStep(what string, d time.Duration, wait func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(a.force, d)
+	defer cancel()
+	if err := wait(ctx); err != nil {
+		a.log.Warn("shutdown step cut short; the rest resumes from the outbox at the next start", "step", what, "err", err)
+	}
+}
+
+// cleanupStack is what a start has taken, released in reverse order: a
+// failed start gives back its ports and files, and a stop gives back the rest.
+type cleanupStack struct {
+	mu    sync.Mutex
+	steps []cleanupStep
+}
+
+type cleanupStep struct {
+	name    string
+	release func() error
+}
+
+// push adds a release to run before those pushed earlier.
+func (c *cleanupStack) push(name string, release func() error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.steps = append(c.steps, cleanupStep{name, release})
+}
+
+// release runs every release, last pushed first, once; it returns their
+// errors joined.
+func (c *cleanupStack) release() error {
+	c.mu.Lock()
+	steps := c.steps
+	c.steps = nil
+	c.mu.Unlock()
+	var errs []error
+	for i := len(steps) - 1; i >= 0; i-- {
+		if err := steps[i].release(); err != nil {
+			errs = append(errs, fmt.Errorf("release %s: %w", steps[i].name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// once makes a release safe to call twice (the shutdown closes the SFU
+// before the cleanup stack would).
+func once(f func() error) func() error { return sync.OnceValue(f) }
+
+// ignoreClosed treats an already closed listener as released.
+func ignoreClosed(f func() error) func() error {
+	return func() error {
+		if err := f(); err != nil && !errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		return nil
+	}
+}
+
+// splitList splits a comma-separated flag value, dropping blanks.
 func splitList(s string) []string {
 	var out []string
 	for _, v := range strings.Split(s, ",") {
@@ -335,55 +490,4 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-// recordCalls appends the SFU's room events to the resident streams, in order.
-func (a *app) recordCalls(ctx context.Context) {
-	for {
-		var e video.RoomEvent
-		select {
-		case e = <-a.callLog:
-		case <-ctx.Done():
-			// Record what is already queued (a shutdown ends calls) before stopping.
-			select {
-			case e = <-a.callLog:
-			default:
-				return
-			}
-		}
-		id := escalation.EscalationID(e.Room)
-		var ev escalation.Event
-		switch e.Kind {
-		case video.EventStarted:
-			ev = &escalation.CallStarted{EscalationID: id, CallID: e.CallID}
-		case video.EventJoined:
-			ev = &escalation.CallParticipantJoined{CallParticipant: escalation.CallParticipant{EscalationID: id, CallID: e.CallID, Role: e.Role}}
-		case video.EventLeft:
-			ev = &escalation.CallParticipantLeft{CallParticipant: escalation.CallParticipant{EscalationID: id, CallID: e.CallID, Role: e.Role}}
-		case video.EventEnded:
-			if h := a.hosts(); h != nil && a.cfg.AdvertiseURL != "" {
-				_ = h.Release(context.WithoutCancel(ctx), "call:"+e.Room, a.cfg.AdvertiseURL)
-			}
-			q := make([]escalation.CallQuality, len(e.Quality))
-			for i, v := range e.Quality {
-				q[i] = escalation.CallQuality(v)
-			}
-			ev = &escalation.CallEnded{EscalationID: id, CallID: e.CallID, DurationSeconds: e.Duration.Seconds(), Reason: e.Reason, Quality: q}
-		default:
-			continue
-		}
-		for attempt := 0; ; attempt++ {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			err := a.service.RecordCall(rctx, id, ev)
-			cancel()
-			if err == nil {
-				break
-			}
-			a.log.Error("recording a call event", "escalation_id", id, "kind", e.Kind, "err", err)
-			if attempt >= 5 {
-				break
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
 }

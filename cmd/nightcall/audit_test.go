@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nightcall-health/nightcall/escalation/audit"
+	"github.com/nightcall-health/nightcall/web/fhirtest"
 )
 
 // nhs returns a valid NHS number in the 999 test range for n.
@@ -276,11 +277,16 @@ func TestAdmissionsAvoidedScenario(t *testing.T) {
 	if err := json.Unmarshal(fhir.body, &bundle); err != nil || bundle.ResourceType != "Bundle" || bundle.Type != "collection" {
 		t.Fatalf("FHIR: %d %v %s", fhir.status, err, fhir.body)
 	}
+	fhirtest.Check(t, fhir.body)
+	if fhir.header.Get("Cache-Control") != "no-store" {
+		t.Errorf("FHIR Cache-Control %q", fhir.header.Get("Cache-Control"))
+	}
 	kinds := map[string]int{}
 	for _, e := range bundle.Entry {
 		kinds[str(e.Resource["resourceType"])]++
 	}
-	if kinds["Observation"] != 6 || kinds["Encounter"] != 1 || kinds["ClinicalImpression"] != 1 || kinds["Patient"] != 1 {
+	// The seven NEWS2 parameters and the score; the stay's plan as a CarePlan.
+	if kinds["Observation"] != 8 || kinds["Encounter"] != 1 || kinds["ClinicalImpression"] != 1 || kinds["Patient"] != 1 || kinds["CarePlan"] != 1 {
 		t.Errorf("bundle resources: %v", kinds)
 	}
 	for _, want := range []string{`"9279-1"`, `"2708-6"`, `"1104051000000101"`, `"1104301000000104"`, `"code":"VR"`, `"home"`} {

@@ -37,7 +37,7 @@ func benchVideo(ctx context.Context, calls, pps, payload int, measure time.Durat
 	}
 	defer sfu.Close()
 	full, err := measureForwarder(ctx, calls, pps, payload, measure, func(room string, ws *websocket.Conn) {
-		_ = sfu.Join(ctx, room, video.Participant{Role: "bench"}, web.NewSignalConn(ws))
+		_ = sfu.Join(ctx, video.RoomID(room), video.Participant{Role: "bench"}, web.NewSignalConn(ws))
 	}, sfu.Forwarded)
 	if err != nil {
 		return fmt.Errorf("nightcall SFU: %w", err)

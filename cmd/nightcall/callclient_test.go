@@ -31,7 +31,9 @@ func (c *client) signalURL(id string) string {
 
 // dialSignal opens the call's signalling socket with c's cookies.
 func (c *client) dialSignal(id string, header ...string) (*websocket.Conn, int, error) {
-	ws, resp, err := websocket.DefaultDialer.Dial(c.signalURL(id), c.signalHeader(header...))
+	h := c.signalHeader(header...)
+	ws, resp, err := websocket.DefaultDialer.Dial(c.signalURL(id), h)
+	c.checkUpgrade(c.signalURL(id), h, resp)
 	status := 0
 	if resp != nil {
 		status = resp.StatusCode
@@ -46,6 +48,7 @@ func joinCall(t *testing.T, c *client, id string) *videoclient.Peer {
 	if err != nil {
 		t.Fatalf("join call: %d %v", status, err)
 	}
+	c.checkUpgrade(c.signalURL(id), c.signalHeader(), &http.Response{StatusCode: status, Header: http.Header{}})
 	t.Cleanup(p.Close)
 	return p
 }

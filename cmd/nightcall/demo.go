@@ -8,9 +8,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/escalation/account"
 	"github.com/nightcall-health/nightcall/escalation/news2"
 	"github.com/nightcall-health/nightcall/events"
-	"github.com/nightcall-health/nightcall/web"
+	"github.com/nightcall-health/nightcall/events/argon2id"
 )
 
 // The demo data of API.md. Names and NHS numbers are fictitious (999 is the
@@ -49,7 +50,7 @@ var demoResidents = []demoResident{
 			Summary: "End-of-life care in the home.", RecordedAt: "2026-08-09", ReviewDue: "2027-02-09"}},
 }
 
-var demoUsers = []events.Account{
+var demoUsers = []account.Account{
 	{Username: "night.rose", Name: "Nina Okoro (night nurse)", Role: "carehome", CareHomeID: "rose-court"},
 	{Username: "day.rose", Name: "Dan Rowe (day nurse)", Role: "carehome", CareHomeID: "rose-court"},
 	{Username: "night.elm", Name: "Ella Marsh (night carer)", Role: "carehome", CareHomeID: "elm-house"},
@@ -63,7 +64,7 @@ var demoUsers = []events.Account{
 // seedDemo puts the demo data in an empty store. Each stream is appended
 // with expected version NoStream and each account created once, so running
 // it again (a restart, or a crash half-way) adds nothing twice.
-func seedDemo(ctx context.Context, store events.Store, accounts events.AccountStore, password string) (bool, error) {
+func seedDemo(ctx context.Context, store events.Store, accounts account.Store, password string) (bool, error) {
 	seeded := false
 	appendOnce := func(stream string, evs ...escalation.Event) error {
 		newEvs := make([]events.NewEvent, len(evs))
@@ -101,13 +102,13 @@ func seedDemo(ctx context.Context, store events.Store, accounts events.AccountSt
 		return false, fmt.Errorf("seed rota: %w", err)
 	}
 	for _, u := range demoUsers {
-		hash, err := web.HashPassword(password)
+		hash, err := argon2id.Hash(password)
 		if err != nil {
 			return false, err
 		}
 		u.PasswordHash = hash
 		switch err := accounts.CreateUser(ctx, u); {
-		case errors.Is(err, events.ErrAccountExists):
+		case errors.Is(err, account.ErrExists):
 		case err != nil:
 			return false, fmt.Errorf("seed user %s: %w", u.Username, err)
 		default:

@@ -152,6 +152,7 @@ func TestBrowserJourney(t *testing.T) {
 	js[bool](t, home, `(() => { document.querySelector('#soft-signs input[value=breathless]').click(); return true; })()`)
 	start := time.Now()
 	within(t, home, 10*time.Second, chromedp.Click(`#raise-form button[type=submit]`))
+	within(t, home, 10*time.Second, chromedp.Click(`#raise-confirm-yes`)) // the nurse confirms the resident
 	waitText(t, home, "wait-title", "Waiting", 10*time.Second)
 	screenshot(t, home, "../../docs/screenshots/home-waiting.png")
 
@@ -231,6 +232,7 @@ func TestBrowserFallbackNumber(t *testing.T) {
 	js[bool](t, home, `(() => { document.querySelector('input[name=resident][value="rc-102"]').click(); document.querySelector('#soft-signs input[value=not_themselves]').click(); return true; })()`)
 	fill(t, home, "situation", "Not herself tonight")
 	within(t, home, 10*time.Second, chromedp.Click(`#raise-form button[type=submit]`))
+	within(t, home, 10*time.Second, chromedp.Click(`#raise-confirm-yes`)) // the nurse confirms the resident
 	waitText(t, home, "fallback-reason", "No consultant has answered", 15*time.Second)
 	if !visible(t, home, "fallback") || textOf(t, home, "fallback-phone") != "+44 1632 960001" {
 		t.Fatalf("unanswered: fallback %v %q", visible(t, home, "fallback"), textOf(t, home, "fallback-phone"))

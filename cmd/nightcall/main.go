@@ -6,22 +6,29 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	_ "time/tzdata" // rotas and out-of-hours use --timezone on any host
+
+	"github.com/nightcall-health/nightcall/web"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	sigs := make(chan os.Signal, 3)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := drainThenForce(context.Background(), sigs, func() { os.Exit(2) })
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "nightcall:", err)
@@ -41,8 +48,10 @@ commands:
   user     add accounts (password on standard input)
   rota     show and change the on-call rota
   audit    admissions avoided and the other figures (table, json or csv)
+  handover a care home's morning handover (text, json or a FHIR document)
   projections rebuild   replay the log into fresh read models, with progress
   bench    measure performance (nightcall bench append)
+  tls self-signed --host NAME   a certificate for a LAN pilot, and how to trust it
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -67,6 +76,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return residentCmd(ctx, args[1:], stdout)
 	case "user":
 		return userCmd(ctx, args[1:], stdin, stdout)
+	case "handover":
+		return handoverCmd(ctx, args[1:], stdout)
+	case "tls":
+		return tlsCmd(ctx, args[1:], stdout)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -97,6 +110,12 @@ type serveConfig struct {
 	Timezone           string
 	LogLevel           string
 	PublicOrigins      []string
+	// TrustedProxies (--trusted-proxies, CIDR list): the only peers whose
+	// X-Forwarded-For / X-Forwarded-Proto or Forwarded are believed.
+	TrustedProxies string
+	// TLSCert and TLSKey (--tls-cert, --tls-key) serve HTTPS with HTTP/2;
+	// both files are read again when they change.
+	TLSCert, TLSKey string
 }
 
 // Validate lists every problem with c.
@@ -137,6 +156,12 @@ func (c serveConfig) Validate() error {
 	if c.WebRTCPublicIP != "" && net.ParseIP(c.WebRTCPublicIP) == nil {
 		errs = append(errs, fmt.Errorf("--webrtc-public-ip %q is not an IP address", c.WebRTCPublicIP))
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	}
+	if _, err := web.ParseTrustedProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("--trusted-proxies: %w", err))
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -169,6 +194,9 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.AdvertiseURL, "advertise-url", "", "how other instances reach this one (distributed mode), e.g. http://10.0.0.5:8080")
 	fs.StringVar(&c.Timezone, "timezone", "Europe/London", "clock for rotas and out-of-hours")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS with HTTP/2 and HSTS; re-read when it changes")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file for --tls-cert")
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For/-Proto (or Forwarded) are believed (default none)")
 	fs.StringVar(&origins, "public-origin", "", "comma-separated public origins (https://nightcall.example) trusted besides the request's host")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -205,14 +233,77 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
-	a, err := newApp(ctx, cfg, log)
+	return Run(ctx, forceOf(ctx), cfg, log)
+}
+
+// forceKey carries the context that a second signal cancels.
+type forceKey struct{}
+
+// forceOf is the context a second signal cancels (never done when none).
+func forceOf(ctx context.Context) context.Context {
+	if f, ok := ctx.Value(forceKey{}).(context.Context); ok {
+		return f
+	}
+	return context.Background()
+}
+
+// drainThenForce is livekit's two-signal stop: the first signal cancels the
+// returned context (serve drains: in-flight requests and calls finish), the
+// second cancels its force context (serve stops waiting), a third calls
+// exit. stop ends the watching.
+func drainThenForce(parent context.Context, sigs <-chan os.Signal, exit func()) (ctx context.Context, stop func()) {
+	force, cutShort := context.WithCancel(context.Background())
+	ctx, drain := context.WithCancel(context.WithValue(parent, forceKey{}, force))
+	done := make(chan struct{})
+	go func() {
+		for n := 1; ; n++ {
+			select {
+			case <-done:
+				return
+			case sig := <-sigs:
+				switch n {
+				case 1:
+					fmt.Fprintf(os.Stderr, "nightcall: %v: draining; send it again to stop at once\n", sig)
+					drain()
+				case 2:
+					fmt.Fprintf(os.Stderr, "nightcall: %v again: stopping without waiting\n", sig)
+					cutShort()
+				default:
+					exit()
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return ctx, func() { once.Do(func() { close(done); drain(); cutShort() }) }
+}
+
+// mustProxies parses a list serveConfig.Validate has already accepted.
+func mustProxies(list string) []netip.Prefix {
+	p, err := web.ParseTrustedProxies(list)
 	if err != nil {
-		return err
+		panic(err)
+	}
+	return p
+}
+
+// listen opens the service's listener: plain TCP, or TLS (HTTP/2 offered,
+// the certificate re-read when its files change) with --tls-cert.
+func listen(cfg serveConfig) (net.Listener, error) {
+	var tc *tls.Config
+	if cfg.TLSCert != "" {
+		r, err := web.NewCertReloader(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, err
+		}
+		tc = r.TLSConfig()
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		a.store.Close()
-		return err
+		return nil, err
 	}
-	return a.run(ctx, ln)
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
+	}
+	return ln, nil
 }

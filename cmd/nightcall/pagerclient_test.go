@@ -23,6 +23,7 @@ func (c *client) dialPager(device string, header ...string) (*pagerSocket, int, 
 	h := c.signalHeader(header...)
 	wsURL := "ws" + strings.TrimPrefix(c.base, "http") + "/api/v1/pager?device=" + device
 	ws, resp, err := websocket.DefaultDialer.Dial(wsURL, h)
+	c.checkUpgrade(wsURL, h, resp)
 	if err != nil {
 		status := 0
 		if resp != nil {

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/nightcall-health/nightcall/escalation"
-	"github.com/nightcall-health/nightcall/events"
+	"github.com/nightcall-health/nightcall/escalation/account"
 	"github.com/nightcall-health/nightcall/events/sqlite"
 )
 
@@ -89,11 +89,11 @@ func openOffline(ctx context.Context, dataDir, timezone string) (*offline, error
 var cliAdmin = escalation.Meta{Actor: escalation.Actor{Person: escalation.Person{Username: "cli", Name: "command line"}, Role: escalation.RoleAdmin}}
 
 func (o *offline) isConsultant(ctx context.Context, u escalation.Username) (bool, error) {
-	a, err := o.store.UserByName(ctx, string(u))
-	if errors.Is(err, events.ErrAccountNotFound) {
+	a, err := o.store.UserByName(ctx, u)
+	if errors.Is(err, account.ErrNotFound) {
 		return false, nil
 	}
-	return err == nil && a.Role == string(escalation.RoleConsultant), err
+	return err == nil && a.Role == escalation.RoleConsultant, err
 }
 
 func parseLevels(s string) [][]escalation.Username {

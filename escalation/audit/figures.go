@@ -277,7 +277,7 @@ func (m *Model) stayOutcome(e *Escalation, q Query) string {
 		}
 	}
 	for _, fu := range e.FollowUps {
-		if (fu.Status == "admitted" || fu.Status == "ed_attendance") && inWindow(fu.At) && !fu.RecordedAt.After(q.AsOf) {
+		if (fu.Status == escalation.FollowUpAdmitted || fu.Status == escalation.FollowUpEDAttendance) && inWindow(fu.At) && !fu.RecordedAt.After(q.AsOf) {
 			return stayFailed
 		}
 	}
@@ -285,7 +285,7 @@ func (m *Model) stayOutcome(e *Escalation, q Query) string {
 		return stayDeath
 	}
 	for _, fu := range e.FollowUps {
-		if fu.Status == "died" && inWindow(fu.At) && !fu.RecordedAt.After(q.AsOf) {
+		if fu.Status == escalation.FollowUpDied && inWindow(fu.At) && !fu.RecordedAt.After(q.AsOf) {
 			return stayDeath
 		}
 	}
@@ -296,7 +296,7 @@ func (m *Model) stayOutcome(e *Escalation, q Query) string {
 		return stayNeither
 	}
 	for _, fu := range e.FollowUps {
-		if fu.Status == "at_home" && !fu.At.Before(end) && !fu.RecordedAt.After(q.AsOf) {
+		if fu.Status == escalation.FollowUpAtHome && !fu.At.Before(end) && !fu.RecordedAt.After(q.AsOf) {
 			return stayAvoided
 		}
 	}

@@ -6,6 +6,7 @@
 package audit
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -45,7 +46,7 @@ type Escalation struct {
 
 // FollowUp is the home's report of where the resident was.
 type FollowUp struct {
-	Status     string
+	Status     escalation.FollowUpStatus
 	At         time.Time
 	RecordedAt time.Time
 }
@@ -53,7 +54,7 @@ type FollowUp struct {
 // Admission is a recorded hospital admission or A&E attendance.
 type Admission struct {
 	At         time.Time
-	Kind       string
+	Kind       escalation.AdmissionKind
 	Unplanned  bool
 	RecordedAt time.Time
 }
@@ -86,6 +87,8 @@ type Model struct {
 	deaths      map[escalation.ResidentID]Death
 	access      []Access
 	applied     int64
+	// at is the applied position, for WaitFor.
+	at events.PositionWaiter
 }
 
 // NewModel returns an empty model.
@@ -113,8 +116,12 @@ func (m *Model) Apply(env events.Envelope) error {
 	}
 	m.pos = env.Position
 	m.applied++
+	m.at.Advance(env.Position)
 	return nil
 }
+
+// WaitFor blocks until the model has applied position pos or ctx is done.
+func (m *Model) WaitFor(ctx context.Context, pos int64) error { return m.at.Wait(ctx, pos) }
 
 func (m *Model) apply(env events.Envelope) error {
 	resident := strings.HasPrefix(env.Stream, "resident-")

@@ -2,8 +2,6 @@ package paging
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -299,9 +297,7 @@ func (p *Pager) Receipt(ctx context.Context, pageID string, username escalation.
 	}
 	// A deterministic event ID makes a receipt recorded twice (two instances,
 	// a retried frame) one event.
-	sum := sha256.Sum256([]byte(pageID + "|" + kind + "|" + device))
-	h := hex.EncodeToString(sum[:16])
-	eid := h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+	eid := events.DeterministicID(pageID + "|" + kind + "|" + device)
 	_, err = p.cfg.Store.Append(ctx, escalation.PagingStream(id), events.AnyVersion, []events.NewEvent{{
 		ID: eid, Type: ev.EventType(), Actor: string(username), RecordedAt: p.cfg.Now(), Data: data,
 	}}, events.AppendOptions{})

@@ -57,6 +57,13 @@ func (r *Router) AddProjection(name string, sub message.Subscriber, h message.No
 // is marked stalled (Healthy reports it) and the event is delivered again
 // until it succeeds. Nothing is ever sent to the poison queue.
 func (r *Router) AddSafetyCritical(name string, sub message.Subscriber, h message.NoPublishHandlerFunc) {
+	r.AddSafetyCriticalOn(name, LogTopic, sub, h)
+}
+
+// AddSafetyCriticalOn is AddSafetyCritical on another topic of sub (an
+// Outbox topic through a TopicSubscriber): a failing message is retried with
+// backoff, then delivered again until it succeeds, never dropped.
+func (r *Router) AddSafetyCriticalOn(name, topic string, sub message.Subscriber, h message.NoPublishHandlerFunc) {
 	track := func(next message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			out, err := next(msg)
@@ -73,7 +80,7 @@ func (r *Router) AddSafetyCritical(name string, sub message.Subscriber, h messag
 			return out, err
 		}
 	}
-	r.AddConsumerHandler(name, LogTopic, sub, h).AddMiddleware(
+	r.AddConsumerHandler(name, topic, sub, h).AddMiddleware(
 		track,
 		middleware.Retry{MaxRetries: 5, InitialInterval: 100 * time.Millisecond, MaxInterval: 2 * time.Second, Multiplier: 2, Logger: r.logger}.Middleware,
 		middleware.Recoverer,
@@ -98,7 +105,7 @@ func (r *Router) Healthy() error {
 	return errors.Join(errs...)
 }
 
-// RunUntil runs the router until ctx is done, and waits for it to be running.
+// Start runs the router until ctx is done, and waits for it to be running.
 func (r *Router) Start(ctx context.Context) (<-chan error, error) {
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()

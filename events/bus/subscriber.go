@@ -1,7 +1,8 @@
 // Package bus wires the event log into Watermill: a Subscriber that tails the
 // global log of any events.Store in order, at least once, with a durable
-// checkpoint per consumer group, and the Router with the middlewares every
-// consumer runs behind.
+// checkpoint per consumer group; a TopicSubscriber that does the same for a
+// durable Outbox topic beside the log (the SFU's call events); and the Router
+// with the middlewares every consumer runs behind.
 package bus
 
 import (
@@ -207,7 +208,7 @@ func (s *LogSubscriber) deliver(ctx context.Context, env events.Envelope, out ch
 		s.cfg.Logger.Error("marshalling envelope", err, watermill.LogFields{"position": env.Position})
 		return false
 	}
-	for {
+	return deliverUntilAcked(ctx, s.cfg.NackDelay, out, func() *message.Message {
 		msg := message.NewMessage(env.ID, payload)
 		msg.Metadata.Set(MetaPosition, strconv.FormatInt(env.Position, 10))
 		msg.Metadata.Set(MetaStream, env.Stream)
@@ -215,23 +216,8 @@ func (s *LogSubscriber) deliver(ctx context.Context, env events.Envelope, out ch
 		if env.CorrelationID != "" {
 			msg.Metadata.Set(middleware.CorrelationIDMetadataKey, env.CorrelationID)
 		}
-		msg.SetContext(ctx)
-		select {
-		case out <- msg:
-		case <-ctx.Done():
-			return false
-		}
-		select {
-		case <-msg.Acked():
-			return true
-		case <-msg.Nacked():
-			if !sleep(ctx, s.cfg.NackDelay) {
-				return false
-			}
-		case <-ctx.Done():
-			return false
-		}
-	}
+		return msg
+	})
 }
 
 // Close implements message.Subscriber: it ends every subscription, flushes

@@ -22,6 +22,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/nightcall-health/nightcall/events"
+	"github.com/nightcall-health/nightcall/events/bus"
 )
 
 // Config configures a Store.
@@ -41,7 +42,7 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Store is an events.Store and events.AccountStore on Redis.
+// Store is an events.Store and an account.Store on Redis.
 type Store struct {
 	c      *goredis.Client
 	p      string
@@ -51,10 +52,7 @@ type Store struct {
 	closed bool
 }
 
-var (
-	_ events.Store        = (*Store)(nil)
-	_ events.AccountStore = (*Store)(nil)
-)
+var _ events.Store = (*Store)(nil)
 
 // appendScript: KEYS = stream, all, position counter, event-id index,
 // idempotency key ("" for none). ARGV = stream name, expected version, event
@@ -307,106 +305,85 @@ func (s *Store) Close() error {
 	return s.c.Close()
 }
 
-// CreateUser implements events.AccountStore.
-func (s *Store) CreateUser(ctx context.Context, a events.Account) error {
-	ok, err := s.c.HSetNX(ctx, s.key("users"), a.Username, mustJSON(a)).Result()
-	if err != nil {
-		return s.fail("create user", "", ctx, err)
-	}
-	if !ok {
-		return events.ErrAccountExists
-	}
-	return nil
-}
-
 func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
 
-// UserByName implements events.AccountStore.
-func (s *Store) UserByName(ctx context.Context, username string) (events.Account, error) {
-	v, err := s.c.HGet(ctx, s.key("users"), username).Result()
-	if errors.Is(err, goredis.Nil) {
-		return events.Account{Username: username}, events.ErrAccountNotFound
-	}
-	if err != nil {
-		return events.Account{}, s.fail("user", "", ctx, err)
-	}
-	var a events.Account
-	if err := json.Unmarshal([]byte(v), &a); err != nil {
-		return a, err
-	}
-	return a, nil
-}
-
-// Users implements events.AccountStore.
-func (s *Store) Users(ctx context.Context) ([]events.Account, error) {
-	m, err := s.c.HGetAll(ctx, s.key("users")).Result()
-	if err != nil {
-		return nil, s.fail("users", "", ctx, err)
-	}
-	out := make([]events.Account, 0, len(m))
-	for _, v := range m {
-		var a events.Account
-		if json.Unmarshal([]byte(v), &a) == nil {
-			out = append(out, a)
-		}
-	}
-	return out, nil
-}
-
-// CreateSession implements events.AccountStore.
-func (s *Store) CreateSession(ctx context.Context, idHash, username string, expires time.Time) error {
-	if err := s.c.Set(ctx, s.key("session", idHash), username, time.Until(expires)).Err(); err != nil {
-		return s.fail("create session", "", ctx, err)
-	}
-	return nil
-}
-
-// Session implements events.AccountStore.
-func (s *Store) Session(ctx context.Context, idHash string) (string, time.Time, error) {
-	k := s.key("session", idHash)
-	pipe := s.c.Pipeline()
-	get := pipe.Get(ctx, k)
-	ttl := pipe.PTTL(ctx, k)
-	_, err := pipe.Exec(ctx)
-	if errors.Is(get.Err(), goredis.Nil) {
-		return "", time.Time{}, events.ErrAccountNotFound
-	}
-	if err != nil {
-		return "", time.Time{}, s.fail("session", "", ctx, err)
-	}
-	return get.Val(), time.Now().Add(ttl.Val()), nil
-}
-
-// DeleteSession implements events.AccountStore.
-func (s *Store) DeleteSession(ctx context.Context, idHash string) error {
-	if err := s.c.Del(ctx, s.key("session", idHash)).Err(); err != nil {
-		return s.fail("delete session", "", ctx, err)
-	}
-	return nil
-}
-
 // Publisher returns a watermill Publisher that appends to a Redis stream per
-// topic: the durable home of the projections' poison queue.
-func (s *Store) Publisher() message.Publisher { return &publisher{s: s} }
+// topic, entry IDs 0-<offset> from a counter per topic: the durable home of
+// the projections' poison queue and of the outbox topics (bus.Outbox).
+func (s *Store) Publisher() *Publisher { return &Publisher{s: s} }
 
-type publisher struct{ s *Store }
+// Publisher is the Store's bus.Outbox.
+type Publisher struct{ s *Store }
 
-func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
+var _ bus.Outbox = (*Publisher)(nil)
+
+// publishScript: KEYS = stream, counter. ARGV = uuid, payload, metadata.
+var publishScript = goredis.NewScript(`
+local n = redis.call('INCR', KEYS[2])
+redis.call('XADD', KEYS[1], '0-' .. n, 'uuid', ARGV[1], 'payload', ARGV[2], 'metadata', ARGV[3])
+return n`)
+
+// Publish implements message.Publisher; each message is stored in order.
+func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
+	if topic == "" {
+		return errors.New("redis: publish to an empty topic")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	keys := []string{p.s.key("msgs", topic), p.s.key("msgs-offset", topic)}
 	for _, m := range msgs {
-		if err := p.s.c.XAdd(ctx, &goredis.XAddArgs{Stream: p.s.key("topic", topic), Values: map[string]any{
-			"uuid": m.UUID, "payload": string(m.Payload), "metadata": mustJSON(m.Metadata)}}).Err(); err != nil {
+		if err := publishScript.Run(ctx, p.s.c, keys, m.UUID, string(m.Payload), mustJSON(m.Metadata)).Err(); err != nil {
 			return p.s.fail("publish", topic, ctx, err)
 		}
 	}
 	return nil
 }
 
-func (p *publisher) Close() error { return nil }
+// Close implements message.Publisher; the store owns the connection.
+func (p *Publisher) Close() error { return nil }
+
+// ReadTopic implements bus.Outbox.
+func (p *Publisher) ReadTopic(ctx context.Context, topic string, after int64, limit int) ([]bus.TopicMessage, error) {
+	if limit <= 0 {
+		limit = 256
+	}
+	msgs, err := p.s.c.XRangeN(ctx, p.s.key("msgs", topic), "0-"+strconv.FormatInt(after+1, 10), "+", int64(limit)).Result()
+	if err != nil {
+		return nil, p.s.fail("read topic", topic, ctx, err)
+	}
+	out := make([]bus.TopicMessage, len(msgs))
+	for i, x := range msgs {
+		str := func(k string) string { v, _ := x.Values[k].(string); return v }
+		m := message.NewMessage(str("uuid"), []byte(str("payload")))
+		if err := json.Unmarshal([]byte(str("metadata")), &m.Metadata); err != nil {
+			return nil, fmt.Errorf("redis: message %s metadata: %w", m.UUID, err)
+		}
+		out[i] = bus.TopicMessage{Offset: versionOf(x.ID), Message: m}
+	}
+	return out, nil
+}
+
+// Messages returns the messages published to topic, oldest first.
+func (s *Store) Messages(ctx context.Context, topic string) ([]*message.Message, error) {
+	var out []*message.Message
+	var after int64
+	for {
+		page, err := s.Publisher().ReadTopic(ctx, topic, after, 1000)
+		if err != nil {
+			return nil, err
+		}
+		if len(page) == 0 {
+			return out, nil
+		}
+		for _, tm := range page {
+			out = append(out, tm.Message)
+		}
+		after = page[len(page)-1].Offset
+	}
+}
 
 // The claim scripts run by their SHA after the first call (go-redis EVALSHA).
 var (

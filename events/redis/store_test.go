@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/nightcall-health/nightcall/escalation/account"
+	"github.com/nightcall-health/nightcall/escalation/account/accounttest"
 	"github.com/nightcall-health/nightcall/events"
 	"github.com/nightcall-health/nightcall/events/eventstest"
 	"github.com/nightcall-health/nightcall/events/redis"
@@ -35,4 +37,16 @@ func TestRedisDownIsUnavailable(t *testing.T) {
 	if _, err := s.Append(context.Background(), "x", events.AnyVersion, []events.NewEvent{eventstest.Event("a", 1)}, events.AppendOptions{}); !errors.Is(err, events.ErrUnavailable) {
 		t.Fatalf("append on a closed client: %v, want ErrUnavailable", err)
 	}
+}
+
+func TestRedisAccountStoreContract(t *testing.T) {
+	url := redistest.Start(t)
+	accounttest.Run(t, func(t *testing.T) account.Store {
+		s, err := redis.Open(context.Background(), redis.Config{URL: url, Prefix: "t" + uuid.NewString()[:8] + ":"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
 }

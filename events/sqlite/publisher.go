@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/nightcall-health/nightcall/events/bus"
 )
 
 // Publisher is a watermill message.Publisher into the store's messages table:
@@ -46,8 +48,52 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if err := tx.Commit(); err != nil {
 		return p.s.fail("publish", topic, ctx, err)
 	}
+	p.s.mu.Lock()
+	close(p.s.published)
+	p.s.published = make(chan struct{})
+	p.s.mu.Unlock()
 	return nil
 }
+
+// Published implements bus.TopicNotifier.
+func (p *Publisher) Published() <-chan struct{} {
+	p.s.mu.Lock()
+	defer p.s.mu.Unlock()
+	return p.s.published
+}
+
+// ReadTopic implements bus.Outbox: up to limit messages of topic after the
+// offset, oldest first.
+func (p *Publisher) ReadTopic(ctx context.Context, topic string, after int64, limit int) ([]bus.TopicMessage, error) {
+	if limit <= 0 {
+		limit = 256
+	}
+	rows, err := p.s.r.QueryContext(ctx, `SELECT offset, uuid, payload, metadata FROM messages WHERE topic = ? AND offset > ? ORDER BY offset LIMIT ?`, topic, after, limit)
+	if err != nil {
+		return nil, p.s.fail("read topic", topic, ctx, err)
+	}
+	defer rows.Close()
+	var out []bus.TopicMessage
+	for rows.Next() {
+		var off int64
+		var id, meta string
+		var payload []byte
+		if err := rows.Scan(&off, &id, &payload, &meta); err != nil {
+			return nil, p.s.fail("read topic", topic, ctx, err)
+		}
+		m := message.NewMessage(id, payload)
+		if err := json.Unmarshal([]byte(meta), &m.Metadata); err != nil {
+			return nil, fmt.Errorf("sqlite: message %s metadata: %w", id, err)
+		}
+		out = append(out, bus.TopicMessage{Offset: off, Message: m})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, p.s.fail("read topic", topic, ctx, err)
+	}
+	return out, nil
+}
+
+var _ bus.Outbox = (*Publisher)(nil)
 
 // Close implements message.Publisher; the store owns the connection.
 func (p *Publisher) Close() error { return nil }

@@ -56,9 +56,10 @@ func (c Config) Validate() error {
 type Store struct {
 	w, r *sql.DB
 
-	mu       sync.Mutex
-	appended chan struct{}
-	closed   bool
+	mu        sync.Mutex
+	appended  chan struct{}
+	published chan struct{}
+	closed    bool
 }
 
 var _ events.Store = (*Store)(nil)
@@ -130,13 +131,17 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: create schema: %w", err)
 	}
+	if err := migrateAccounts(ctx, w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: migrate accounts: %w", err)
+	}
 	r, err := sql.Open("sqlite", DSN(cfg.Path, cfg.BusyTimeout, false))
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open readers: %w", err)
 	}
 	r.SetMaxOpenConns(cfg.ReadConns)
-	return &Store{w: w, r: r, appended: make(chan struct{})}, nil
+	return &Store{w: w, r: r, appended: make(chan struct{}), published: make(chan struct{})}, nil
 }
 
 // Appended implements events.Notifier.

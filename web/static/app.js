@@ -38,6 +38,7 @@ async function me(roles) {
   try {
     const m = await api("GET", "/api/v1/me");
     if (roles && !roles.includes(m.role)) { location.href = landing(m.role); return null; }
+    setTimezone(m.timezone);
     const who = $("who"); if (who) who.textContent = m.name;
     const so = $("signout"); if (so) so.addEventListener("click", async () => { await api("DELETE", "/api/v1/session").catch(() => {}); location.href = "/"; });
     return m;
@@ -48,7 +49,7 @@ async function me(roles) {
 }
 
 function landing(role) {
-  return { carehome: "/home", consultant: "/console", auditor: "/audit", admin: "/admin" }[role] || "/";
+  return { carehome: "/home", consultant: "/console", auditor: "/audit", admin: "/admin", gp: "/handover" }[role] || "/";
 }
 
 const RISK_TEXT = {
@@ -75,6 +76,95 @@ function news2Bound(s) {
 // news2Risk is the band the response must meet: a partial set's is the band its bound reaches.
 function news2Risk(s) { return s ? (s.risk || s.risk_at_least || null) : null; }
 const SUB_LABELS = { respiration_rate: "Resp", spo2: "SpO2", air_or_oxygen: "Air/O2", systolic_bp: "BP", pulse: "Pulse", consciousness: "ACVPU", temperature: "Temp" };
+
+// ---------------------------------------------------------------- times
+// Every time is shown en-GB, 24-hour, in the service's --timezone (from
+// /api/v1/me), never the device's; with the date when it is not today.
+let TZ; // undefined until /api/v1/me answers: the device's zone
+function setTimezone(tz) {
+  try { new Intl.DateTimeFormat("en-GB", { timeZone: tz }); TZ = tz; } catch (e) { TZ = undefined; }
+}
+function zoneParts(d) {
+  const p = {};
+  for (const x of new Intl.DateTimeFormat("en-GB", { timeZone: TZ, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" }).formatToParts(d)) p[x.type] = Number(x.value);
+  return p;
+}
+function sameDay(a, b) { const x = zoneParts(a), y = zoneParts(b); return x.year === y.year && x.month === y.month && x.day === y.day; }
+// fmtTime: "02:10" today, "30 Nov 2026 02:10" on another day.
+function fmtTime(iso) {
+  const d = iso instanceof Date ? iso : new Date(iso);
+  if (isNaN(d)) return "—";
+  const time = new Intl.DateTimeFormat("en-GB", { timeZone: TZ, hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).format(d);
+  if (sameDay(d, new Date())) return time;
+  return new Intl.DateTimeFormat("en-GB", { timeZone: TZ, day: "numeric", month: "short", year: "numeric" }).format(d) + " " + time;
+}
+// fmtDay: a calendar date ("1938-04-12") as "12 April 1938".
+function fmtDay(ymd) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(ymd || "");
+  if (!m) return ymd || "—";
+  return new Intl.DateTimeFormat("en-GB", { timeZone: "UTC", day: "numeric", month: "long", year: "numeric" }).format(Date.UTC(+m[1], +m[2] - 1, +m[3]));
+}
+function ageOn(ymd, now) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(ymd || "");
+  if (!m) return null;
+  const t = zoneParts(now);
+  return t.year - +m[1] - (t.month < +m[2] || (t.month === +m[2] && t.day < +m[3]) ? 1 : 0);
+}
+// zoneOffset is the --timezone's offset from UTC at instant ms, in ms.
+function zoneOffset(ms) {
+  const p = zoneParts(new Date(ms));
+  return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - Math.floor(ms / 1000) * 1000;
+}
+// wallNow is the time now in --timezone as "HH:MM" (for a time input).
+function wallNow() { const p = zoneParts(new Date()); return String(p.hour).padStart(2, "0") + ":" + String(p.minute).padStart(2, "0"); }
+// wallTime turns "HH:MM" in --timezone into the instant it was last that
+// time: today, or yesterday when today's is still to come.
+function wallTime(hhmm) {
+  const m = /^(\d{1,2}):(\d{2})/.exec(hhmm || "");
+  if (!m) return null;
+  const now = Date.now(), p = zoneParts(new Date(now));
+  for (const back of [0, 1]) {
+    const guess = Date.UTC(p.year, p.month - 1, p.day - back, +m[1], +m[2]);
+    let t = guess - zoneOffset(guess);
+    t = guess - zoneOffset(t);
+    if (t <= now + 60000) return new Date(t);
+  }
+  return null;
+}
+const STALE_MS = 60 * 60 * 1000; // observations older than this at the raise are flagged
+
+// Observations as people read them: each value with its unit, and why a value was not taken.
+const ABSENT_WORDS = {
+  refused: "not taken: the resident refused", asleep: "not taken: the resident was asleep",
+  no_equipment: "not taken: no equipment to measure it", not_trained: "not taken: nobody trained to take it was there",
+};
+const ACVPU_WORDS = { A: "A — alert", C: "C — new or worse confusion", V: "V — responds to voice", P: "P — responds to pain", U: "U — unresponsive" };
+const PARAMS = [
+  { key: "respiration_rate", sub: "respiration_rate", label: "Respiration rate", unit: "/min", normal: [12, 20], span: [8, 30] },
+  { key: "spo2", sub: "spo2", label: "SpO2", unit: "%", normal: [96, 100], normal2: [88, 92], span: [85, 100] },
+  { key: "on_oxygen", sub: "air_or_oxygen", label: "Air or oxygen", unit: "L/min" },
+  { key: "systolic_bp", sub: "systolic_bp", label: "Systolic blood pressure", unit: "mmHg", normal: [111, 219], span: [80, 180] },
+  { key: "pulse", sub: "pulse", label: "Pulse", unit: "/min", normal: [51, 90], span: [40, 130] },
+  { key: "consciousness", sub: "consciousness", label: "Consciousness (ACVPU)" },
+  { key: "temperature", sub: "temperature", label: "Temperature", unit: "°C", normal: [36.1, 38.0], span: [35, 39.5] },
+];
+function obsValue(o, p) {
+  if (!o) return null;
+  if (p.key === "on_oxygen") {
+    if (o.on_oxygen === undefined || o.on_oxygen === null) return null;
+    if (!o.on_oxygen) return "Air";
+    return o.oxygen_litres_per_min !== undefined && o.oxygen_litres_per_min !== null ? "Oxygen, " + Number(o.oxygen_litres_per_min).toFixed(1) + " L/min" : "Oxygen (flow not given)";
+  }
+  const v = o[p.key];
+  if (v === undefined || v === null) return null;
+  if (p.key === "consciousness") return ACVPU_WORDS[v] || v;
+  if (p.key === "temperature") return Number(v).toFixed(1) + " " + p.unit;
+  return v + " " + p.unit;
+}
+function absentWords(o, p) {
+  const r = o && o.absent ? o.absent[p.key] : undefined;
+  return r ? (ABSENT_WORDS[r] || "not taken: " + r) : "not taken (no reason given)";
+}
 
 function fmtDuration(ms) {
   const s = Math.max(0, Math.floor(ms / 1000));
@@ -142,8 +232,20 @@ function homePage() {
     box.replaceChildren(...residents.filter((r) => r.status === "active").map((r) =>
       h("label", { class: "resident" },
         h("input", { type: "radio", name: "resident", value: r.id, onchange: () => { current = r; score(); } }),
-        h("span", { class: "name" }, r.name), h("span", {}, "Born " + r.date_of_birth), h("span", {}, "Room " + r.room))));
+        h("span", { class: "name" }, r.name), h("span", {}, "Born " + fmtDay(r.date_of_birth)), h("span", {}, "Room " + r.room),
+        overdue(r) ? h("span", { class: "flag" }, "Care plan: review overdue") : null)));
   }
+  function overdue(r) { return !!(r.advance_care_plan && r.advance_care_plan.review_overdue); }
+
+  // takenAt is when the observations were taken: the time field, which is
+  // filled in when the nurse starts entering them.
+  function takenAt() { return $("taken_at").value ? wallTime($("taken_at").value) : null; }
+  function staleText() {
+    const t = takenAt();
+    if (!t || !anyObservation() || Date.now() - t.getTime() <= STALE_MS) return "";
+    return "These observations were taken at " + fmtTime(t) + ", more than an hour ago. Take a fresh set if you can: the consultant will be told they are old.";
+  }
+  function showStale() { const text = staleText(); $("stale-warning").textContent = text; $("stale-warning").hidden = !text; }
 
   function observations() {
     const o = { absent: {} };
@@ -154,7 +256,11 @@ function homePage() {
       else if (v !== "") o[f] = Number(v);
     }
     o.on_oxygen = $("on_oxygen").checked;
+    const flow = $("oxygen_litres_per_min").value.trim();
+    if (o.on_oxygen && flow !== "") o.oxygen_litres_per_min = Number(flow);
     if ($("consciousness").value) o.consciousness = $("consciousness").value;
+    const t = takenAt();
+    if (t) o.taken_at = t.toISOString();
     if (Object.keys(o.absent).length === 0) delete o.absent;
     return o;
   }
@@ -165,6 +271,9 @@ function homePage() {
 
   async function score() {
     const n = ++scoring;
+    if (!$("taken_at").value && anyObservation()) $("taken_at").value = wallNow();
+    $("oxygen_litres_per_min").disabled = !$("on_oxygen").checked;
+    showStale();
     const o = observations();
     const complete = NUMERIC.every((f) => o[f] !== undefined || (o.absent && o.absent[f])) && (o.consciousness || (o.absent && o.absent.consciousness));
     if (!complete) {
@@ -195,8 +304,28 @@ function homePage() {
   let timer = null;
   function scoreSoon() { clearTimeout(timer); timer = setTimeout(score, 200); }
 
-  async function raise(ev) {
+  // A raise is confirmed first: the nurse checks the resident's name and
+  // date of birth (the wrong-resident guard) and sees any stale or overdue flag.
+  function confirmRaise(ev) {
     ev.preventDefault();
+    $("raise-error").textContent = "";
+    showFieldErrors(null);
+    if (!current) { $("err-resident_id").textContent = "Choose the resident."; $("residents").querySelector("input")?.focus(); return; }
+    const age = ageOn(current.date_of_birth, new Date());
+    $("raise-confirm-who").textContent = "You are asking for a consultant for " + current.name + ", born " + fmtDay(current.date_of_birth) +
+      (age !== null ? " (aged " + age + ")" : "") + ", room " + current.room + ". Is this the right resident?";
+    const flags = [];
+    const stale = staleText();
+    if (stale) flags.push(stale);
+    if (overdue(current)) flags.push("Their advance care plan is past its review date (" + fmtDay(current.advance_care_plan.review_due) + "): review overdue. Tell the consultant what you know.");
+    $("raise-confirm-flags").replaceChildren(...flags.map((f) => h("li", { class: "warning" }, f)));
+    $("raise-confirm-yes").textContent = "Yes, this is " + current.name + " — ask now";
+    $("raise-confirm").hidden = false;
+    $("raise-confirm-yes").focus();
+  }
+
+  async function raise() {
+    $("raise-confirm").hidden = true;
     $("raise-error").textContent = "";
     showFieldErrors(null);
     const body = {
@@ -216,6 +345,12 @@ function homePage() {
       }
       if (!showFieldErrors(e.detail)) $("raise-error").textContent = e.message;
       if (e.code === "escalation_open" && e.detail.escalation_id) { escalation = { id: e.detail.escalation_id }; waiting(); }
+      if (e.code === "resident_inactive" || e.status === 404) {
+        // Moved, left or died since this page loaded: show the list as it is now.
+        current = null;
+        residents = await api("GET", "/api/v1/residents").catch(() => residents);
+        renderResidents();
+      }
     }
   }
 
@@ -237,7 +372,9 @@ function homePage() {
       if (!navigator.onLine) return;
       $("wait-advice").textContent = e.advice ? e.advice.text : "";
       $("wait-advice").className = "advice " + (e.advice ? e.advice.level : "");
-      $("paged").replaceChildren(...e.timeline.filter((t) => t.type === "escalation.paged" || t.type === "escalation.page_received" || t.type === "escalation.unanswered").map((t) => h("li", {}, new Date(t.at).toLocaleTimeString() + " — " + t.detail)));
+      $("wait-stale").hidden = !e.observations_stale;
+      $("wait-stale").textContent = e.observations_stale && e.observations ? "The observations were taken at " + fmtTime(e.observations.taken_at) + ", more than an hour before you asked. If you can, take a fresh set and tell the consultant." : "";
+      $("paged").replaceChildren(...e.timeline.filter((t) => t.type === "escalation.paged" || t.type === "escalation.page_received" || t.type === "escalation.unanswered").map((t) => h("li", {}, fmtTime(t.at) + " — " + t.detail)));
       if (e.status === "unanswered") fallback(true, "No consultant has answered yet. Phone now");
       else fallback(false);
       if (e.status === "accepted") {
@@ -262,13 +399,14 @@ function homePage() {
     $("outcome").className = "outcome " + d.outcome;
     $("plan").textContent = d.plan || "—";
     $("rationale").textContent = d.rationale;
-    $("decided-by").textContent = "Decided by " + (d.decided_by_name || d.decided_by) + " at " + new Date(d.decided_at).toLocaleString();
+    $("decided-by").textContent = "Decided by " + (d.decided_by_name || d.decided_by) + " at " + fmtTime(d.decided_at);
   }
 
   function reset() {
     escalation = null; callStarted = false;
     show("raise-view");
     $("raise-form").reset();
+    $("raise-confirm").hidden = true;
     score();
     loadFollowUps();
   }
@@ -279,7 +417,7 @@ function homePage() {
       $("follow-ups").hidden = list.length === 0;
       $("follow-up-list").replaceChildren(...list.map((e) => {
         const r = residents.find((x) => x.id === e.resident_id);
-        const li = h("li", {}, h("span", {}, (r ? r.name : e.resident_id) + " — stayed after the call on " + new Date(e.decision.decided_at).toLocaleDateString() + ": "));
+        const li = h("li", {}, h("span", {}, (r ? r.name : e.resident_id) + " — stayed after the call at " + fmtTime(e.decision.decided_at) + ": "));
         for (const [status, label] of [["at_home", "Still at home"], ["admitted", "Went to hospital"], ["died", "Died"]]) {
           li.append(h("button", { type: "button", class: "secondary", onclick: async () => {
             await api("POST", "/api/v1/escalations/" + e.id + "/follow-up", { status, at: new Date().toISOString() }, { "Idempotency-Key": crypto.randomUUID() });
@@ -305,7 +443,12 @@ function homePage() {
     document.querySelectorAll("[data-absent]").forEach((s) => s.replaceChildren(...ABSENT.map(([v, l]) => h("option", { value: v }, l))));
     document.querySelectorAll("[data-obs], [data-absent]").forEach((i) => i.addEventListener("input", scoreSoon));
     document.querySelectorAll("[data-obs], [data-absent]").forEach((i) => i.addEventListener("change", scoreSoon));
-    $("raise-form").addEventListener("submit", raise);
+    $("raise-form").addEventListener("submit", confirmRaise);
+    $("raise-confirm-yes").addEventListener("click", raise);
+    $("raise-confirm-no").addEventListener("click", () => { $("raise-confirm").hidden = true; $("raise-submit").focus(); });
+    // Any change to the form takes the nurse back to check it again.
+    $("raise-form").addEventListener("input", () => { $("raise-confirm").hidden = true; });
+    setInterval(showStale, 30000);
     $("withdraw").addEventListener("click", async () => {
       await api("POST", "/api/v1/escalations/" + escalation.id + "/withdraw", { reason: "No longer needed" }, { "Idempotency-Key": crypto.randomUUID() });
       refresh();
@@ -416,39 +559,140 @@ function consolePage() {
     current = e;
     $("queue-view").hidden = true; $("case-view").hidden = false;
     $("case-title").textContent = r.name + " — " + e.care_home_id;
-    dl($("resident"), [["Name", r.name], ["Born", r.date_of_birth], ["Room", r.room], ["NHS number", r.nhs_number], ["SpO2 scale", r.spo2_scale], ["Allergies", (r.allergies || []).join(", ")]]);
+    dl($("resident"), [["Name", r.name], ["Born", fmtDay(r.date_of_birth)], ["Room", r.room], ["NHS number", r.nhs_number], ["SpO2 scale", r.spo2_scale], ["Allergies", (r.allergies || []).join(", ")]]);
     const s = e.news2;
-    $("case-news2").replaceChildren(s ? h("p", { class: "score risk-" + (news2Risk(s) || "partial") }, "NEWS2 " + news2Label(s) + " " + (s.risk || (s.risk_at_least ? "(at least " + s.risk_at_least + " risk)" : "")),
-      h("br"), Object.entries(s.subscores).map(([k, v]) => SUB_LABELS[k] + " " + v).join(" · ")) : h("p", {}, "No observations: soft signs only."));
-    trend(r, e);
+    $("case-news2").replaceChildren(s ? h("p", { class: "score risk-" + (news2Risk(s) || "partial") }, "NEWS2 " + news2Label(s) + " " + (s.risk ? "(" + s.risk + " risk)" : (s.risk_at_least ? "(at least " + s.risk_at_least + " risk: a value was not taken, and can only add to the score)" : "")))
+      : h("p", {}, "No observations: soft signs only."));
+    observationTable(e, r);
+    trend(r);
     $("sbard").replaceChildren(
       h("p", {}, h("strong", {}, "Soft signs: "), (e.soft_signs || []).join(", ") || "none"),
       ...[["Situation", e.sbard.situation], ["Background", e.sbard.background], ["Assessment", e.sbard.assessment], ["Recommendation", e.sbard.recommendation]]
         .map(([k, v]) => h("p", {}, h("strong", {}, k + ": "), v || "—")));
     const p = r.advance_care_plan || {};
+    $("acp-overdue").hidden = !p.review_overdue;
+    $("acp-overdue").textContent = p.review_overdue ? "Review overdue: this plan was due for review on " + fmtDay(p.review_due) + ". Check it with the home and the resident or their family." : "";
     dl($("acp"), [["ReSPECT form", p.has_respect_form ? "yes" : "no"], ["Focus of care", p.focus], ["Hospital admission", p.hospital_admission],
-      ["CPR (separate from admission)", p.cpr === "do_not_attempt" ? "do not attempt CPR" : p.cpr], ["Summary", p.summary], ["Review due", p.review_due]]);
-    $("history").replaceChildren(...(r.recent_escalations || []).filter((x) => x.id !== e.id).map((x) => h("li", {}, new Date(x.raised_at).toLocaleDateString() + ": " + x.status + (x.outcome ? " (" + x.outcome + ")" : ""))));
+      ["CPR (separate from admission)", p.cpr === "do_not_attempt" ? "do not attempt CPR" : p.cpr], ["Summary", p.summary], ["Recorded", p.recorded_at ? fmtDay(p.recorded_at) : ""],
+      ["Review due", p.review_due ? fmtDay(p.review_due) + (p.review_overdue ? " — review overdue" : "") : ""]]);
+    $("history").replaceChildren(...(r.recent_escalations || []).filter((x) => x.id !== e.id).map((x) => h("li", {}, fmtTime(x.raised_at) + ": " + x.status + (x.outcome ? " (" + x.outcome + ")" : ""))));
     if (e.status === "accepted") window.NightcallCall.start(e.id).catch((err) => { $("status").textContent = "Could not start the call: " + err.message; });
   }
 
-  function trend(r, e) {
-    const pts = (r.recent_observations || []).filter((o) => o.news2 && o.news2.total !== null);
-    const base = r.baseline ? r.baseline.news2_total : null;
-    if (!pts.length) { $("trend").replaceChildren(h("p", {}, "No earlier observations.")); return; }
-    const W = 300, H = 80, max = 20;
-    const x = (i) => (pts.length === 1 ? W / 2 : (i * W) / (pts.length - 1));
-    const y = (v) => H - (v / max) * H;
+  // observationTable shows the set the escalation was raised on: each value
+  // with its unit, when it was taken, its sub-score, and why any value is missing.
+  function observationTable(e, r) {
+    const o = e.observations, s = e.news2;
+    $("case-stale").hidden = !e.observations_stale;
+    if (!o) { $("case-stale").textContent = ""; $("observations").replaceChildren(h("p", {}, "None taken: raised on soft signs.")); return; }
+    const taken = fmtTime(o.taken_at);
+    const mins = Math.round((new Date(e.raised_at) - new Date(o.taken_at)) / 60000);
+    $("case-stale").textContent = e.observations_stale ? "Stale: these observations were taken at " + taken + ", " + fmtMinutes(mins) + " before the raise at " + fmtTime(e.raised_at) + ". Ask the home for a fresh set." : "";
+    const rows = PARAMS.map((p) => {
+      const v = obsValue(o, p), sub = s && s.subscores ? s.subscores[p.sub] : undefined;
+      const absent = v === null;
+      return h("tr", { class: absent ? "absent" : null, "data-param": p.key },
+        h("th", { scope: "row" }, p.label + (p.key === "spo2" ? " (scale " + (r.spo2_scale || 1) + ")" : "")),
+        h("td", {}, absent ? absentWords(o, p) : v),
+        h("td", {}, absent ? "—" : taken),
+        h("td", { class: "sub" }, sub === undefined || sub === null ? (absent ? "not scored" : "—") : String(sub)));
+    });
+    $("observations").replaceChildren(h("table", { class: "obs-table" },
+      h("caption", {}, "Taken at " + taken + "; raised at " + fmtTime(e.raised_at)),
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Parameter"), h("th", { scope: "col" }, "Value"), h("th", { scope: "col" }, "Taken"), h("th", { scope: "col" }, "Score"))),
+      h("tbody", {}, ...rows),
+      h("tfoot", {}, h("tr", {}, h("th", { scope: "row" }, "NEWS2"), h("td", { colspan: "3" }, news2Label(s))))));
+  }
+
+  function fmtMinutes(m) { return m < 120 ? m + " minutes" : Math.floor(m / 60) + " h " + (m % 60) + " min"; }
+
+  // trend draws each NEWS2 parameter over the last 72 hours as its own small
+  // chart, with the band that scores 0 shaded, and the NEWS2 total (or a
+  // partial set's lower bound) against the resident's usual score.
+  function trend(r) {
     const svgNS = "http://www.w3.org/2000/svg";
-    const svg = document.createElementNS(svgNS, "svg");
-    svg.setAttribute("viewBox", `0 0 ${W} ${H}`); svg.setAttribute("role", "img");
-    svg.setAttribute("aria-label", "NEWS2 trend: " + pts.map((o) => o.news2.total).join(", ") + (base !== null ? "; usual " + base : ""));
-    if (base !== null) { const l = document.createElementNS(svgNS, "line"); l.setAttribute("x1", 0); l.setAttribute("x2", W); l.setAttribute("y1", y(base)); l.setAttribute("y2", y(base)); l.setAttribute("class", "baseline"); svg.append(l); }
-    const path = document.createElementNS(svgNS, "polyline");
-    path.setAttribute("points", pts.map((o, i) => x(i) + "," + y(o.news2.total)).join(" ")); path.setAttribute("class", "trend");
-    svg.append(path);
-    pts.forEach((o, i) => { const c = document.createElementNS(svgNS, "circle"); c.setAttribute("cx", x(i)); c.setAttribute("cy", y(o.news2.total)); c.setAttribute("r", 5); c.setAttribute("class", "point"); svg.append(c); });
-    $("trend").replaceChildren(svg, h("p", {}, "NEWS2 " + pts.map((o) => o.news2.total).join(" → ") + (base !== null ? " (usual " + base + ")" : "")));
+    const el = (tag, attrs, ...kids) => { const x = document.createElementNS(svgNS, tag); for (const [k, v] of Object.entries(attrs || {})) x.setAttribute(k, v); x.append(...kids); return x; };
+    const title = (text) => el("title", {}, text);
+    const now = Date.now(), from = now - 72 * 3600 * 1000;
+    const obs = (r.observations_72h || r.recent_observations || []).filter((x) => new Date(x.taken_at).getTime() >= from);
+    if (!obs.length) { $("trend").replaceChildren(h("p", {}, "No observations recorded in the last 72 hours.")); return; }
+    const W = 360, H = 78, L = 44, R = 8, T = 6, B = 18;
+    const x = (t) => L + ((t - from) / (now - from)) * (W - L - R);
+    // Local midnights in --timezone, as gridlines labelled with the date.
+    const midnights = [];
+    for (let t = from; t <= now; t += 3600 * 1000) {
+      const p = zoneParts(new Date(t));
+      if (p.hour === 0) midnights.push(t - p.minute * 60000 - p.second * 1000);
+    }
+    const dayLabel = (t) => new Intl.DateTimeFormat("en-GB", { timeZone: TZ, day: "numeric", month: "short" }).format(t);
+    const charts = [];
+    const series = [...PARAMS.map((p) => ({ ...p, read: readParam(p, r) })), { key: "news2", label: "NEWS2", read: readNEWS2 }];
+    for (const p of series) {
+      const pts = obs.map((o) => ({ t: new Date(o.taken_at).getTime(), at: o.taken_at, ...p.read(o) }));
+      const vals = pts.filter((q) => q.v !== null).map((q) => q.v);
+      let lo, hi, normal = null, ticks;
+      if (p.key === "consciousness") { lo = 0; hi = 4; ticks = [[0, "A"], [4, "U"]]; normal = [0, 0]; }
+      else if (p.key === "on_oxygen") { lo = 0; hi = 1; ticks = [[0, "air"], [1, "O2"]]; normal = [0, 0]; }
+      else if (p.key === "news2") {
+        const base = r.baseline ? r.baseline.news2_total : null;
+        lo = 0; hi = Math.max(8, ...vals, base || 0); ticks = [[0, "0"], [hi, String(hi)]];
+        if (base !== null && base !== undefined) p.baseline = base;
+      } else {
+        normal = r.spo2_scale === 2 && p.normal2 ? p.normal2 : p.normal;
+        lo = Math.min(p.span[0], ...vals); hi = Math.max(p.span[1], ...vals);
+        ticks = [[lo, String(lo)], [hi, String(hi)]];
+      }
+      const y = (v) => T + (1 - (v - lo) / (hi - lo || 1)) * (H - T - B);
+      const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", class: "trend-chart", "data-chart": p.key });
+      const unit = p.unit && p.key !== "on_oxygen" ? " " + p.unit : "";
+      const described = pts.map((q) => (q.v === null ? q.absent : q.text) + " at " + fmtTime(q.at)).join("; ");
+      svg.setAttribute("aria-label", p.label + ", last 72 hours: " + described +
+        (normal && p.key !== "consciousness" && p.key !== "on_oxygen" ? ". Scores 0 between " + normal[0] + " and " + normal[1] + unit : "") +
+        (p.baseline !== undefined ? ". The resident's usual NEWS2 is " + p.baseline : ""));
+      if (normal) {
+        const top = y(Math.min(hi, normal[1])), bottom = y(Math.max(lo, normal[0]));
+        svg.append(el("rect", { x: L, y: Math.min(top, bottom) - (top === bottom ? 2 : 0), width: W - L - R, height: Math.max(4, Math.abs(bottom - top)), class: "normal-band" }, title("scores 0")));
+      }
+      for (const m of midnights) svg.append(el("line", { x1: x(m), x2: x(m), y1: T, y2: H - B, class: "grid" }), el("text", { x: x(m) + 2, y: H - 4, class: "tick" }, dayLabel(m)));
+      for (const [v, label] of ticks) svg.append(el("text", { x: L - 4, y: y(v) + 4, class: "tick", "text-anchor": "end" }, label));
+      if (p.baseline !== undefined) svg.append(el("line", { x1: L, x2: W - R, y1: y(p.baseline), y2: y(p.baseline), class: "baseline" }, title("usual NEWS2 " + p.baseline)));
+      const g = el("g", { class: "series", "data-series": p.key });
+      let run = [];
+      const flush = () => { if (run.length > 1) g.append(el("polyline", { points: run.join(" "), class: "trend" })); run = []; };
+      for (const q of pts) {
+        if (q.v === null) {
+          flush();
+          g.append(el("text", { x: x(q.t), y: H - B - 2, class: "absent-mark", "text-anchor": "middle" }, "×", title(q.absent + " at " + fmtTime(q.at))));
+          continue;
+        }
+        run.push(x(q.t) + "," + y(q.v));
+        g.append(el("circle", { cx: x(q.t), cy: y(q.v), r: 4, class: q.partial ? "point partial" : "point" }, title(q.text + " at " + fmtTime(q.at))));
+      }
+      flush();
+      svg.append(g);
+      charts.push(h("figure", { class: "trend-figure" }, h("figcaption", {}, p.key === "on_oxygen" ? p.label : p.label + (unit ? " (" + unit.trim() + ")" : "")), svg));
+    }
+    $("trend").replaceChildren(...charts,
+      h("p", { class: "hint" }, "From " + fmtTime(new Date(from)) + " to " + fmtTime(new Date(now)) + ". Shaded: the range that scores 0; dashed: the resident's usual NEWS2; × a value not taken; a hollow point a partial set (at least that score)."));
+  }
+
+  // readParam reads one parameter of a recorded set for the trend.
+  function readParam(p, r) {
+    return (o) => {
+      const obsSet = o.observations || {};
+      const text = obsValue(obsSet, p);
+      if (text === null) return { v: null, absent: absentWords(obsSet, p) };
+      let v;
+      if (p.key === "on_oxygen") v = obsSet.on_oxygen ? 1 : 0;
+      else if (p.key === "consciousness") v = "ACVPU".indexOf(obsSet.consciousness);
+      else v = Number(obsSet[p.key]);
+      return { v, text: p.label + " " + text };
+    };
+  }
+  function readNEWS2(o) {
+    const s = o.news2;
+    if (!s) return { v: null, absent: "not scored" };
+    return { v: news2Bound(s), text: "NEWS2 " + news2Label(s), partial: s.total === null || s.total === undefined };
   }
 
   function bindDecision() {

@@ -154,8 +154,31 @@ const Call = (() => {
     return out;
   }
 
+  // A guest's invite link shows a Join button: opening the link spends
+  // nothing (link previews open links too); Join redeems it, once.
+  async function joinAsGuest() {
+    const button = el("join");
+    button.disabled = true;
+    say("Joining…");
+    const r = await fetch(location.pathname, { method: "POST", credentials: "same-origin" });
+    if (!r.ok) {
+      let msg = "This invitation cannot be used.";
+      try { msg = (await r.json()).error.message || msg; } catch (e) { /* not JSON */ }
+      say(msg);
+      return;
+    }
+    el("guest-join").hidden = true;
+    await start();
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     if (!document.body.classList.contains("call")) return;
+    if (location.pathname.startsWith("/call/invite/")) {
+      el("guest-join").hidden = false;
+      say("You have been invited to a video call about a care-home resident.");
+      el("join").addEventListener("click", () => joinAsGuest().catch((e) => say("Could not join: " + e.message)));
+      return;
+    }
     start().catch((e) => say("Could not start the call: " + e.message));
   });
 

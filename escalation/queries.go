@@ -1,0 +1,141 @@
+package escalation
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/nightcall-health/nightcall/events"
+)
+
+// The queries: each answers only what the actor may see (visibility.go) and
+// puts the read on record (accesslog.go).
+
+// View returns a copy of escalation id with the home's fallback number and,
+// for a stay, when the home is asked to confirm where the resident is.
+func (s *Service) View(r *Resident, id EscalationID) *Escalation {
+	esc := r.Escalation(id)
+	if esc == nil {
+		return nil
+	}
+	s.decorate(esc)
+	return esc
+}
+
+func (s *Service) decorate(esc *Escalation) {
+	esc.FallbackPhone = s.cfg.Read.Home(esc.CareHomeID).FallbackPhone
+	if d := esc.Decision; d != nil && d.Outcome == OutcomeStay {
+		due := d.DecidedAt.Add(FollowUpWindow)
+		esc.FollowUpDueAt = &due
+		esc.FollowUpNeeded = !s.cfg.Now().Before(due) && len(esc.FollowUps) == 0
+	}
+}
+
+// GetEscalation returns an escalation the actor may see, with its paging
+// history, and records the read.
+func (s *Service) GetEscalation(ctx context.Context, a Actor, id EscalationID) (*Escalation, *Resident, error) {
+	rid, err := s.residentOf(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := s.loadResident(ctx, rid)
+	if err != nil {
+		return nil, nil, err
+	}
+	esc := r.Escalation(id)
+	if esc == nil || !canSeeEscalation(a, esc, false) {
+		return nil, nil, ErrNotFound
+	}
+	paging, err := s.cfg.Store.Load(ctx, PagingStream(id), 0)
+	if err != nil && !errors.Is(err, events.ErrStreamNotFound) {
+		return nil, nil, err
+	}
+	for _, env := range paging {
+		ev, err := Decode(env)
+		if err != nil {
+			return nil, nil, err
+		}
+		esc.applyPaging(ev, env.RecordedAt)
+	}
+	slices.SortStableFunc(esc.Timeline, func(a, b TimelineEntry) int { return a.At.Compare(b.At) })
+	if err := s.recordAccess(ctx, a, "escalation", rid, id); err != nil {
+		return nil, nil, err
+	}
+	s.decorate(esc)
+	return esc, r, nil
+}
+
+// GetResident returns a resident the actor may see with its stored stream,
+// and records the read.
+func (s *Service) GetResident(ctx context.Context, a Actor, id ResidentID, what string) (*Resident, []events.Envelope, error) {
+	r, envs, err := s.getResident(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !canSeeResident(a, r) {
+		return nil, nil, ErrNotFound
+	}
+	if err := s.recordAccess(ctx, a, what, id, ""); err != nil {
+		return nil, nil, err
+	}
+	return r, envs, nil
+}
+
+// ListEscalations returns the escalations the actor may see, newest first,
+// filtered by status ("" for all, "open" for paging, unanswered or accepted).
+func (s *Service) ListEscalations(ctx context.Context, a Actor, status string) ([]*Escalation, error) {
+	if err := s.catchUp(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.recordListRead(ctx, a, "escalation_list"); err != nil {
+		return nil, err
+	}
+	all := s.cfg.Read.Escalations()
+	out := make([]*Escalation, 0, len(all))
+	for _, e := range all {
+		if !matchStatus(e.Status, status) || !canSeeEscalation(a, e, false) {
+			continue
+		}
+		s.decorate(e)
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// ValidStatusFilter reports whether f is a status filter ListEscalations knows.
+func ValidStatusFilter(f string) bool {
+	switch Status(f) {
+	case "", "open", StatusPaging, StatusUnanswered, StatusAccepted, StatusDecided, StatusWithdrawn:
+		return true
+	}
+	return false
+}
+
+func matchStatus(s Status, filter string) bool {
+	switch filter {
+	case "":
+		return true
+	case "open":
+		return s.Open()
+	default:
+		return string(s) == filter
+	}
+}
+
+// ListResidents returns the residents the actor may see.
+func (s *Service) ListResidents(ctx context.Context, a Actor) ([]*Resident, error) {
+	if err := s.catchUp(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.recordListRead(ctx, a, "resident_list"); err != nil {
+		return nil, err
+	}
+	all := s.cfg.Read.Residents()
+	out := make([]*Resident, 0, len(all))
+	for _, r := range all {
+		if canSeeResident(a, r) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
