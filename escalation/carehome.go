@@ -74,6 +74,8 @@ type careHomeStream struct {
 	changes
 }
 
+func (h *careHomeStream) publicState() any { return h.home }
+
 // loadCareHome folds a home's stream; a home without one does not exist.
 func loadCareHome(_ context.Context, envs []events.Envelope) (*careHomeStream, error) {
 	if len(envs) == 0 {
@@ -132,7 +134,7 @@ func (s *Service) RegisterCareHome(ctx context.Context, meta Meta, in CareHomeIn
 	if err != nil {
 		return CareHome{}, err
 	}
-	err = s.repo.create(ctx, CareHomeStream(in.ID), meta, s.cfg.Now(), &CareHomeRegistered{CareHome: h})
+	err = s.repo.createReturning(ctx, CareHomeStream(in.ID), meta, s.cfg.Now(), h, &CareHomeRegistered{CareHome: h})
 	if errors.Is(err, events.ErrVersionConflict) {
 		return CareHome{}, &DuplicateError{Field: "id", Message: "a care home with this id exists"}
 	}

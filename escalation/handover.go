@@ -110,9 +110,10 @@ type HandoverEntry struct {
 	Observations *Observations `json:"observations"`
 	SoftSigns    []SoftSign    `json:"soft_signs"`
 	SBARD        SBARD         `json:"sbard"`
-	Advice       AdviceLevel   `json:"advice"`
-	Status       Status        `json:"status"`
-	AcceptedBy   *Person       `json:"accepted_by"`
+	// Advice is the level of advice the home was given on raising.
+	Advice     AdviceLevel `json:"advice_level"`
+	Status     Status      `json:"status"`
+	AcceptedBy *Person     `json:"accepted_by"`
 	// The decision, null until one is recorded.
 	Outcome        *Outcome        `json:"outcome"`
 	Counterfactual *Counterfactual `json:"counterfactual"`

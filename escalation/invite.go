@@ -61,8 +61,12 @@ func (s *Service) CreateInvite(ctx context.Context, meta Meta, id EscalationID, 
 	}
 	now := s.cfg.Now()
 	expires := now.Add(ttl).UTC()
-	err := s.repo.appendAny(ctx, InviteStream(id), meta.Actor.Username, now,
-		&InviteCreated{EscalationID: id, InviteHash: secretHash, Role: role, ExpiresAt: expires, CreatedBy: meta.Actor.Username})
+	opts, err := meta.appendOptions(expires)
+	if err != nil {
+		return time.Time{}, err
+	}
+	_, err = s.repo.append(ctx, InviteStream(id), events.AnyVersion, meta.Actor.Username, meta.CorrelationID,
+		pendingAt(now, []Event{&InviteCreated{EscalationID: id, InviteHash: secretHash, Role: role, ExpiresAt: expires, CreatedBy: meta.Actor.Username}}), opts)
 	return expires, err
 }
 

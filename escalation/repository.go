@@ -64,7 +64,16 @@ type saveAs[A any] struct {
 
 // saveFor records as meta's actor, in meta's request.
 func saveFor[A any](meta Meta) saveAs[A] {
-	return saveAs[A]{actor: meta.Actor.Username, correlationID: meta.CorrelationID}
+	as := saveAs[A]{actor: meta.Actor.Username, correlationID: meta.CorrelationID}
+	if meta.IdempotencyOf != nil {
+		as.idempotency = func(a A) (*events.IdempotencyRecord, error) {
+			if p, ok := any(a).(publicState); ok {
+				return meta.IdempotencyOf(p.publicState())
+			}
+			return nil, nil
+		}
+	}
+	return as
 }
 
 // update is the one optimistic-concurrency loop every command goes through,
@@ -146,7 +155,17 @@ func (repo repository) append(ctx context.Context, stream string, expected int64
 
 // create starts a stream that must not exist yet; a conflict means it does.
 func (repo repository) create(ctx context.Context, stream string, meta Meta, at time.Time, evs ...Event) error {
-	_, err := repo.append(ctx, stream, events.NoStream, meta.Actor.Username, meta.CorrelationID, pendingAt(at, evs), events.AppendOptions{})
+	return repo.createReturning(ctx, stream, meta, at, nil, evs...)
+}
+
+// createReturning is create for a command that returns result: meta's
+// idempotency record for it is stored in the same append.
+func (repo repository) createReturning(ctx context.Context, stream string, meta Meta, at time.Time, result any, evs ...Event) error {
+	opts, err := meta.appendOptions(result)
+	if err != nil {
+		return err
+	}
+	_, err = repo.append(ctx, stream, events.NoStream, meta.Actor.Username, meta.CorrelationID, pendingAt(at, evs), opts)
 	return err
 }
 

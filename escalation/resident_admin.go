@@ -123,7 +123,19 @@ func (s *Service) AdmitResident(ctx context.Context, meta Meta, in ResidentInput
 // admit opens a checked resident's stream; one that exists is a duplicate.
 func (s *Service) admit(ctx context.Context, meta Meta, in ResidentInput) error {
 	now := s.cfg.Now()
-	err := s.repo.create(ctx, ResidentStream(in.ID), meta, now, in.events(now)...)
+	evs := in.events(now)
+	var result any
+	if meta.Idempotency != nil {
+		// The record is the resident these events make, as a later read gives it.
+		r := &Resident{}
+		for _, e := range evs {
+			r.apply(e, now)
+		}
+		result = r
+		resident := meta.Idempotency
+		meta.IdempotencyOf = func(v any) (*events.IdempotencyRecord, error) { return resident(v.(*Resident)) }
+	}
+	err := s.repo.createReturning(ctx, ResidentStream(in.ID), meta, now, result, evs...)
 	if errors.Is(err, events.ErrVersionConflict) {
 		return &DuplicateError{Field: "id", Message: "a resident with this id exists"}
 	}

@@ -21,6 +21,8 @@ type rotaStream struct {
 	changes
 }
 
+func (r *rotaStream) publicState() any { return r.rota.clone() }
+
 // loadRota folds the rota stream; before its first event the rota is empty.
 func loadRota(_ context.Context, envs []events.Envelope) (*rotaStream, error) {
 	r := &rotaStream{}

@@ -84,8 +84,28 @@ type IdemFunc func(r *Resident) (*events.IdempotencyRecord, error)
 type Meta struct {
 	Actor         Actor
 	CorrelationID string
-	Idempotency   IdemFunc
+	// Idempotency builds the record for a command on a resident's stream.
+	Idempotency IdemFunc
+	// IdempotencyOf builds the record for a command on any other stream
+	// (care homes, the rota, invites, users), from the value the command
+	// returns to its caller. It is stored in the same append as the events.
+	IdempotencyOf func(result any) (*events.IdempotencyRecord, error)
 }
+
+// appendOptions carries meta's idempotency record for result, if any.
+func (m Meta) appendOptions(result any) (events.AppendOptions, error) {
+	var opts events.AppendOptions
+	if m.IdempotencyOf == nil {
+		return opts, nil
+	}
+	rec, err := m.IdempotencyOf(result)
+	opts.Idempotency = rec
+	return opts, err
+}
+
+// publicState is what an aggregate of a non-resident stream returns to its
+// caller: the value an idempotency record is built from.
+type publicState interface{ publicState() any }
 
 // Result is what a command leaves: the resident as saved and the global
 // position of its last event (0 when nothing was appended).

@@ -32,7 +32,7 @@ func UserStream(u Username) string { return "user-" + string(u) }
 
 // RecordUserCreated puts an account's creation on the user's stream.
 func (s *Service) RecordUserCreated(ctx context.Context, meta Meta, u UserCreated) error {
-	err := s.repo.create(ctx, UserStream(u.Username), meta, s.cfg.Now(), &u)
+	err := s.repo.createReturning(ctx, UserStream(u.Username), meta, s.cfg.Now(), u, &u)
 	if errors.Is(err, events.ErrVersionConflict) {
 		return &DuplicateError{Field: "username", Message: "this username is taken"}
 	}

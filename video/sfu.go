@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/pion/ice/v2"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/stats"
 	"github.com/pion/webrtc/v3"
@@ -25,6 +27,10 @@ type Config struct {
 	// UDPPort puts all media on one UDP port (a UDP mux). Optional; 0 uses
 	// ephemeral ports.
 	UDPPort int
+	// MuxUDP puts all media on one UDP port even when UDPPort is 0 (an
+	// ephemeral one), so that the SFU's media addresses are known: the
+	// embedded TURN server relays to them and nowhere else. Optional.
+	MuxUDP bool
 	// TCPPort enables ICE over TCP on this port, for networks that drop UDP. Optional.
 	TCPPort int
 	// PublicIP is announced instead of the host's own addresses (NAT 1:1). Optional.
@@ -112,6 +118,11 @@ type SFU struct {
 	setting webrtc.SettingEngine
 	closers []func() error
 
+	// mediaPort and mediaIPs are where the SFU takes media (the UDP mux):
+	// the only peers the embedded TURN server relays to.
+	mediaPort int
+	mediaIPs  map[netip.Addr]bool
+
 	mu        sync.Mutex
 	rooms     map[RoomID]*Room
 	closed    bool
@@ -136,6 +147,11 @@ func New(cfg Config) (*SFU, error) {
 	s := &SFU{cfg: cfg, rooms: map[RoomID]*Room{}}
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
+	if cfg.IncludeLoopback {
+		// Loopback-only runs (tests, a single-host demo) have nobody to
+		// resolve .local names for, and no business multicasting.
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	}
 	if len(cfg.Interfaces) > 0 {
 		allowed := map[string]bool{}
 		for _, i := range cfg.Interfaces {
@@ -145,13 +161,18 @@ func New(cfg Config) (*SFU, error) {
 	}
 	ip := net.ParseIP(cfg.ListenIP)
 	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
-	if cfg.UDPPort > 0 {
+	if cfg.UDPPort > 0 || cfg.MuxUDP {
 		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: cfg.UDPPort})
 		if err != nil {
 			return nil, fmt.Errorf("video: listen udp %d: %w", cfg.UDPPort, err)
 		}
 		s.closers = append(s.closers, conn.Close)
 		se.SetICEUDPMux(webrtc.NewICEUDPMux(nil, conn))
+		s.mediaPort = conn.LocalAddr().(*net.UDPAddr).Port
+		if s.mediaIPs, err = mediaIPs(cfg); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	if cfg.TCPPort > 0 {
 		ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: ip, Port: cfg.TCPPort})

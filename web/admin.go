@@ -30,12 +30,22 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request, a *esc
 		return
 	}
 	var in account.Input
-	if _, ok := s.command(w, r, a, &in, false); !ok {
+	id, ok := s.command(w, r, a, &in, false)
+	if !ok {
 		return
 	}
-	acct, err := s.accounts.Create(r.Context(), s.meta(r, a), in)
+	meta := s.meta(r, a)
+	meta.IdempotencyOf = id.recordOf(http.StatusCreated, func(v any) any {
+		u := v.(escalation.UserCreated)
+		return accountView{Username: u.Username, Name: in.Name, Role: u.Role, CareHomeID: u.CareHomeID, CareHomeIDs: u.CareHomeIDs}
+	})
+	acct, err := s.accounts.Create(r.Context(), meta, in)
 	if err != nil {
-		s.writeError(w, r, err)
+		// A twin with the same key that got there first is answered from
+		// its record, not as a duplicate.
+		if !s.replay(w, r, id) {
+			s.writeError(w, r, err)
+		}
 		return
 	}
 	s.log.InfoContext(r.Context(), "account created", "user", acct.Username, "role", acct.Role)
@@ -73,43 +83,40 @@ func (s *Server) handleListHomes(w http.ResponseWriter, r *http.Request, a *esca
 
 func (s *Server) handleCreateHome(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
 	var in escalation.CareHomeInput
-	if _, ok := s.command(w, r, a, &in, false); !ok {
+	id, ok := s.command(w, r, a, &in, false)
+	if !ok {
 		return
 	}
-	h, err := s.cfg.Service.RegisterCareHome(r.Context(), s.meta(r, a), in)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, h)
+	meta := s.meta(r, a)
+	meta.IdempotencyOf = id.recordOf(http.StatusCreated, func(v any) any { return v })
+	h, err := s.cfg.Service.RegisterCareHome(r.Context(), meta, in)
+	s.respond(w, r, id, err, http.StatusCreated, func() any { return h })
 }
 
 func (s *Server) handleUpdateHome(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
 	var in escalation.CareHomeInput
 	deactivate := strings.HasSuffix(r.URL.Path, "/deactivate")
-	if _, ok := s.command(w, r, a, &in, deactivate); !ok {
+	id, ok := s.command(w, r, a, &in, deactivate)
+	if !ok {
 		return
 	}
 	in.ID = escalation.CareHomeID(r.PathValue("id"))
-	h, err := s.cfg.Service.UpdateCareHome(r.Context(), s.meta(r, a), in, deactivate)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, h)
+	meta := s.meta(r, a)
+	meta.IdempotencyOf = id.recordOf(http.StatusOK, func(v any) any { return v })
+	h, err := s.cfg.Service.UpdateCareHome(r.Context(), meta, in, deactivate)
+	s.respond(w, r, id, err, http.StatusOK, func() any { return h })
 }
 
 func (s *Server) handleAdmitResident(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
 	var in escalation.ResidentInput
-	if _, ok := s.command(w, r, a, &in, false); !ok {
+	id, ok := s.command(w, r, a, &in, false)
+	if !ok {
 		return
 	}
-	res, err := s.cfg.Service.AdmitResident(r.Context(), s.meta(r, a), in)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, viewResident(res))
+	meta := s.meta(r, a)
+	meta.Idempotency = id.record(http.StatusCreated, func(res *escalation.Resident) any { return viewResident(res) })
+	res, err := s.cfg.Service.AdmitResident(r.Context(), meta, in)
+	s.respond(w, r, id, err, http.StatusCreated, func() any { return viewResident(res) })
 }
 
 func (s *Server) handleImportResidents(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
@@ -164,7 +171,8 @@ type residentChangeRequest struct {
 // segment says which change.
 func (s *Server) handleChangeResident(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
 	var req residentChangeRequest
-	if _, ok := s.command(w, r, a, &req, false); !ok {
+	idem, ok := s.command(w, r, a, &req, false)
+	if !ok {
 		return
 	}
 	missing := func(f, msg string) {
@@ -217,7 +225,9 @@ func (s *Server) handleChangeResident(w http.ResponseWriter, r *http.Request, a 
 		s.writeError(w, r, errNotFound)
 		return
 	}
-	res, err := s.cfg.Service.ChangeResident(r.Context(), s.meta(r, a), escalation.ResidentID(r.PathValue("id")), c)
+	meta := s.meta(r, a)
+	meta.Idempotency = idem.record(http.StatusOK, func(res *escalation.Resident) any { return viewResident(res) })
+	res, err := s.cfg.Service.ChangeResident(r.Context(), meta, escalation.ResidentID(r.PathValue("id")), c)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -216,7 +216,8 @@ func (s *Server) handleCreateInvite(w http.ResponseWriter, r *http.Request, a *e
 	var req struct {
 		Role escalation.CallRole `json:"role"`
 	}
-	if _, ok := s.command(w, r, a, &req, false); !ok {
+	idem, ok := s.command(w, r, a, &req, false)
+	if !ok {
 		return
 	}
 	id := escalation.EscalationID(r.PathValue("id"))
@@ -226,12 +227,11 @@ func (s *Server) handleCreateInvite(w http.ResponseWriter, r *http.Request, a *e
 		return
 	}
 	token := base64.RawURLEncoding.EncodeToString(secret)
-	expires, err := s.cfg.Service.CreateInvite(r.Context(), s.meta(r, a), id, req.Role, hashSessionID(token), InviteTTL)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, map[string]any{"url": "/call/invite/" + string(id) + "/" + token, "expires_at": expires})
+	view := func(expires any) any { return map[string]any{"url": "/call/invite/" + string(id) + "/" + token, "expires_at": expires} }
+	meta := s.meta(r, a)
+	meta.IdempotencyOf = idem.recordOf(http.StatusCreated, view)
+	expires, err := s.cfg.Service.CreateInvite(r.Context(), meta, id, req.Role, hashSessionID(token), InviteTTL)
+	s.respond(w, r, idem, err, http.StatusCreated, func() any { return view(expires) })
 }
 
 // handleInvitePage shows the guest's join page and spends nothing: link

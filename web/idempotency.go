@@ -54,6 +54,10 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request, id *idem) bool {
 		return true
 	}
 	w.Header().Set("Idempotent-Replayed", "true")
+	if rec.Status == http.StatusNoContent {
+		w.WriteHeader(rec.Status)
+		return true
+	}
 	writeRaw(w, rec.Status, rec.Body)
 	return true
 }
@@ -73,6 +77,25 @@ func (id *idem) record(status int, render func(r *escalation.Resident) any) esca
 	}
 }
 
+// recordOf is record for a command on a stream other than a resident's: the
+// stored body is render(result), result being the value the command returns.
+func (id *idem) recordOf(status int, render func(result any) any) func(any) (*events.IdempotencyRecord, error) {
+	if id.key == "" {
+		return nil
+	}
+	return func(result any) (*events.IdempotencyRecord, error) {
+		var b []byte
+		if status != http.StatusNoContent {
+			var err error
+			if b, err = json.Marshal(render(result)); err != nil {
+				return nil, err
+			}
+		}
+		id.status, id.body = status, b
+		return &events.IdempotencyRecord{Key: id.key, RequestHash: id.hash, Status: status, Body: b}, nil
+	}
+}
+
 // respond writes the command's response: the stored bytes when a record was
 // built (so a replay is byte-for-byte the same), else v. A concurrent twin
 // that stored the key first is answered from its record.
@@ -84,6 +107,10 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, id *idem, err e
 	}
 	if err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	if status == http.StatusNoContent {
+		w.WriteHeader(status)
 		return
 	}
 	if id.body != nil {

@@ -79,19 +79,14 @@ func (s *Server) rotaCommand(w http.ResponseWriter, r *http.Request, a *escalati
 		s.writeError(w, r, errForbidden)
 		return
 	}
-	if _, ok := s.command(w, r, a, dst, emptyOK); !ok {
+	id, ok := s.command(w, r, a, dst, emptyOK)
+	if !ok {
 		return
 	}
-	rota, err := run(s.meta(r, a))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if status == http.StatusNoContent {
-		w.WriteHeader(status)
-		return
-	}
-	writeJSON(w, status, rota)
+	meta := s.meta(r, a)
+	meta.IdempotencyOf = id.recordOf(status, func(v any) any { return v })
+	rota, err := run(meta)
+	s.respond(w, r, id, err, status, func() any { return rota })
 }
 
 func (s *Server) handleSetShift(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {

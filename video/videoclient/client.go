@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/pion/ice/v2"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v3"
 )
@@ -31,10 +32,19 @@ type Config struct {
 	VideoPayload          int
 	// Errorf reports a protocol failure. Optional.
 	Errorf func(format string, args ...any)
+	// ICEServers are the STUN/TURN servers (from /ice-servers). Optional.
+	ICEServers []webrtc.ICEServer
+	// RelayOnly gathers and uses relay candidates only
+	// (ICETransportPolicyRelay): every packet goes through TURN. Optional.
+	RelayOnly bool
 }
 
 // LoopbackAPI gathers loopback UDP candidates only.
-func LoopbackAPI() (*webrtc.API, error) {
+func LoopbackAPI() (*webrtc.API, error) { return LoopbackAPIWith(nil) }
+
+// LoopbackAPIWith is LoopbackAPI with more settings (a proxy dialer for
+// TURN over TLS, say) applied by change.
+func LoopbackAPIWith(change func(*webrtc.SettingEngine)) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		return nil, err
@@ -43,6 +53,10 @@ func LoopbackAPI() (*webrtc.API, error) {
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if change != nil {
+		change(&se)
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se)), nil
 }
 
@@ -95,7 +109,11 @@ func Join(cfg Config, ws *websocket.Conn) (*Peer, error) {
 	if cfg.Errorf == nil {
 		cfg.Errorf = func(string, ...any) {}
 	}
-	pc, err := cfg.API.NewPeerConnection(webrtc.Configuration{})
+	pcfg := webrtc.Configuration{ICEServers: cfg.ICEServers}
+	if cfg.RelayOnly {
+		pcfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	pc, err := cfg.API.NewPeerConnection(pcfg)
 	if err != nil {
 		return nil, err
 	}
@@ -259,6 +277,21 @@ func (p *Peer) ReceivingFrom(n int, min uint64) bool {
 		}
 	}
 	return true
+}
+
+// SelectedPair is the candidate pair the media flows on, nil before ICE
+// has chosen one.
+func (p *Peer) SelectedPair() *webrtc.ICECandidatePair {
+	for _, tr := range p.pc.GetTransceivers() {
+		s := tr.Sender()
+		if s == nil || s.Transport() == nil {
+			continue
+		}
+		if pair, err := s.Transport().ICETransport().GetSelectedCandidatePair(); err == nil && pair != nil {
+			return pair
+		}
+	}
+	return nil
 }
 
 // Errors returns the error codes the server sent.

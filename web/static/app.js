@@ -120,7 +120,7 @@ function wallNow() { const p = zoneParts(new Date()); return String(p.hour).padS
 // wallTime turns "HH:MM" in --timezone into the instant it was last that
 // time: today, or yesterday when today's is still to come.
 function wallTime(hhmm) {
-  const m = /^(\d{1,2}):(\d{2})/.exec(hhmm || "");
+  const m = /^([01]?\d|2[0-3]):([0-5]\d)$/.exec((hhmm || "").trim());
   if (!m) return null;
   const now = Date.now(), p = zoneParts(new Date(now));
   for (const back of [0, 1]) {
@@ -311,6 +311,7 @@ function homePage() {
     $("raise-error").textContent = "";
     showFieldErrors(null);
     if (!current) { $("err-resident_id").textContent = "Choose the resident."; $("residents").querySelector("input")?.focus(); return; }
+    if ($("taken_at").value.trim() && !takenAt()) { $("err-observations.taken_at").textContent = "Give the time taken as HH:MM, 24-hour (for example 02:10)."; $("taken_at").focus(); return; }
     const age = ageOn(current.date_of_birth, new Date());
     $("raise-confirm-who").textContent = "You are asking for a consultant for " + current.name + ", born " + fmtDay(current.date_of_birth) +
       (age !== null ? " (aged " + age + ")" : "") + ", room " + current.room + ". Is this the right resident?";
@@ -534,7 +535,7 @@ function consolePage() {
         h("td", {}, h("span", { class: "pill risk-" + risk }, total + " " + risk)),
         h("td", {}, r ? r.name : e.resident_id), h("td", {}, e.care_home_id),
         h("td", { "data-since": e.raised_at }, fmtDuration(Date.now() - new Date(e.raised_at))),
-        h("td", {}, e.status),
+        h("td", {}, e.status, e.observations_stale ? " " : null, e.observations_stale ? h("span", { class: "flag" }, "observations over 1 h old") : null),
         h("td", {}, e.status === "accepted" ? h("button", { type: "button", class: "secondary", onclick: () => open(e.id) }, "Open")
           : h("button", { type: "button", onclick: () => accept(e.id) }, "Accept"))));
     }
