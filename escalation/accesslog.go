@@ -44,21 +44,39 @@ func (t *readThrottle) done(key string, now time.Time) {
 // recordListRead puts a list read on record, at most once per user and list
 // every listReadEvery.
 func (s *Service) recordListRead(ctx context.Context, a Actor, what string) error {
-	key := string(a.Username) + "|" + what
+	return s.recordAccess(ctx, a, what, "", "")
+}
+
+// recordAccess puts a read of a resident's record on record, at most once
+// per user and record every listReadEvery: a waiting page polling its
+// escalation is one read on record, not one a second. A read that cannot be
+// recorded is refused.
+func (s *Service) recordAccess(ctx context.Context, a Actor, what string, rid ResidentID, eid EscalationID) error {
+	key := string(a.Username) + "|" + what + "|" + string(rid) + "|" + string(eid)
 	now := s.cfg.Now()
 	if !s.listReads.due(key, now) {
 		return nil
 	}
-	if err := s.recordAccess(ctx, a, what, "", ""); err != nil {
+	if err := s.repo.appendAny(ctx, AccessLogStream(), a.Username, now,
+		&RecordAccessed{Username: a.Username, Role: a.Role, What: what, ResidentID: rid, EscalationID: eid}); err != nil {
 		return err
 	}
 	s.listReads.done(key, now)
 	return nil
 }
 
-// recordAccess puts a read of a resident's record on record. A read that
-// cannot be recorded is refused.
-func (s *Service) recordAccess(ctx context.Context, a Actor, what string, rid ResidentID, eid EscalationID) error {
-	return s.repo.appendAny(ctx, AccessLogStream(), a.Username, s.cfg.Now(),
-		&RecordAccessed{Username: a.Username, Role: a.Role, What: what, ResidentID: rid, EscalationID: eid})
+// RecordExport puts a bulk export (CSV, with or without free text; FHIR) on
+// record with its range, every time: an export is never throttled. An
+// export that cannot be recorded must not be served.
+func (s *Service) RecordExport(ctx context.Context, a Actor, what string, from, to time.Time) error {
+	ev := &RecordAccessed{Username: a.Username, Role: a.Role, What: what}
+	if !from.IsZero() {
+		f := from.UTC()
+		ev.From = &f
+	}
+	if !to.IsZero() {
+		t := to.UTC()
+		ev.To = &t
+	}
+	return s.repo.appendAny(ctx, AccessLogStream(), a.Username, s.cfg.Now(), ev)
 }

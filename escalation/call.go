@@ -86,6 +86,7 @@ func init() {
 
 // applyCall adds a call event to the escalation's timeline.
 func (e *Escalation) applyCall(ev Event, at time.Time) {
+	e.noteDelivery(ev, at)
 	switch c := ev.(type) {
 	case *CallStarted:
 		e.Timeline = append(e.Timeline, TimelineEntry{At: at, Type: TypeCallStarted, Detail: "call started"})
@@ -128,7 +129,7 @@ func (s *Service) CallAccess(ctx context.Context, a Actor, id EscalationID) (Cal
 		return "", err
 	}
 	esc := r.escalation(id)
-	if esc == nil || !canSeeEscalation(a, esc, false) {
+	if esc == nil || !canSeeEscalation(a, esc, false, s.cfg.Now()) {
 		return "", ErrNotFound
 	}
 	var role CallRole

@@ -176,3 +176,24 @@ func (s *Service) activeHome(id CareHomeID, field string) error {
 	}
 	return nil
 }
+
+// homeInService refuses a raise from a home that has been deactivated,
+// reading the home's own stream (not the read model) so that a deactivation
+// on another instance counts at once.
+func (s *Service) homeInService(ctx context.Context, id CareHomeID) error {
+	envs, err := s.cfg.Store.Load(ctx, CareHomeStream(id), 0)
+	if errors.Is(err, events.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	h, err := loadCareHome(ctx, envs)
+	if err != nil {
+		return err
+	}
+	if !h.home.Active {
+		return ErrCareHomeInactive
+	}
+	return nil
+}

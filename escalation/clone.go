@@ -37,6 +37,7 @@ func (e *Escalation) clone() *Escalation {
 	c.FirstReceiptAt = clonePtr(e.FirstReceiptAt)
 	c.FollowUpDueAt = clonePtr(e.FollowUpDueAt)
 	c.Timeline = slices.Clone(e.Timeline)
+	c.Delivery = e.Delivery.clone()
 	return &c
 }
 

@@ -21,6 +21,9 @@ func (s *Service) Raise(ctx context.Context, meta Meta, in RaiseInput) (*Escalat
 	if meta.Actor.Role != RoleCareHome {
 		return nil, ErrForbidden
 	}
+	if err := s.homeInService(ctx, meta.Actor.CareHomeID); err != nil {
+		return nil, err
+	}
 	id := EscalationID(s.cfg.NewID())
 	now := s.cfg.Now()
 	res, err := s.update(ctx, in.ResidentID, meta, func(r *Resident) error {
@@ -56,7 +59,7 @@ func (s *Service) escalationCommand(ctx context.Context, meta Meta, id Escalatio
 	}
 	res, err := s.update(ctx, rid, meta, func(r *Resident) error {
 		esc := r.escalation(id)
-		if esc == nil || !canSeeEscalation(meta.Actor, esc, true) {
+		if esc == nil || !canSeeEscalation(meta.Actor, esc, true, s.cfg.Now()) {
 			return ErrNotFound
 		}
 		return fn(r, esc)

@@ -17,6 +17,9 @@ var (
 	ErrAlreadyDecided = errors.New("a decision is already recorded for this escalation")
 	// ErrEscalationClosed means the escalation was withdrawn or otherwise closed.
 	ErrEscalationClosed = errors.New("the escalation is closed")
+	// ErrCareHomeInactive means the raising staff's home has been taken out
+	// of service (deactivated).
+	ErrCareHomeInactive = errors.New("the care home is deactivated")
 	// ErrResidentInactive means the resident has left the home or died.
 	ErrResidentInactive = errors.New("the resident has left the home or died")
 	// ErrEscalationOpen is the sentinel behind EscalationOpenError.

@@ -180,9 +180,12 @@ type RotaLevelsSet struct {
 type RecordAccessed struct {
 	Username     Username     `json:"username"`
 	Role         Role         `json:"role"`
-	What         string       `json:"what"` // resident | resident_events | escalation | resident_list | escalation_list
+	What         string       `json:"what"` // resident | resident_events | escalation | resident_list | escalation_list | export_csv | export_csv_text | export_fhir | handover
 	ResidentID   ResidentID   `json:"resident_id,omitempty"`
 	EscalationID EscalationID `json:"escalation_id,omitempty"`
+	// From and To are the range of a bulk export (added 2026-12).
+	From *time.Time `json:"from,omitempty"`
+	To   *time.Time `json:"to,omitempty"`
 }
 
 func (ResidentAdmitted) EventType() string          { return TypeResidentAdmitted }

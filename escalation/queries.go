@@ -43,7 +43,7 @@ func (s *Service) GetEscalation(ctx context.Context, a Actor, id EscalationID) (
 		return nil, nil, err
 	}
 	esc := r.Escalation(id)
-	if esc == nil || !canSeeEscalation(a, esc, false) {
+	if esc == nil || !canSeeEscalation(a, esc, false, s.cfg.Now()) {
 		return nil, nil, ErrNotFound
 	}
 	paging, err := s.cfg.Store.Load(ctx, PagingStream(id), 0)
@@ -72,7 +72,7 @@ func (s *Service) GetResident(ctx context.Context, a Actor, id ResidentID, what 
 	if err != nil {
 		return nil, nil, err
 	}
-	if !canSeeResident(a, r) {
+	if !canSeeResident(a, r, s.cfg.Now()) {
 		return nil, nil, ErrNotFound
 	}
 	if err := s.recordAccess(ctx, a, what, id, ""); err != nil {
@@ -93,7 +93,7 @@ func (s *Service) ListEscalations(ctx context.Context, a Actor, status string) (
 	all := s.cfg.Read.Escalations()
 	out := make([]*Escalation, 0, len(all))
 	for _, e := range all {
-		if !matchStatus(e.Status, status) || !canSeeEscalation(a, e, false) {
+		if !matchStatus(e.Status, status) || !canSeeEscalation(a, e, false, s.cfg.Now()) {
 			continue
 		}
 		s.decorate(e)
@@ -133,7 +133,7 @@ func (s *Service) ListResidents(ctx context.Context, a Actor) ([]*Resident, erro
 	all := s.cfg.Read.Residents()
 	out := make([]*Resident, 0, len(all))
 	for _, r := range all {
-		if canSeeResident(a, r) {
+		if canSeeResident(a, r, s.cfg.Now()) {
 			out = append(out, r)
 		}
 	}

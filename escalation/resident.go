@@ -73,6 +73,8 @@ type Escalation struct {
 	FollowUpDueAt  *time.Time      `json:"follow_up_due_at"`
 	FollowUpNeeded bool            `json:"follow_up_needed"`
 	Timeline       []TimelineEntry `json:"timeline"`
+	// Delivery is how the pages reached the consultants (delivery.go).
+	Delivery Delivery `json:"delivery"`
 }
 
 // Decision is the consultant's recorded decision.

@@ -225,6 +225,11 @@ func (r *Resident) change(c ResidentChange, now time.Time) error {
 			if c.DiedAt.After(now.Add(5 * time.Minute)) {
 				return inputErr(KindInvalidValue, "at", "the time is in the future")
 			}
+			// A death closes the resident's open escalation, and with it
+			// its paging: nobody is woken for a resident who has died.
+			if open := r.openEscalation(); open != nil {
+				r.record(&EscalationWithdrawn{EscalationID: open.ID, Reason: "the resident died", By: "nightcall"}, now)
+			}
 			r.record(&ResidentDied{At: c.DiedAt.UTC(), Expected: c.DiedExpected}, now)
 		} else {
 			if c.LeftAt.After(now.Add(5 * time.Minute)) {

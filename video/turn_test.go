@@ -1,7 +1,14 @@
 package video
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
+	"math/big"
 	"net"
 	"strconv"
 	"strings"
@@ -235,5 +242,65 @@ func TestTURNUsernames(t *testing.T) {
 		if _, _, err := ParseTURNUsername(bad); !errors.Is(err, ErrBadTURNUsername) {
 			t.Errorf("%q: got %v", bad, err)
 		}
+	}
+}
+
+// testCert is a self-signed certificate for 127.0.0.1.
+func testCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+func TestTURNOverTLS(t *testing.T) {
+	sfu, err := New(Config{MuxUDP: true, ListenIP: "127.0.0.1", Interfaces: []string{"lo"}, IncludeLoopback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sfu.Close()
+	cert, roots := testCert(t)
+	srv, err := NewTURN(TURNConfig{Port: freeTURNPort(t), TLSPort: freeTURNPort(t), ListenIP: "127.0.0.1", Secret: testTURNSecret, SFU: sfu,
+		TLS: &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	addr := net.JoinHostPort("127.0.0.1", itoa(srv.TLSPort()))
+	raw, err := tls.Dial("tcp4", addr, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := turn.NewSTUNConn(raw)
+	defer conn.Close()
+	cred, _ := NewTURNCredential(testTURNSecret, time.Now().Add(time.Hour))
+	c, err := turn.NewClient(&turn.ClientConfig{TURNServerAddr: addr, STUNServerAddr: addr, Conn: conn,
+		Username: cred.Username, Password: cred.Credential, Realm: "nightcall"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	relay, err := c.Allocate()
+	if err != nil {
+		t.Fatalf("allocation over TLS: %v", err)
+	}
+	defer relay.Close()
+	if n := srv.Stats().Allocations[TURNOverTLS]; n != 1 {
+		t.Errorf("%d TLS allocations, want 1", n)
 	}
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -17,11 +18,102 @@ type accountView struct {
 	CareHomeID escalation.CareHomeID `json:"care_home_id,omitempty"`
 	// CareHomeIDs are the homes a GP is bound to.
 	CareHomeIDs []escalation.CareHomeID `json:"care_home_ids,omitempty"`
+	// Disabled accounts cannot sign in and hold no sessions.
+	Disabled bool `json:"disabled"`
 }
 
 // viewAccount is what the API shows of an account: never its hash.
 func viewAccount(a account.Account) accountView {
-	return accountView{Username: a.Username, Name: a.Name, Role: a.Role, CareHomeID: a.CareHomeID, CareHomeIDs: a.CareHomeIDs}
+	return accountView{Username: a.Username, Name: a.Name, Role: a.Role, CareHomeID: a.CareHomeID, CareHomeIDs: a.CareHomeIDs, Disabled: a.Disabled}
+}
+
+// handleSetDisabled serves POST /api/v1/users/{username}/disable and
+// /enable (admin) → 200 with the account. Disabling deletes every session
+// of the account in the store (so its next request on any instance is 401),
+// closes its sockets here, and appends user.disabled, on which every other
+// instance closes the account's sockets too. Both are idempotent.
+func (s *Server) handleSetDisabled(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
+	if a.Role != escalation.RoleAdmin {
+		s.writeError(w, r, errForbidden)
+		return
+	}
+	var body struct{}
+	id, ok := s.command(w, r, a, &body, true)
+	if !ok {
+		return
+	}
+	u := escalation.Username(r.PathValue("username"))
+	disable := strings.HasSuffix(r.URL.Path, "/disable")
+	if disable && u == a.Username {
+		s.writeError(w, r, newErr(http.StatusForbidden, "forbidden", "You cannot disable your own account."))
+		return
+	}
+	if err := s.accounts.SetDisabled(r.Context(), u, disable); err != nil {
+		s.writeError(w, r, accountErr(err))
+		return
+	}
+	var ev escalation.AccountEvent = &escalation.UserEnabled{Username: u}
+	if disable {
+		s.endUser(u, "account disabled")
+		ev = &escalation.UserDisabled{Username: u}
+	} else {
+		s.sessions.forgetUser(u)
+	}
+	acct, err := s.cfg.Accounts.UserByName(r.Context(), u)
+	if err != nil {
+		s.writeError(w, r, accountErr(err))
+		return
+	}
+	view := viewAccount(acct)
+	meta := s.meta(r, a)
+	meta.IdempotencyOf = id.recordOf(http.StatusOK, func(any) any { return view })
+	_, err = s.cfg.Service.RecordAccountEvent(r.Context(), meta, ev, view)
+	if err == nil {
+		s.log.InfoContext(r.Context(), "account changed", "user", u, "disabled", disable)
+	}
+	s.respond(w, r, id, err, http.StatusOK, func() any { return view })
+}
+
+// handleSetPassword serves POST /api/v1/users/{username}/password (admin)
+// {"password"} → 204: a reset. Every session of the account is revoked, on
+// every instance, as for a disabled account.
+func (s *Server) handleSetPassword(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
+	if a.Role != escalation.RoleAdmin {
+		s.writeError(w, r, errForbidden)
+		return
+	}
+	var req struct {
+		Password *string `json:"password"`
+	}
+	id, ok := s.command(w, r, a, &req, false)
+	if !ok {
+		return
+	}
+	if req.Password == nil || *req.Password == "" {
+		s.writeError(w, r, &apiError{Status: http.StatusBadRequest, Code: "missing_field", Field: "password", Message: "Give the new password."})
+		return
+	}
+	u := escalation.Username(r.PathValue("username"))
+	if err := s.accounts.ChangePassword(r.Context(), u, *req.Password); err != nil {
+		s.writeError(w, r, accountErr(err))
+		return
+	}
+	s.endUser(u, "password changed")
+	meta := s.meta(r, a)
+	meta.IdempotencyOf = id.recordOf(http.StatusNoContent, nil)
+	_, err := s.cfg.Service.RecordAccountEvent(r.Context(), meta, &escalation.UserPasswordChanged{Username: u}, nil)
+	if err == nil {
+		s.log.InfoContext(r.Context(), "password reset", "user", u)
+	}
+	s.respond(w, r, id, err, http.StatusNoContent, nil)
+}
+
+// accountErr maps the account store's not-found to the API's.
+func accountErr(err error) error {
+	if errors.Is(err, account.ErrNotFound) {
+		return errNotFound
+	}
+	return err
 }
 
 func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {

@@ -130,11 +130,12 @@ func (s *Server) handleAccessLog(w http.ResponseWriter, r *http.Request, a *esca
 	if !ok {
 		return
 	}
-	if err := s.auditReady(r.Context()); err != nil {
+	log, err := audit.AccessLog(r.Context(), s.cfg.Store, from, to)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.cfg.Audit.AccessLog(from, to))
+	writeJSON(w, http.StatusOK, log)
 }
 
 // CSVHeader is the column list of the escalations export; the free-text
@@ -159,6 +160,15 @@ func (s *Server) handleAuditCSV(w http.ResponseWriter, r *http.Request, a *escal
 		s.writeError(w, r, err)
 		return
 	}
+	what := "export_csv"
+	if text {
+		what = "export_csv_text"
+	}
+	if err := s.cfg.Service.RecordExport(r.Context(), *a, what, from, to); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="escalations.csv"`)
 	cw := csv.NewWriter(w)

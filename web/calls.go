@@ -145,44 +145,26 @@ func (s *Server) handleSignal(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, newErr(http.StatusServiceUnavailable, "store_unavailable", "Video is not running."))
 		return
 	}
-	var who video.Participant
-	a, err := s.authenticate(r)
+	who, err := s.callParticipant(r, id)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
-	}
-	switch {
-	case a != nil:
-		role, err := s.cfg.Service.CallAccess(r.Context(), *a, id)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		who = video.Participant{Role: string(role), Name: a.Name}
-	default:
-		g, err := s.guestFrom(r)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		if g == nil {
-			s.writeError(w, r, errUnauthenticated)
-			return
-		}
-		if g.escalation != id {
-			s.writeError(w, r, newErr(http.StatusForbidden, "forbidden", "This invitation is for another call."))
-			return
-		}
-		if err := s.cfg.Service.GuestCallOpen(r.Context(), id); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		who = video.Participant{Role: string(g.role), Name: "Guest (" + string(g.role) + ")"}
 	}
 	if !s.sameOrigin(r) {
 		s.writeError(w, r, newErr(http.StatusForbidden, "forbidden", "Cross-origin websockets are refused."))
 		return
 	}
+	owner, session, err := s.signalOwner(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	slot, ok := s.signals.take(owner, session)
+	if !ok {
+		s.writeError(w, r, rateLimited(time.Minute, "Too many call connections are open for this account; close one."))
+		return
+	}
+	defer slot.release()
 	host, err := s.callHost(r.Context(), string(id))
 	if err != nil {
 		s.writeError(w, r, err)
@@ -204,12 +186,49 @@ func (s *Server) handleSignal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conn := newWSConn(ws)
+	// A revoked session or account, or the absolute time-out, ends the
+	// socket, and with it the participant's place in the room.
+	slot.attach(func(reason string) { conn.closeWith(closeSessionEnded, reason) })
+	defer closeAtDeadline(sessionEnds(r), func(reason string) { conn.closeWith(closeSessionEnded, reason) })()
 	s.log.Info("call joined", "escalation_id", id, "role", who.Role)
 	if err := s.cfg.Video.Join(context.WithoutCancel(r.Context()), video.RoomID(id), who, conn); err != nil {
 		_ = conn.Send(video.Message{Type: "error", Code: "call_closed", Message: "This call has ended."})
 	}
 	conn.Close("")
 	s.log.Info("call left", "escalation_id", id, "role", who.Role)
+}
+
+// callParticipant decides who the caller is in escalation id's call: staff
+// of the home, the accepting consultant, or a guest whose invite is for this
+// call, while the call is open. The error is 401 without a session, 403 for
+// a wrong role or another call's guest, 404 for an escalation the caller
+// cannot see, 409 when there is no call now.
+func (s *Server) callParticipant(r *http.Request, id escalation.EscalationID) (video.Participant, error) {
+	a, err := s.authenticate(r)
+	if err != nil {
+		return video.Participant{}, err
+	}
+	if a != nil {
+		role, err := s.cfg.Service.CallAccess(r.Context(), *a, id)
+		if err != nil {
+			return video.Participant{}, err
+		}
+		return video.Participant{Role: string(role), Name: a.Name}, nil
+	}
+	g, err := s.guestFrom(r)
+	if err != nil {
+		return video.Participant{}, err
+	}
+	if g == nil {
+		return video.Participant{}, errUnauthenticated
+	}
+	if g.escalation != id {
+		return video.Participant{}, newErr(http.StatusForbidden, "forbidden", "This invitation is for another call.")
+	}
+	if err := s.cfg.Service.GuestCallOpen(r.Context(), id); err != nil {
+		return video.Participant{}, err
+	}
+	return video.Participant{Role: string(g.role), Name: "Guest (" + string(g.role) + ")"}, nil
 }
 
 func (s *Server) handleCreateInvite(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {

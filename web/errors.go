@@ -89,6 +89,15 @@ func (s *Server) toAPIError(ctx context.Context, err error, actor *escalation.Ac
 		return newErr(http.StatusGone, "invite_used", "This invitation has already been used.")
 	case errors.Is(err, escalation.ErrNotAStay):
 		return newErr(http.StatusConflict, "not_a_stay", "Follow-ups are for escalations decided as a stay.")
+	case errors.Is(err, escalation.ErrCareHomeInactive):
+		e := newErr(http.StatusConflict, "care_home_inactive", "This care home has been taken out of service in Nightcall, so no consultant can be paged from here.")
+		if actor != nil && actor.Role == escalation.RoleCareHome {
+			if phone := s.cfg.Service.Read().Home(actor.CareHomeID).FallbackPhone; phone != "" {
+				e.Message += " Phone " + phone + " instead."
+				e.Extra = map[string]any{"fallback_phone": phone}
+			}
+		}
+		return e
 	case errors.Is(err, escalation.ErrResidentInactive):
 		return newErr(http.StatusConflict, "resident_inactive", "This resident has left the home or died.")
 	case errors.Is(err, escalation.ErrConflict):

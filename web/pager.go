@@ -46,6 +46,9 @@ type PagerHub struct {
 	pager *paging.Pager
 
 	queue chan func()
+	// slots bounds each consultant's pager sockets and closes them when the
+	// session or the account is revoked.
+	slots *socketSlots
 }
 
 // NewPagerHub returns a hub; Run must be running for pushes to go out.
@@ -53,7 +56,7 @@ func NewPagerHub(read *escalation.Projection, log *slog.Logger) *PagerHub {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &PagerHub{log: log, read: read, conns: map[escalation.Username]map[*pagerConn]struct{}{}, queue: make(chan func(), 8192)}
+	return &PagerHub{log: log, read: read, conns: map[escalation.Username]map[*pagerConn]struct{}{}, queue: make(chan func(), 8192), slots: newSocketSlots(MaxSocketsPerUser)}
 }
 
 // SetPager connects the hub to the pager that records receipts and knows
@@ -188,6 +191,18 @@ func (h *PagerHub) Connections() int {
 	return n
 }
 
+// CloseUser closes every pager socket of u on this instance (the account
+// was disabled or its password changed) and returns how many.
+func (h *PagerHub) CloseUser(u escalation.Username, reason string) int {
+	return h.slots.closeUser(string(u), reason)
+}
+
+// CloseSession closes every pager socket opened by the session stored
+// under hash (it signed out) and returns how many.
+func (h *PagerHub) CloseSession(hash, reason string) int {
+	return h.slots.closeSession(hash, reason)
+}
+
 func (h *PagerHub) add(c *pagerConn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -306,6 +321,12 @@ func (s *Server) handlePager(w http.ResponseWriter, r *http.Request, a *escalati
 		s.writeError(w, r, newErr(http.StatusServiceUnavailable, "store_unavailable", "Paging is not running."))
 		return
 	}
+	slot, ok := hub.slots.take(string(a.Username), sessionHashOf(r))
+	if !ok {
+		s.writeError(w, r, rateLimited(time.Minute, "Too many pager connections are open for this account; close one."))
+		return
+	}
+	defer slot.release()
 	device := r.URL.Query().Get("device")
 	if !deviceRE.MatchString(device) {
 		b := make([]byte, 8)
@@ -319,6 +340,8 @@ func (s *Server) handlePager(w http.ResponseWriter, r *http.Request, a *escalati
 	c := &pagerConn{wsEnd: newWSEnd(ws), user: a.Username, device: device, out: make(chan []byte, pagerSendQueue), log: s.log}
 	hub.add(c)
 	defer hub.remove(c)
+	slot.attach(func(reason string) { c.closeWith(closeSessionEnded, reason) })
+	defer closeAtDeadline(sessionEnds(r), func(reason string) { c.closeWith(closeSessionEnded, reason) })()
 	go c.writeLoop()
 	s.log.Info("pager connected", "user", a.Username, "device", device)
 

@@ -52,8 +52,12 @@ type Config struct {
 	// TrustedOrigins are public origins allowed to make state-changing
 	// requests besides the request's own host. Optional.
 	TrustedOrigins []string
-	// SessionTTL is how long a session lasts. Optional, default 12h.
-	SessionTTL time.Duration
+	// SessionIdle ends a session this long after its last request.
+	// Optional, default DefaultSessionIdle (12h); at most SessionMax.
+	SessionIdle time.Duration
+	// SessionMax ends a session this long after sign-in, however busy.
+	// Optional, default DefaultSessionMax (7 days).
+	SessionMax time.Duration
 	// Pager is the pager websocket hub. Optional; without it /api/v1/pager is 503.
 	Pager *PagerHub
 	// Audit is the audit read model. Optional; without it the audit routes are 503.
@@ -64,6 +68,9 @@ type Config struct {
 	Video Calls
 	// ICEServers are the STUN/TURN URLs handed to browsers. Optional.
 	ICEServers []string
+	// TURN hands browsers TURN servers with short-lived credentials on
+	// /api/v1/calls/{id}/ice-servers. Optional.
+	TURN TURNConfig
 	// Hosts chooses the instance that hosts each call (distributed mode). Optional.
 	Hosts Claimer
 	// AdvertiseURL is how other instances reach this one (http://10.0.0.5:8080).
@@ -85,8 +92,11 @@ func (c *Config) setDefaults() {
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
 	}
-	if c.SessionTTL <= 0 {
-		c.SessionTTL = 12 * time.Hour
+	if c.SessionMax <= 0 {
+		c.SessionMax = DefaultSessionMax
+	}
+	if c.SessionIdle <= 0 {
+		c.SessionIdle = min(DefaultSessionIdle, c.SessionMax)
 	}
 	if c.SignInSlots <= 0 {
 		c.SignInSlots = 4
@@ -105,6 +115,9 @@ func (c Config) Validate() error {
 	if c.Accounts == nil {
 		errs = append(errs, errors.New("web: Config.Accounts is required"))
 	}
+	if c.SessionIdle > c.SessionMax && c.SessionMax > 0 {
+		errs = append(errs, fmt.Errorf("web: Config.SessionIdle %v is longer than SessionMax %v", c.SessionIdle, c.SessionMax))
+	}
 	return errors.Join(errs...)
 }
 
@@ -117,6 +130,8 @@ type Server struct {
 	limiter  *signInLimiter
 	// hashSlots bounds concurrent argon2id checks.
 	hashSlots chan struct{}
+	// signals bounds and tracks call signalling sockets by user and session.
+	signals *socketSlots
 	handler   http.Handler
 	metrics   *metrics
 }
@@ -128,7 +143,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg: cfg, log: cfg.Logger, sessions: newSessions(cfg.Accounts, cfg.SessionTTL),
+		cfg: cfg, log: cfg.Logger, sessions: newSessions(cfg.Accounts, cfg.SessionIdle, cfg.SessionMax),
+		signals: newSocketSlots(MaxSocketsPerUser),
 		limiter: newSignInLimiter(), hashSlots: make(chan struct{}, cfg.SignInSlots),
 	}
 	var err error
@@ -200,6 +216,9 @@ func (s *Server) routes() *routeMux {
 	mux.HandleFunc("GET /handover", s.handleHandoverLanding)
 	mux.HandleFunc("GET /api/v1/users", s.requireAuth(s.handleListUsers))
 	mux.HandleFunc("POST /api/v1/users", s.requireAuth(s.handleCreateUser))
+	mux.HandleFunc("POST /api/v1/users/{username}/disable", s.requireAuth(s.handleSetDisabled))
+	mux.HandleFunc("POST /api/v1/users/{username}/enable", s.requireAuth(s.handleSetDisabled))
+	mux.HandleFunc("POST /api/v1/users/{username}/password", s.requireAuth(s.handleSetPassword))
 
 	mux.HandleFunc("POST /api/v1/escalations", s.requireAuth(s.handleRaise))
 	mux.HandleFunc("GET /api/v1/escalations", s.requireAuth(s.handleListEscalations))
@@ -217,6 +236,7 @@ func (s *Server) routes() *routeMux {
 		s.writeError(w, r, newErr(http.StatusNotFound, "not_found", "No such API route."))
 	})
 	mux.HandleFunc("GET /api/v1/calls/{id}/signal", s.handleSignal)
+	mux.HandleFunc("GET /api/v1/calls/{id}/ice-servers", s.handleICEServers)
 	mux.HandleFunc("GET /api/v1/calls/config", s.handleCallConfig)
 	mux.HandleFunc("POST /api/v1/escalations/{id}/invites", s.requireAuth(s.handleCreateInvite))
 	mux.HandleFunc("GET /call/invite/{id}/{token}", s.handleInvitePage)

@@ -47,6 +47,7 @@ type app struct {
 	audit    *audit.Model
 	sfu      *video.SFU
 	closeSFU func() error
+	turn     *video.TURN // nil without --turn-port
 	pager    *paging.Pager
 	calls    *calllog.Log
 	callSub  *bus.TopicSubscriber
@@ -189,6 +190,7 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *app, err
 
 	a.sfu, err = video.New(video.Config{
 		UDPPort: cfg.WebRTCUDPPort, TCPPort: cfg.WebRTCTCPPort, PublicIP: cfg.WebRTCPublicIP, ListenIP: cfg.WebRTCListenIP,
+		MuxUDP: cfg.TURNPort > 0, // the embedded TURN relays to that one port only
 		Interfaces: splitList(cfg.WebRTCInterfaces), IncludeLoopback: cfg.WebRTCLoopback, RejoinGrace: cfg.CallRejoinGrace, Logger: log,
 		OnEvent: a.calls.OnEvent,
 	})
@@ -229,11 +231,17 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *app, err
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "nightcall_consumers_stalled", Help: "Safety-critical consumers (the pager, the call log) failing on an event; alert on > 0.",
 	}, func() float64 { return float64(a.router.Stalled()) }))
+	if a.turn, err = a.startTURN(reg); err != nil {
+		return nil, err
+	}
+	if a.turn != nil {
+		a.cleanup.push("turn", a.turn.Close)
+	}
 	a.server, err = web.New(web.Config{
 		Service: a.service, Store: store, Accounts: store, Logger: log, Registry: reg,
 		Ready: a.ready, TrustedOrigins: cfg.PublicOrigins, Pager: a.hub, Audit: a.audit, Location: loc,
 		Video: a.sfu, ICEServers: splitList(cfg.ICEServers), Hosts: a.hosts(), AdvertiseURL: cfg.AdvertiseURL,
-		TrustedProxies: mustProxies(cfg.TrustedProxies),
+		TrustedProxies: mustProxies(cfg.TrustedProxies), TURN: a.turnConfig(),
 	})
 	if err != nil {
 		return nil, err

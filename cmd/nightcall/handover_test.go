@@ -20,6 +20,7 @@ type night struct {
 	s          *testServer
 	ids        map[string]string // admit, stay, withdrawn, elm → escalation id
 	date       string            // the handover that holds them
+	elmDate    string            // the handover that holds Elm House's
 	wantOrder  []string          // escalation ids, as the handover must list them
 	rose, dctr *client
 }
@@ -82,12 +83,14 @@ func aNight(t *testing.T, opts ...func(*serveConfig)) *night {
 	}
 	n.ids["withdrawn"], rose = id, append(rose, raised{id, at})
 
-	n.ids["elm"], _ = raise(s.signedIn("night.elm"), "eh-201", raiseBody("eh-201"))
+	var elmAt time.Time
+	n.ids["elm"], elmAt = raise(s.signedIn("night.elm"), "eh-201", raiseBody("eh-201"))
 
 	// The handover that holds the first raise; the order it must give: the
 	// night's out-of-hours ones first, each group in the order raised.
 	loc, _ := time.LoadLocation("Europe/London")
 	n.date = escalation.HandoverDateFor(rose[0].at, loc)
+	n.elmDate = escalation.HandoverDateFor(elmAt, loc)
 	slices.SortStableFunc(rose, func(a, b raised) int {
 		ao, bo := audit.OutOfHours(a.at, loc), audit.OutOfHours(b.at, loc)
 		if ao != bo {
@@ -252,7 +255,7 @@ func TestHandoverNight(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d", c.name, r.status, r.body, c.status)
 		}
 	}
-	if r := elmGP.do("GET", n.path("elm-house"), nil); r.status != 200 || len(r.json(t)["escalations"].([]any)) != 1 {
+	if r := elmGP.do("GET", "/api/v1/care-homes/elm-house/handover?date="+n.elmDate, nil); r.status != 200 || len(r.json(t)["escalations"].([]any)) != 1 {
 		t.Errorf("the Elm House GP's own handover: %d %s", r.status, r.body)
 	}
 	// Bad input is refused precisely.

@@ -116,6 +116,17 @@ type serveConfig struct {
 	// TLSCert and TLSKey (--tls-cert, --tls-key) serve HTTPS with HTTP/2;
 	// both files are read again when they change.
 	TLSCert, TLSKey string
+	// TURN for calls: the embedded server's UDP+TCP port (--turn-port, 0:
+	// none) and TLS port (--turn-tls-port, with --tls-cert), its relay port
+	// range (--turn-relay-ports), the TURN REST secret every instance
+	// shares (--turn-secret), the URLs of an external server
+	// (--turn-urls) and how long a credential may start an allocation
+	// (--turn-credential-ttl).
+	TURNPort, TURNTLSPort int
+	TURNRelayPorts        string
+	TURNSecret            string
+	TURNURLs              string
+	TURNCredentialTTL     time.Duration
 }
 
 // Validate lists every problem with c.
@@ -159,6 +170,7 @@ func (c serveConfig) Validate() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
 	}
+	errs = append(errs, c.validateTURN()...)
 	if _, err := web.ParseTrustedProxies(c.TrustedProxies); err != nil {
 		errs = append(errs, fmt.Errorf("--trusted-proxies: %w", err))
 	}
@@ -197,6 +209,12 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS with HTTP/2 and HSTS; re-read when it changes")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file for --tls-cert")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For/-Proto (or Forwarded) are believed (default none)")
+	fs.IntVar(&c.TURNPort, "turn-port", 0, "embedded TURN server's port, UDP and TCP (0: no embedded TURN)")
+	fs.IntVar(&c.TURNTLSPort, "turn-tls-port", 0, "embedded TURN over TLS on this port (443 gets through most firewalls); needs --tls-cert")
+	fs.StringVar(&c.TURNRelayPorts, "turn-relay-ports", "49160-49999", "UDP port range of the embedded TURN server's relays")
+	fs.StringVar(&c.TURNSecret, "turn-secret", "", "TURN REST secret shared by every instance (and an external TURN server)")
+	fs.StringVar(&c.TURNURLs, "turn-urls", "", "comma-separated TURN URLs handed to browsers, when not the embedded server's own (coturn)")
+	fs.DurationVar(&c.TURNCredentialTTL, "turn-credential-ttl", time.Hour, "how long a TURN credential may start an allocation")
 	fs.StringVar(&origins, "public-origin", "", "comma-separated public origins (https://nightcall.example) trusted besides the request's host")
 	if err := fs.Parse(args); err != nil {
 		return c, err

@@ -54,6 +54,10 @@ type Store interface {
 	Session(ctx context.Context, idHash string) (subject string, expires time.Time, err error)
 	// DeleteSession removes a session; removing none is not an error.
 	DeleteSession(ctx context.Context, idHash string) error
+	// TouchSession moves a live session's expiry to expires (an idle
+	// time-out sliding forward); ErrNotFound when the session is not live.
+	// It never brings back a session that was deleted, revoked or expired.
+	TouchSession(ctx context.Context, idHash string, expires time.Time) error
 }
 
 var (

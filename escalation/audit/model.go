@@ -8,6 +8,7 @@ package audit
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -74,6 +75,38 @@ type Access struct {
 	What         string                  `json:"what"`
 	ResidentID   escalation.ResidentID   `json:"resident_id"`
 	EscalationID escalation.EscalationID `json:"escalation_id,omitempty"`
+	// From and To are the range of a bulk export (CSV, FHIR).
+	From *time.Time `json:"from,omitempty"`
+	To   *time.Time `json:"to,omitempty"`
+}
+
+// AccessLog reads the reads recorded in [from, to), oldest first, from the
+// log itself: access events are not held in memory, so a service that runs
+// for years does not grow with every read.
+func AccessLog(ctx context.Context, store events.Store, from, to time.Time) ([]Access, error) {
+	envs, err := store.Load(ctx, escalation.AccessLogStream(), 0)
+	if errors.Is(err, events.ErrStreamNotFound) {
+		return []Access{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := []Access{}
+	for _, env := range envs {
+		at := env.RecordedAt
+		if at.Before(from) || (!to.IsZero() && !at.Before(to)) {
+			continue
+		}
+		ev, err := escalation.Decode(env)
+		if err != nil {
+			return nil, err
+		}
+		if e, ok := ev.(*escalation.RecordAccessed); ok {
+			out = append(out, Access{At: at, Username: e.Username, Role: e.Role, What: e.What, ResidentID: e.ResidentID,
+				EscalationID: e.EscalationID, From: e.From, To: e.To})
+		}
+	}
+	return out, nil
 }
 
 // Model is the audit read model. Its checkpoint (the last position applied)
@@ -85,7 +118,6 @@ type Model struct {
 	order       []escalation.EscalationID
 	admissions  map[escalation.ResidentID][]Admission
 	deaths      map[escalation.ResidentID]Death
-	access      []Access
 	applied     int64
 	// at is the applied position, for WaitFor.
 	at events.PositionWaiter
@@ -125,7 +157,7 @@ func (m *Model) WaitFor(ctx context.Context, pos int64) error { return m.at.Wait
 
 func (m *Model) apply(env events.Envelope) error {
 	resident := strings.HasPrefix(env.Stream, "resident-")
-	if !resident && env.Stream != escalation.AccessLogStream() {
+	if !resident {
 		return nil
 	}
 	ev, err := escalation.Decode(env)
@@ -174,23 +206,8 @@ func (m *Model) apply(env events.Envelope) error {
 		m.admissions[rid] = append(m.admissions[rid], Admission{At: e.At, Kind: e.Kind, Unplanned: e.Unplanned, RecordedAt: at})
 	case *escalation.ResidentDied:
 		m.deaths[rid] = Death{At: e.At, Expected: e.Expected, RecordedAt: at}
-	case *escalation.RecordAccessed:
-		m.access = append(m.access, Access{At: at, Username: e.Username, Role: e.Role, What: e.What, ResidentID: e.ResidentID, EscalationID: e.EscalationID})
 	}
 	return nil
-}
-
-// AccessLog returns the reads recorded in [from, to), oldest first.
-func (m *Model) AccessLog(from, to time.Time) []Access {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	out := []Access{}
-	for _, a := range m.access {
-		if !a.At.Before(from) && (to.IsZero() || a.At.Before(to)) {
-			out = append(out, a)
-		}
-	}
-	return out
 }
 
 // Escalations returns copies of the escalations raised in [from, to), by raise time.
@@ -220,8 +237,7 @@ func (m *Model) Digest() string {
 		E []*Escalation
 		A map[escalation.ResidentID][]Admission
 		D map[escalation.ResidentID]Death
-		L []Access
-	}{m.sorted(), m.admissions, m.deaths, m.access})
+	}{m.sorted(), m.admissions, m.deaths})
 	return string(b)
 }
 

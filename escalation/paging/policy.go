@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/escalation/news2"
 )
 
 // Policy holds the timings.
@@ -19,6 +20,10 @@ type Policy struct {
 	ReceiptTimeout time.Duration
 	// MaxRoundGap caps the pause between rounds once unanswered. Default 10 min.
 	MaxRoundGap time.Duration
+	// JoinTimeout is how long the consultant who accepted has to join the
+	// call before the escalation is join-overdue and they are paged again.
+	// Zero: never.
+	JoinTimeout time.Duration
 }
 
 // RoundGap is the pause before round r (r >= 1) starts again from level 1:
@@ -55,11 +60,18 @@ type State struct {
 	ResidentID   escalation.ResidentID
 	CareHomeID   escalation.CareHomeID
 	RaisedAt     time.Time
+	// NEWS2 is the score raised with (nil for soft signs only), for the page.
+	NEWS2 *news2.Result
 	// Status is the escalation's status in the resident stream.
 	Status     escalation.Status
 	AcceptedBy escalation.Username
-	Unanswered bool
-	Pages      []Page
+	AcceptedAt time.Time
+	// Joined: the consultant who accepted has joined the call.
+	Joined bool
+	// JoinOverdue: they had not joined by the join timeout, and were paged again.
+	JoinOverdue bool
+	Unanswered  bool
+	Pages       []Page
 	// Version of the paging stream, for the expected version of the next append.
 	Version int64
 }
@@ -67,6 +79,12 @@ type State struct {
 // Open reports whether paging still matters (not accepted, decided or withdrawn).
 func (s *State) Open() bool {
 	return s.Status == escalation.StatusPaging || s.Status == escalation.StatusUnanswered
+}
+
+// Tracked reports whether the pager still has anything to do for the
+// escalation: page it, or watch that the consultant who accepted joins.
+func (s *State) Tracked() bool {
+	return s.Open() || (s.Status == escalation.StatusAccepted && !s.Joined)
 }
 
 // Page returns the page with id, or nil.
@@ -99,6 +117,9 @@ const (
 	ActPage       = "page"
 	ActTimeOut    = "time_out"
 	ActUnanswered = "unanswered"
+	// ActJoinOverdue records that the accepting consultant has not joined,
+	// and pages them again.
+	ActJoinOverdue = "join_overdue"
 )
 
 // Action is one thing to record.
@@ -116,6 +137,9 @@ type Action struct {
 // paging stream come first and are appended together; ActUnanswered goes to
 // the resident stream.
 func (p Policy) Decide(s *State, levels [][]escalation.Username, now time.Time) ([]Action, time.Time) {
+	if s.Status == escalation.StatusAccepted {
+		return p.decideJoin(s, now)
+	}
 	if !s.Open() {
 		return nil, time.Time{}
 	}
@@ -131,6 +155,12 @@ func (p Policy) Decide(s *State, levels [][]escalation.Username, now time.Time) 
 		return []Action{{Kind: ActPage, Level: 1, Round: 0, Consultants: levels[0]}}, time.Time{}
 	}
 	last := s.Pages[len(s.Pages)-1]
+	var owed []Action
+	if !s.Unanswered && last.Round > 0 {
+		// A later round has begun, so every level timed out once: unanswered
+		// is owed even though recording it failed before the re-page went out.
+		owed = []Action{{Kind: ActUnanswered, Reason: "every rota level timed out"}}
+	}
 	if !last.TimedOut {
 		deadline, reason := last.SentAt.Add(p.PageTimeout), "not_accepted"
 		if !last.Received {
@@ -139,17 +169,17 @@ func (p Policy) Decide(s *State, levels [][]escalation.Username, now time.Time) 
 			}
 		}
 		if now.Before(deadline) {
-			return nil, deadline
+			return owed, deadline
 		}
 		acts := []Action{{Kind: ActTimeOut, PageID: last.ID, Level: last.Level, Round: last.Round, Reason: reason}}
 		if last.Level < len(levels) {
 			acts = append(acts, Action{Kind: ActPage, Level: last.Level + 1, Round: last.Round, Consultants: levels[last.Level]})
 		}
-		return acts, now
+		return append(acts, owed...), now
 	}
 	// The last page timed out without a next level paged.
 	if last.Level < len(levels) {
-		return []Action{{Kind: ActPage, Level: last.Level + 1, Round: last.Round, Consultants: levels[last.Level]}}, time.Time{}
+		return append([]Action{{Kind: ActPage, Level: last.Level + 1, Round: last.Round, Consultants: levels[last.Level]}}, owed...), time.Time{}
 	}
 	var acts []Action
 	if !s.Unanswered {
@@ -165,13 +195,37 @@ func (p Policy) Decide(s *State, levels [][]escalation.Username, now time.Time) 
 	return append(acts, Action{Kind: ActPage, Level: 1, Round: last.Round + 1, Consultants: levels[0]}), time.Time{}
 }
 
+// decideJoin watches an accepted escalation: when the consultant who
+// accepted has not joined the call by the join timeout, it is join-overdue
+// once, and they are paged again.
+func (p Policy) decideJoin(s *State, now time.Time) ([]Action, time.Time) {
+	if p.JoinTimeout <= 0 || s.Joined || s.JoinOverdue || s.AcceptedBy == "" {
+		return nil, time.Time{}
+	}
+	due := s.AcceptedAt.Add(p.JoinTimeout)
+	if now.Before(due) {
+		return nil, due
+	}
+	return []Action{{Kind: ActJoinOverdue, Consultants: []escalation.Username{s.AcceptedBy}}}, time.Time{}
+}
+
 // Apply updates s with one event of its resident or paging stream.
 func (s *State) Apply(ev escalation.Event, at time.Time, pagingVersion int64) {
 	switch e := ev.(type) {
 	case *escalation.EscalationRaised:
 		s.EscalationID, s.CareHomeID, s.RaisedAt, s.Status = e.EscalationID, e.CareHomeID, at, escalation.StatusPaging
+		s.NEWS2 = e.NEWS2
 	case *escalation.EscalationAccepted:
-		s.Status, s.AcceptedBy = escalation.StatusAccepted, e.By.Username
+		s.Status, s.AcceptedBy, s.AcceptedAt = escalation.StatusAccepted, e.By.Username, at
+	case *escalation.CallParticipantJoined:
+		if e.Role == escalation.CallRoleConsultant {
+			s.Joined = true
+		}
+	case *escalation.JoinOverdue:
+		s.JoinOverdue = true
+		if s.Page(e.PageID) == nil {
+			s.Pages = append(s.Pages, Page{ID: e.PageID, Consultants: []escalation.Username{e.Consultant}, SentAt: at, receipts: map[string]bool{}})
+		}
 	case *escalation.EscalationUnanswered:
 		s.Unanswered = true
 		if s.Status == escalation.StatusPaging {

@@ -87,6 +87,31 @@ func (r *Router) AddSafetyCriticalOn(name, topic string, sub message.Subscriber,
 	)
 }
 
+// Report marks a safety-critical duty that runs outside a handler (the
+// pager's own writes: paged, timed out, unanswered, re-page) as stalled
+// (err != nil) or healthy again (nil). Stalled and Healthy count it like a
+// consumer, so the metric rises and readiness fails while it is stalled.
+func (r *Router) Report(name string, err error) {
+	r.mu.Lock()
+	_, was := r.stalled[name]
+	if err != nil {
+		r.stalled[name] = err
+	} else {
+		delete(r.stalled, name)
+	}
+	r.mu.Unlock()
+	switch {
+	case err != nil && !was:
+		r.logger.Error("safety-critical duty stalled", err, watermill.LogFields{"consumer": name})
+	case err == nil && was:
+		r.logger.Info("safety-critical duty recovered", watermill.LogFields{"consumer": name})
+	}
+}
+
+// Logger is the router's logger (the service's), for the subscribers it
+// runs, so that every log subscriber logs through the service's logger.
+func (r *Router) Logger() watermill.LoggerAdapter { return r.logger }
+
 // Stalled is the number of safety-critical consumers stalled now (a metric).
 func (r *Router) Stalled() int {
 	r.mu.Lock()

@@ -176,3 +176,36 @@ func (s *Store) DeleteSession(ctx context.Context, idHash string) error {
 	}
 	return nil
 }
+
+// touchSessionScript: KEYS = session key, subject's set. ARGV = subject, TTL
+// ms, session hash. Only a live session of that subject is extended, and its
+// subject's set with it (holding it), so that a revocation still finds it.
+var touchSessionScript = goredis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+return 1`)
+
+// TouchSession implements account.Store.
+func (s *Store) TouchSession(ctx context.Context, idHash string, expires time.Time) error {
+	subject, err := s.c.Get(ctx, s.sessionKey(idHash)).Result()
+	if errors.Is(err, goredis.Nil) {
+		return account.ErrNotFound
+	}
+	if err != nil {
+		return s.fail("touch session", "", ctx, err)
+	}
+	ttl := time.Until(expires).Milliseconds()
+	if ttl <= 0 {
+		return s.DeleteSession(ctx, idHash)
+	}
+	n, err := touchSessionScript.Run(ctx, s.c, []string{s.sessionKey(idHash), s.subjectKey(subject)}, subject, ttl, idHash).Int()
+	if err != nil {
+		return s.fail("touch session", "", ctx, err)
+	}
+	if n == 0 {
+		return account.ErrNotFound
+	}
+	return nil
+}

@@ -220,3 +220,18 @@ func (s *Store) DeleteSession(ctx context.Context, idHash string) error {
 	}
 	return nil
 }
+
+// TouchSession implements account.Store.
+func (s *Store) TouchSession(ctx context.Context, idHash string, expires time.Time) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE sessions SET expires_at = ? WHERE id_hash = ? AND expires_at > ?`,
+		expires.UnixNano(), idHash, time.Now().UnixNano())
+	if err != nil {
+		return s.fail("touch session", "", ctx, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return s.fail("touch session", "", ctx, err)
+	} else if n == 0 {
+		return account.ErrNotFound
+	}
+	return nil
+}

@@ -82,16 +82,28 @@ const Call = (() => {
     el("leave").addEventListener("click", () => { send({ type: "bye" }); finish("You left the call."); });
   }
 
+  // fetchICEServers gets this call's STUN/TURN servers with a fresh,
+  // short-lived TURN credential (only those who may join get one).
+  async function fetchICEServers(id) {
+    const r = await fetch("/api/v1/calls/" + encodeURIComponent(id) + "/ice-servers", { credentials: "same-origin" });
+    if (!r.ok) {
+      let msg = "This call cannot be joined now.";
+      try { msg = (await r.json()).error.message || msg; } catch (e) { /* not JSON */ }
+      throw new Error(msg);
+    }
+    return r.json();
+  }
+
   async function start(given) {
     const id = given || escalationId();
     if (pc) return;
     ended = false;
     bindControls();
     say("Connecting…");
-    const cfg = await (await fetch("/api/v1/calls/config")).json();
+    const iceServers = await fetchICEServers(id);
     local = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
     el("local").srcObject = local;
-    pc = new RTCPeerConnection({ iceServers: cfg.ice_servers });
+    pc = new RTCPeerConnection({ iceServers });
     local.getTracks().forEach((t) => pc.addTrack(t, local));
     pc.ontrack = (e) => attach(e.streams[0] || new MediaStream([e.track]));
     pc.onicecandidate = (e) => { if (e.candidate) send({ type: "candidate", candidate: e.candidate.toJSON() }); };

@@ -36,6 +36,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"DeleteSession", testDeleteSession},
 		{"DisableRevokesSessions", testDisable},
 		{"PasswordChangeRevokesSessions", testPasswordChange},
+		{"TouchSession", testTouchSession},
+		{"RevokeFindsATouchedSession", testRevokeTouched},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
@@ -287,5 +289,73 @@ func testPasswordChange(t *testing.T, s account.Store) {
 	}
 	if !live(t, s, "elm-phone") {
 		t.Fatal("a password change ended another account's session")
+	}
+}
+
+func testTouchSession(t *testing.T, s account.Store) {
+	if err := s.CreateSession(ctx(t), "idle", "night.rose", time.Now().Add(400*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Hour)
+	if err := s.TouchSession(ctx(t), "idle", later); err != nil {
+		t.Fatalf("touch a live session: %v", err)
+	}
+	subject, exp, err := s.Session(ctx(t), "idle")
+	if err != nil || subject != "night.rose" {
+		t.Fatalf("touched session: %q, %v", subject, err)
+	}
+	if d := exp.Sub(later); d < -time.Second || d > time.Second {
+		t.Errorf("touched expiry %v, want about %v", exp, later)
+	}
+	// Touching never brings a session back.
+	if err := s.TouchSession(ctx(t), "no-such-hash", later); !errors.Is(err, account.ErrNotFound) {
+		t.Errorf("touch an unknown session: %v, want ErrNotFound", err)
+	}
+	mustSession(t, s, "gone", "night.rose")
+	if err := s.DeleteSession(ctx(t), "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TouchSession(ctx(t), "gone", later); !errors.Is(err, account.ErrNotFound) || live(t, s, "gone") {
+		t.Errorf("touch a deleted session: %v (live %v), want ErrNotFound", err, live(t, s, "gone"))
+	}
+	if err := s.CreateSession(ctx(t), "lapsing", "night.rose", time.Now().Add(200*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for live(t, s, "lapsing") {
+		if time.Now().After(deadline) {
+			t.Fatal("a session is still live 20s after it expired")
+		}
+		time.Sleep(20 * time.Millisecond) // polling a store's clock, not synchronising goroutines
+	}
+	if err := s.TouchSession(ctx(t), "lapsing", later); !errors.Is(err, account.ErrNotFound) || live(t, s, "lapsing") {
+		t.Errorf("touch an expired session: %v, want ErrNotFound and still expired", err)
+	}
+}
+
+// testRevokeTouched: a session touched past the lifetime it was created with
+// is still found and revoked by a password change.
+func testRevokeTouched(t *testing.T, s account.Store) {
+	mustCreate(t, s, nurse("night.rose"))
+	if err := s.CreateSession(ctx(t), "short", "night.rose", time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TouchSession(ctx(t), "short", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	// Past the first lifetime, the session lives on by its touch...
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond) // waiting out a store TTL, not synchronising goroutines
+	}
+	if !live(t, s, "short") {
+		t.Fatal("a touched session expired at its first expiry")
+	}
+	// ...and a password change still ends it.
+	if err := s.SetPasswordHash(ctx(t), "night.rose", "new-hash"); err != nil {
+		t.Fatal(err)
+	}
+	if live(t, s, "short") {
+		t.Fatal("a password change left a touched session live")
 	}
 }
