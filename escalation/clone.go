@@ -38,6 +38,7 @@ func (e *Escalation) clone() *Escalation {
 	c.FollowUpDueAt = clonePtr(e.FollowUpDueAt)
 	c.Timeline = slices.Clone(e.Timeline)
 	c.Delivery = e.Delivery.clone()
+	c.Snapshots = slices.Clone(e.Snapshots)
 	return &c
 }
 

@@ -162,8 +162,8 @@ func isLoopback(host string) bool {
 
 // PushSubscriptionInput is the browser's PushSubscription JSON.
 type PushSubscriptionInput struct {
-	Endpoint       string `json:"endpoint"`
-	ExpirationTime *int64 `json:"expirationTime"`
+	Endpoint       string   `json:"endpoint"`
+	ExpirationTime *float64 `json:"expirationTime"`
 	Keys           struct {
 		P256dh string `json:"p256dh"`
 		Auth   string `json:"auth"`

@@ -75,6 +75,8 @@ type Escalation struct {
 	Timeline       []TimelineEntry `json:"timeline"`
 	// Delivery is how the pages reached the consultants (delivery.go).
 	Delivery Delivery `json:"delivery"`
+	// Snapshots are the stills taken in the call (snapshot.go).
+	Snapshots []Snapshot `json:"snapshots,omitempty"`
 }
 
 // Decision is the consultant's recorded decision.
@@ -272,6 +274,8 @@ func (r *Resident) apply(ev Event, at time.Time) {
 			esc.FollowUps = append(esc.FollowUps, FollowUp{Status: e.Status, At: e.At, RecordedAt: at})
 			esc.Timeline = append(esc.Timeline, TimelineEntry{At: at, Type: TypeEscalationFollowedUp, Detail: string(e.Status)})
 		}
+	default:
+		r.applyFact(ev, at) // events that bring their own apply (snapshot.go)
 	}
 }
 
@@ -373,6 +377,11 @@ func (r *Resident) Decide(id EscalationID, d DecisionInput, by Actor, now time.T
 	if esc == nil {
 		return ErrNotFound
 	}
+	// Only the consultant who accepted learns how the lifecycle stands
+	// after the accept (decided, or not): anyone else is refused first.
+	if esc.AcceptedBy != nil && esc.AcceptedBy.Username != by.Username {
+		return ErrForbidden
+	}
 	switch esc.Status {
 	case StatusPaging, StatusUnanswered:
 		return ErrNotAccepted
@@ -380,9 +389,6 @@ func (r *Resident) Decide(id EscalationID, d DecisionInput, by Actor, now time.T
 		return ErrEscalationClosed
 	case StatusDecided:
 		return ErrAlreadyDecided
-	}
-	if esc.AcceptedBy.Username != by.Username {
-		return ErrForbidden
 	}
 	if err := d.Validate(); err != nil {
 		return err

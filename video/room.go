@@ -85,7 +85,9 @@ func (r *Room) participants() []Participant {
 	defer r.mu.Unlock()
 	out := make([]Participant, 0, len(r.peers))
 	for _, p := range r.peers {
-		out = append(out, p.who)
+		who := p.who
+		who.StreamID = p.id // the stream id of its forwarded tracks (publish)
+		out = append(out, who)
 	}
 	return out
 }

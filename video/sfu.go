@@ -75,6 +75,9 @@ type RoomID string
 type Participant struct {
 	Role string `json:"role"`
 	Name string `json:"name"`
+	// StreamID is the stream id of the participant's tracks, so that a
+	// page can tell whose video a tile shows. Set by the room.
+	StreamID string `json:"stream_id,omitempty"`
 }
 
 // Event kinds.

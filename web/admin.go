@@ -20,11 +20,13 @@ type accountView struct {
 	CareHomeIDs []escalation.CareHomeID `json:"care_home_ids,omitempty"`
 	// Disabled accounts cannot sign in and hold no sessions.
 	Disabled bool `json:"disabled"`
+	// Phone is E.164, when given (the page webhook passes a consultant's on).
+	Phone string `json:"phone,omitempty"`
 }
 
 // viewAccount is what the API shows of an account: never its hash.
 func viewAccount(a account.Account) accountView {
-	return accountView{Username: a.Username, Name: a.Name, Role: a.Role, CareHomeID: a.CareHomeID, CareHomeIDs: a.CareHomeIDs, Disabled: a.Disabled}
+	return accountView{Username: a.Username, Name: a.Name, Role: a.Role, CareHomeID: a.CareHomeID, CareHomeIDs: a.CareHomeIDs, Disabled: a.Disabled, Phone: a.Phone}
 }
 
 // handleSetDisabled serves POST /api/v1/users/{username}/disable and

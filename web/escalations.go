@@ -203,6 +203,7 @@ func (s *Server) handleGetEscalation(w http.ResponseWriter, r *http.Request, a *
 		s.writeError(w, r, err)
 		return
 	}
+	s.nameDelivery(r.Context(), esc)
 	writeJSON(w, http.StatusOK, viewEscalation(esc))
 }
 

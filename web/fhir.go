@@ -479,6 +479,9 @@ func buildBundle(esc *escalation.Escalation, res *escalation.Resident, now time.
 	if _, err := addCase(&b, caseOfEscalation(esc, res)); err != nil {
 		return nil, err
 	}
+	if err := addSnapshotMedia(&b, esc, res); err != nil { // snapshots.go
+		return nil, err
+	}
 	return json.Marshal(fhir.Bundle{Id: ptr(fhirID("escalation", string(esc.ID), "bundle")), Type: fhir.BundleTypeCollection,
 		Timestamp: instant(now), Entry: b.entries})
 }

@@ -71,6 +71,9 @@ type Config struct {
 	// TURN hands browsers TURN servers with short-lived credentials on
 	// /api/v1/calls/{id}/ice-servers. Optional.
 	TURN TURNConfig
+	// ConsultantPhone looks up a consultant's phone for "continue by
+	// phone". Optional; without it the home is told no number is on record.
+	ConsultantPhone func(ctx context.Context, username escalation.Username) (string, error)
 	// Hosts chooses the instance that hosts each call (distributed mode). Optional.
 	Hosts Claimer
 	// AdvertiseURL is how other instances reach this one (http://10.0.0.5:8080).
@@ -83,6 +86,12 @@ type Config struct {
 	// each); a sign-in that finds no free slot is refused at once with 429.
 	// Optional, default 4.
 	SignInSlots int
+	// PushHosts is where Web Push subscriptions may point (--push-allowed-hosts).
+	// Optional; without it no subscription is accepted.
+	PushHosts escalation.PushHosts
+	// PushPublicKey is the VAPID public key browsers subscribe with.
+	// Optional; without it Web Push is off (503).
+	PushPublicKey string
 }
 
 func (c *Config) setDefaults() {
@@ -132,8 +141,8 @@ type Server struct {
 	hashSlots chan struct{}
 	// signals bounds and tracks call signalling sockets by user and session.
 	signals *socketSlots
-	handler   http.Handler
-	metrics   *metrics
+	handler http.Handler
+	metrics *metrics
 }
 
 // New builds a Server.
@@ -198,6 +207,11 @@ func (s *Server) routes() *routeMux {
 	mux.HandleFunc("DELETE /api/v1/rota/overrides/{id}", s.requireAuth(s.handleRemoveOverride))
 	mux.HandleFunc("POST /api/v1/news2", s.requireAuth(s.handleNEWS2))
 	mux.HandleFunc("GET /api/v1/pager", s.requireAuth(s.handlePager))
+	mux.HandleFunc("POST /api/v1/pages/{page_id}/receipts", s.requireAuth(s.handlePageReceipt))
+	mux.HandleFunc("GET /api/v1/push/vapid-public-key", s.requireAuth(s.handleVAPIDKey))
+	mux.HandleFunc("POST /api/v1/push/subscriptions", s.requireAuth(s.handleSavePushSubscription))
+	mux.HandleFunc("GET /api/v1/push/subscriptions", s.requireAuth(s.handleListPushSubscriptions))
+	mux.HandleFunc("DELETE /api/v1/push/subscriptions/{id}", s.requireAuth(s.handleDeletePushSubscription))
 
 	mux.HandleFunc("GET /api/v1/residents", s.requireAuth(s.handleListResidents))
 	mux.HandleFunc("GET /api/v1/residents/{id}", s.requireAuth(s.handleGetResident))
@@ -228,6 +242,9 @@ func (s *Server) routes() *routeMux {
 	mux.HandleFunc("POST /api/v1/escalations/{id}/withdraw", s.requireAuth(s.handleWithdraw))
 	mux.HandleFunc("POST /api/v1/escalations/{id}/follow-up", s.requireAuth(s.handleFollowUp))
 	mux.HandleFunc("GET /api/v1/escalations/{id}/fhir", s.requireAuth(s.handleFHIR))
+	mux.HandleFunc("POST /api/v1/escalations/{id}/snapshots", s.requireAuth(s.handleTakeSnapshot))
+	mux.HandleFunc("GET /api/v1/escalations/{id}/snapshots/{sid}", s.requireAuth(s.handleGetSnapshot))
+	mux.HandleFunc("POST /api/v1/escalations/{id}/phone-fallback", s.requireAuth(s.handlePhoneFallback))
 	mux.HandleFunc("GET /api/v1/audit/admissions-avoided", s.requireAuth(s.handleAdmissionsAvoided))
 	mux.HandleFunc("GET /api/v1/audit/escalations.csv", s.requireAuth(s.handleAuditCSV))
 	mux.HandleFunc("GET /api/v1/audit/access-log", s.requireAuth(s.handleAccessLog))
@@ -243,6 +260,7 @@ func (s *Server) routes() *routeMux {
 	mux.HandleFunc("POST /call/invite/{id}/{token}", s.handleInvite)
 	mux.HandleFunc("GET /call/{id}", func(w http.ResponseWriter, r *http.Request) { s.servePage(w, r, "call.html") })
 	mux.Handle("GET /static/", staticHandler())
+	mux.HandleFunc("GET /sw.js", s.serviceWorker)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { s.servePage(w, r, "signin.html") })
 	for _, page := range []string{"home", "console", "admin", "audit"} {
 		mux.HandleFunc("GET /"+page, func(w http.ResponseWriter, r *http.Request) { s.servePage(w, r, page+".html") })

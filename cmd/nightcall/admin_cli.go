@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/nightcall-health/nightcall/escalation"
@@ -154,26 +155,48 @@ func residentCmd(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 const userUsage = `usage: nightcall user add --username U --name NAME --role carehome|consultant|auditor|admin|gp [--home HOME] [--homes HOME,HOME]
-The password is read from standard input (never from a flag or the environment).
+       nightcall user disable --username U    revoke every session at once; it cannot sign in
+       nightcall user enable --username U
+       nightcall user passwd --username U     a new password; every session is revoked
+       nightcall user list [--json]
+Passwords are read from standard input (never from a flag or the environment).
+A running service on the same data dir closes the account's sockets within a second.
 common flags: --data-dir (./data)`
 
 func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
-	if len(args) == 0 || args[0] != "add" {
+	if len(args) == 0 {
 		return errors.New(userUsage)
 	}
-	fs, dataDir, tz := adminFlags("user add")
+	cmd := args[0]
+	switch cmd {
+	case "add", "disable", "enable", "passwd", "list":
+	default:
+		return errors.New(userUsage)
+	}
+	fs, dataDir, tz := adminFlags("user " + cmd)
 	username := fs.String("username", "", "username")
 	name := fs.String("name", "", "name")
 	role := fs.String("role", "", "role")
 	home := fs.String("home", "", "care home (staff only)")
 	homes := fs.String("homes", "", "comma-separated care homes a GP is bound to (gp only)")
+	asJSON := fs.Bool("json", false, "list as JSON")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	fmt.Fprint(os.Stderr, "password: ")
-	line, err := bufio.NewReader(stdin).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return err
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if cmd != "add" && cmd != "list" && *username == "" {
+		return errors.New("--username: give the account's username")
+	}
+	var password string
+	if cmd == "add" || cmd == "passwd" {
+		fmt.Fprint(os.Stderr, "password: ")
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		password = strings.TrimRight(line, "\r\n")
 	}
 	o, err := openOffline(ctx, *dataDir, *tz)
 	if err != nil {
@@ -184,16 +207,103 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 	if err != nil {
 		return err
 	}
-	acct, err := accounts.Create(ctx, cliAdmin, account.Input{
-		Username: *username, Name: *name, Role: *role, CareHomeID: *home, CareHomeIDs: splitList(*homes), Password: strings.TrimRight(line, "\r\n"),
-	})
-	if err != nil {
-		return explain(err)
+	u := escalation.Username(*username)
+	switch cmd {
+	case "add":
+		acct, err := accounts.Create(ctx, cliAdmin, account.Input{
+			Username: *username, Name: *name, Role: *role, CareHomeID: *home, CareHomeIDs: splitList(*homes), Password: password,
+		})
+		if err != nil {
+			return explain(err)
+		}
+		out := map[string]any{"username": acct.Username, "role": acct.Role, "care_home_id": acct.CareHomeID}
+		if len(acct.CareHomeIDs) > 0 {
+			out["care_home_ids"] = acct.CareHomeIDs
+		}
+		printJSON(stdout, out)
+	case "disable", "enable":
+		disable := cmd == "disable"
+		if err := accounts.SetDisabled(ctx, u, disable); err != nil {
+			return userErr(u, err)
+		}
+		var ev escalation.AccountEvent = &escalation.UserEnabled{Username: u}
+		if disable {
+			ev = &escalation.UserDisabled{Username: u}
+		}
+		if _, err := o.service.RecordAccountEvent(ctx, cliAdmin, ev, nil); err != nil {
+			return err
+		}
+		printJSON(stdout, map[string]any{"username": u, "disabled": disable})
+	case "passwd":
+		if password == "" {
+			return errors.New("password: give the new password on standard input")
+		}
+		if err := accounts.ChangePassword(ctx, u, password); err != nil {
+			return userErr(u, explain(err))
+		}
+		if _, err := o.service.RecordAccountEvent(ctx, cliAdmin, &escalation.UserPasswordChanged{Username: u}, nil); err != nil {
+			return err
+		}
+		printJSON(stdout, map[string]any{"username": u, "password_changed": true, "sessions_revoked": true})
+	case "list":
+		users, err := o.store.Users(ctx)
+		if err != nil {
+			return err
+		}
+		return printUsers(stdout, users, *asJSON)
 	}
-	out := map[string]any{"username": acct.Username, "role": acct.Role, "care_home_id": acct.CareHomeID}
-	if len(acct.CareHomeIDs) > 0 {
-		out["care_home_ids"] = acct.CareHomeIDs
-	}
-	printJSON(stdout, out)
 	return nil
+}
+
+// userErr names an unknown account.
+func userErr(u escalation.Username, err error) error {
+	if errors.Is(err, account.ErrNotFound) {
+		return fmt.Errorf("username: no account %q", u)
+	}
+	return err
+}
+
+// printUsers lists accounts: username, name, role, home(s) and whether
+// disabled; never a hash.
+func printUsers(w io.Writer, users []account.Account, asJSON bool) error {
+	type row struct {
+		Username escalation.Username     `json:"username"`
+		Name     string                  `json:"name"`
+		Role     escalation.Role         `json:"role"`
+		Homes    []escalation.CareHomeID `json:"care_home_ids"`
+		Disabled bool                    `json:"disabled"`
+	}
+	rows := make([]row, 0, len(users))
+	for _, a := range users {
+		homes := a.CareHomeIDs
+		if a.CareHomeID != "" {
+			homes = []escalation.CareHomeID{a.CareHomeID}
+		}
+		if homes == nil {
+			homes = []escalation.CareHomeID{}
+		}
+		rows = append(rows, row{a.Username, a.Name, a.Role, homes, a.Disabled})
+	}
+	if asJSON {
+		printJSON(w, rows)
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "USERNAME\tNAME\tROLE\tHOMES\tDISABLED")
+	for _, r := range rows {
+		homes := make([]string, len(r.Homes))
+		for i, h := range r.Homes {
+			homes[i] = string(h)
+		}
+		h := strings.Join(homes, ",")
+		if h == "" {
+			h = "-"
+		}
+		disabled := "no"
+		if r.Disabled {
+			disabled = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Username, r.Name, r.Role, h, disabled)
+	}
+	return tw.Flush()
 }

@@ -32,6 +32,8 @@ import (
 	"github.com/nightcall-health/nightcall/events/sqlite"
 	"github.com/nightcall-health/nightcall/video"
 	"github.com/nightcall-health/nightcall/web"
+	"github.com/nightcall-health/nightcall/web/pagehook"
+	"github.com/nightcall-health/nightcall/web/push"
 )
 
 // app is one running Nightcall process: store, read model, consumers, HTTP.
@@ -49,9 +51,15 @@ type app struct {
 	closeSFU func() error
 	turn     *video.TURN // nil without --turn-port
 	pager    *paging.Pager
-	calls    *calllog.Log
-	callSub  *bus.TopicSubscriber
-	caughtUp atomic.Bool
+	// push and hook are the pager's other channels (paging_wiring.go);
+	// hook is nil without --page-webhook.
+	push      *push.Sender
+	hook      *pagehook.Sender
+	pushKeys  escalation.VAPIDKeys
+	pushHosts escalation.PushHosts
+	calls     *calllog.Log
+	callSub   *bus.TopicSubscriber
+	caughtUp  atomic.Bool
 	// cleanup releases what the start took, in reverse order.
 	cleanup cleanupStack
 	// force, when done, cuts the shutdown short (a second signal).
@@ -118,7 +126,7 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *app, err
 	if err != nil {
 		return nil, err
 	}
-	sub, err := bus.NewLogSubscriber(bus.SubscriberConfig{Store: store, From: a.read.Position})
+	sub, err := bus.NewLogSubscriber(bus.SubscriberConfig{Store: store, Logger: a.router.Logger(), From: a.read.Position})
 	if err != nil {
 		return nil, err
 	}
@@ -139,17 +147,13 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *app, err
 		Name: "nightcall_paging_seconds", Help: "Seconds from raise to first page, first receipt and accept.",
 		Buckets: []float64{0.01, 0.05, 0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800},
 	}, []string{"timing"})
-	a.pager, err = paging.New(paging.Config{
-		Store: store, Service: a.service, Rota: a.read.RotaLevelsAt, NewID: newID, Notify: a.hub, Logger: log,
-		Policy:  paging.Policy{PageTimeout: cfg.PageTimeout, ReceiptTimeout: cfg.PageReceiptTimeout},
-		Observe: func(t string, d time.Duration) { timings.WithLabelValues(t).Observe(d.Seconds()) },
-	}, head)
-	if err != nil {
+	reg := prometheus.NewRegistry()
+	if err := a.newPager(ctx, head, reg, func(t string, d time.Duration) { timings.WithLabelValues(t).Observe(d.Seconds()) }); err != nil {
 		return nil, err
 	}
 	a.hub.SetPager(a.pager)
 	a.service.SetPagedFor(a.pager.WasPaged)
-	pagerSub, err := bus.NewLogSubscriber(bus.SubscriberConfig{Store: store, From: a.pager.Position})
+	pagerSub, err := bus.NewLogSubscriber(bus.SubscriberConfig{Store: store, Logger: a.router.Logger(), From: a.pager.Position})
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +166,7 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *app, err
 	})
 
 	a.audit = audit.NewModel()
-	auditSub, err := bus.NewLogSubscriber(bus.SubscriberConfig{Store: store, From: a.audit.Position})
+	auditSub, err := bus.NewLogSubscriber(bus.SubscriberConfig{Store: store, Logger: a.router.Logger(), From: a.audit.Position})
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +194,7 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *app, err
 
 	a.sfu, err = video.New(video.Config{
 		UDPPort: cfg.WebRTCUDPPort, TCPPort: cfg.WebRTCTCPPort, PublicIP: cfg.WebRTCPublicIP, ListenIP: cfg.WebRTCListenIP,
-		MuxUDP: cfg.TURNPort > 0, // the embedded TURN relays to that one port only
+		MuxUDP:     cfg.TURNPort > 0, // the embedded TURN relays to that one port only
 		Interfaces: splitList(cfg.WebRTCInterfaces), IncludeLoopback: cfg.WebRTCLoopback, RejoinGrace: cfg.CallRejoinGrace, Logger: log,
 		OnEvent: a.calls.OnEvent,
 	})
@@ -200,7 +204,7 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *app, err
 	a.closeSFU = once(a.sfu.Close)
 	a.cleanup.push("video", a.closeSFU)
 	// The call ends when the decision is recorded (or the escalation withdrawn).
-	callSub, err := bus.NewLogSubscriber(bus.SubscriberConfig{Store: store, From: func() int64 { return head }})
+	callSub, err := bus.NewLogSubscriber(bus.SubscriberConfig{Store: store, Logger: a.router.Logger(), From: func() int64 { return head }})
 	if err != nil {
 		return nil, err
 	}
@@ -218,11 +222,28 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *app, err
 				return err
 			}
 			go a.sfu.CloseRoom(video.RoomID(ref.EscalationID), "the decision was recorded")
+		case escalation.TypeSnapshotTaken, escalation.TypeCallFellBackToPhone:
+			return a.noticeCall(msg) // notices.go
 		}
 		return nil
 	})
+	// A disabled account, a changed password or a sign-out anywhere drops
+	// the sessions this instance holds in memory and closes their sockets.
+	accountSub, err := bus.NewLogSubscriber(bus.SubscriberConfig{Store: store, Logger: a.router.Logger(), From: func() int64 { return head }})
+	if err != nil {
+		return nil, err
+	}
+	a.router.AddProjection("sessions", accountSub, func(msg *message.Message) error {
+		if !escalation.IsAccountEventType(msg.Metadata.Get(bus.MetaType)) {
+			return nil
+		}
+		env, err := bus.Decode(msg)
+		if err != nil {
+			return err
+		}
+		return a.server.ApplyAccountEvent(env)
+	})
 
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(timings)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -241,7 +262,8 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *app, err
 		Service: a.service, Store: store, Accounts: store, Logger: log, Registry: reg,
 		Ready: a.ready, TrustedOrigins: cfg.PublicOrigins, Pager: a.hub, Audit: a.audit, Location: loc,
 		Video: a.sfu, ICEServers: splitList(cfg.ICEServers), Hosts: a.hosts(), AdvertiseURL: cfg.AdvertiseURL,
-		TrustedProxies: mustProxies(cfg.TrustedProxies), TURN: a.turnConfig(),
+		PushHosts: a.pushHosts, PushPublicKey: a.pushKeys.PublicKey,
+		TrustedProxies: mustProxies(cfg.TrustedProxies), SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax, TURN: a.turnConfig(),
 	})
 	if err != nil {
 		return nil, err
@@ -370,6 +392,7 @@ func (a *app) run(ctx context.Context, ln net.Listener) (err error) {
 		return nil
 	})
 	g.Go(func() error { a.hub.Run(workersCtx); return nil })
+	g.Go(func() error { a.runChannels(workersCtx); return nil })
 	g.Go(func() error {
 		if err := a.pager.Run(workersCtx); err != nil && !errors.Is(err, context.Canceled) {
 			return fmt.Errorf("pager: %w", err)

@@ -116,6 +116,21 @@ type serveConfig struct {
 	// TLSCert and TLSKey (--tls-cert, --tls-key) serve HTTPS with HTTP/2;
 	// both files are read again when they change.
 	TLSCert, TLSKey string
+	// PushAllowedHosts (--push-allowed-hosts) is where Web Push may be sent;
+	// PushSubject (--push-subject) is the VAPID contact for push services.
+	PushAllowedHosts, PushSubject string
+	// PageWebhook and PageWebhookSecret (--page-webhook, --page-webhook-secret):
+	// also POST every page and cancellation there, signed.
+	PageWebhook, PageWebhookSecret string
+	// JoinTimeout (--join-timeout): an accepted escalation whose consultant
+	// has not joined the call by then is join-overdue. Zero: never.
+	JoinTimeout time.Duration
+	// pagerStore, when set (tests only), wraps the store the pager writes
+	// through, to make its writes fail.
+	pagerStore storeWrapper
+	// SessionIdle (--session-idle) ends a session that long after its last
+	// request; SessionMax (--session-max) that long after sign-in.
+	SessionIdle, SessionMax time.Duration
 	// TURN for calls: the embedded server's UDP+TCP port (--turn-port, 0:
 	// none) and TLS port (--turn-tls-port, with --tls-cert), its relay port
 	// range (--turn-relay-ports), the TURN REST secret every instance
@@ -152,6 +167,12 @@ func (c serveConfig) Validate() error {
 	}
 	if c.PageReceiptTimeout <= 0 {
 		errs = append(errs, errors.New("--page-receipt-timeout must be positive"))
+	}
+	errs = append(errs, c.validatePaging()...)
+	if c.SessionIdle <= 0 || c.SessionMax <= 0 {
+		errs = append(errs, errors.New("--session-idle and --session-max must be positive"))
+	} else if c.SessionIdle > c.SessionMax {
+		errs = append(errs, fmt.Errorf("--session-idle %v is longer than --session-max %v", c.SessionIdle, c.SessionMax))
 	}
 	if _, err := time.LoadLocation(c.Timezone); err != nil {
 		errs = append(errs, fmt.Errorf("--timezone %q: %w", c.Timezone, err))
@@ -208,6 +229,13 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS with HTTP/2 and HSTS; re-read when it changes")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file for --tls-cert")
+	fs.StringVar(&c.PushAllowedHosts, "push-allowed-hosts", defaultPushHosts(), "comma-separated hosts (host, host:port or *.domain) Web Push may be sent to; http only for loopback hosts named here")
+	fs.StringVar(&c.PushSubject, "push-subject", "", "VAPID contact for push services: a mailto: address or https URL (default: the first --public-origin)")
+	fs.StringVar(&c.PageWebhook, "page-webhook", "", "also POST every page and cancellation here as signed JSON (a switchboard, SMS or voice gateway)")
+	fs.StringVar(&c.PageWebhookSecret, "page-webhook-secret", "", "HMAC-SHA256 key of the page webhook's X-Nightcall-Signature")
+	fs.DurationVar(&c.JoinTimeout, "join-timeout", 5*time.Minute, "how long the accepting consultant has to join the call before the home sees its fallback number and they are paged again (0: never)")
+	fs.DurationVar(&c.SessionIdle, "session-idle", web.DefaultSessionIdle, "a session ends this long after its last request")
+	fs.DurationVar(&c.SessionMax, "session-max", web.DefaultSessionMax, "a session ends this long after sign-in, however busy")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For/-Proto (or Forwarded) are believed (default none)")
 	fs.IntVar(&c.TURNPort, "turn-port", 0, "embedded TURN server's port, UDP and TCP (0: no embedded TURN)")
 	fs.IntVar(&c.TURNTLSPort, "turn-tls-port", 0, "embedded TURN over TLS on this port (443 gets through most firewalls); needs --tls-cert")

@@ -5,19 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/nightcall-health/nightcall/escalation"
 	"github.com/nightcall-health/nightcall/escalation/account"
-	"github.com/nightcall-health/nightcall/events/sqlite"
+	"github.com/nightcall-health/nightcall/events"
 )
 
 // offline is the store and service for an admin command run beside (or
 // instead of) the server, on the same data dir.
 type offline struct {
-	store   *sqlite.Store
+	store   backend
 	read    *escalation.Projection
 	service *escalation.Service
 	stop    context.CancelFunc
@@ -31,9 +31,12 @@ func (o *offline) Close() {
 
 // feed keeps the read model up with the log, as the server's consumer does,
 // so that commands which check against it see their own appends.
-func feed(ctx context.Context, store *sqlite.Store, read *escalation.Projection) {
+func feed(ctx context.Context, store events.Store, read *escalation.Projection) {
 	for {
-		wake := store.Appended()
+		var wake <-chan struct{}
+		if n, ok := store.(events.Notifier); ok {
+			wake = n.Appended()
+		}
 		evs, err := store.ReadAll(ctx, read.Position(), 4096)
 		if err != nil {
 			return
@@ -60,7 +63,14 @@ func openOffline(ctx context.Context, dataDir, timezone string) (*offline, error
 	if err != nil {
 		return nil, err
 	}
-	store, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dataDir, "nightcall.db")})
+	// The admin commands use the store serve uses: the data dir, or Redis
+	// when NIGHTCALL_STORE=redis (with NIGHTCALL_REDIS_URL), as in the
+	// container of docker-compose.yml.
+	cfg := serveConfig{Store: "sqlite", DataDir: dataDir}
+	if os.Getenv("NIGHTCALL_STORE") == "redis" {
+		cfg.Store, cfg.RedisURL = "redis", os.Getenv("NIGHTCALL_REDIS_URL")
+	}
+	store, _, err := openBackend(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}

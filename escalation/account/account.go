@@ -25,7 +25,10 @@ type Account struct {
 	Role       escalation.Role
 	CareHomeID escalation.CareHomeID
 	// CareHomeIDs are the homes a GP is bound to (RoleGP only).
-	CareHomeIDs  []escalation.CareHomeID
+	CareHomeIDs []escalation.CareHomeID
+	// Phone is the person's number in E.164 form (+447700900123), optional:
+	// the page webhook hands a consultant's to the switchboard or SMS gateway.
+	Phone        string
 	PasswordHash string
 	// Disabled accounts cannot sign in and have no sessions.
 	Disabled bool

@@ -82,7 +82,13 @@ type Input struct {
 	// CareHomeIDs are the homes a GP is bound to (role gp only, one or more).
 	CareHomeIDs []string `json:"care_home_ids"`
 	Password    string   `json:"password"`
+	// Phone is optional, E.164 (+ and 8 to 15 digits, no spaces).
+	Phone string `json:"phone"`
 }
+
+// e164RE is an E.164 number: +, a country code that does not start with 0,
+// and at most 15 digits in all.
+var e164RE = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 
 var usernameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,39}$`)
 
@@ -113,6 +119,8 @@ func (in Input) Validate() error {
 		return inputErr(escalation.KindMissingField, "care_home_ids", "a GP is bound to one or more care homes")
 	case escalation.Role(in.Role) != escalation.RoleGP && len(in.CareHomeIDs) > 0:
 		return inputErr(escalation.KindInvalidValue, "care_home_ids", "only GPs are bound to care homes by care_home_ids")
+	case in.Phone != "" && !e164RE.MatchString(in.Phone):
+		return inputErr(escalation.KindInvalidValue, "phone", "give the phone number in E.164 form: + and the country code, no spaces (for example +447700900123)")
 	}
 	return validPassword(in.Password)
 }
@@ -145,7 +153,7 @@ func (s *Service) Create(ctx context.Context, meta escalation.Meta, in Input) (A
 		return Account{}, err
 	}
 	acct := Account{Username: escalation.Username(in.Username), Name: in.Name, Role: escalation.Role(in.Role),
-		CareHomeID: escalation.CareHomeID(in.CareHomeID), CareHomeIDs: gpHomes, PasswordHash: hash}
+		CareHomeID: escalation.CareHomeID(in.CareHomeID), CareHomeIDs: gpHomes, Phone: in.Phone, PasswordHash: hash}
 	if err := s.cfg.Store.CreateUser(ctx, acct); errors.Is(err, ErrExists) {
 		return Account{}, &escalation.DuplicateError{Field: "username", Message: "this username is taken"}
 	} else if err != nil {

@@ -38,6 +38,8 @@ var accountColumns = []struct{ name, decl string }{
 	// care_home_ids: the homes a GP is bound to, comma-separated (home ids
 	// are lower-case letters, digits and dashes, so never hold a comma).
 	{"care_home_ids", "TEXT NOT NULL DEFAULT ''"},
+	// phone: E.164, '' when none.
+	{"phone", "TEXT NOT NULL DEFAULT ''"},
 }
 
 // migrateAccounts adds the columns an older file lacks.
@@ -73,8 +75,8 @@ var _ account.Store = (*Store)(nil)
 
 // CreateUser implements account.Store.
 func (s *Store) CreateUser(ctx context.Context, u account.Account) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO users (username, name, role, care_home_id, care_home_ids, password_hash, disabled, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		u.Username, u.Name, u.Role, u.CareHomeID, joinHomes(u.CareHomeIDs), u.PasswordHash, u.Disabled, time.Now().UnixNano())
+	_, err := s.w.ExecContext(ctx, `INSERT INTO users (username, name, role, care_home_id, care_home_ids, phone, password_hash, disabled, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.Username, u.Name, u.Role, u.CareHomeID, joinHomes(u.CareHomeIDs), u.Phone, u.PasswordHash, u.Disabled, time.Now().UnixNano())
 	if isUnique(err, "users.username") {
 		return account.ErrExists
 	}
@@ -84,7 +86,7 @@ func (s *Store) CreateUser(ctx context.Context, u account.Account) error {
 	return nil
 }
 
-const selectAccount = `SELECT username, name, role, care_home_id, care_home_ids, password_hash, disabled FROM users `
+const selectAccount = `SELECT username, name, role, care_home_id, care_home_ids, phone, password_hash, disabled FROM users `
 
 func joinHomes(ids []escalation.CareHomeID) string {
 	s := make([]string, len(ids))
@@ -108,7 +110,7 @@ func splitHomes(s string) []escalation.CareHomeID {
 func scanAccount(row interface{ Scan(...any) error }) (account.Account, error) {
 	var u account.Account
 	var homes string
-	err := row.Scan(&u.Username, &u.Name, &u.Role, &u.CareHomeID, &homes, &u.PasswordHash, &u.Disabled)
+	err := row.Scan(&u.Username, &u.Name, &u.Role, &u.CareHomeID, &homes, &u.Phone, &u.PasswordHash, &u.Disabled)
 	u.CareHomeIDs = splitHomes(homes)
 	return u, err
 }

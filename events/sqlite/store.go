@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -55,6 +56,14 @@ func (c Config) Validate() error {
 // serialises appends, so the version check and the insert can never interleave.
 type Store struct {
 	w, r *sql.DB
+	st   *stmts
+
+	// commits counts the writer's append transactions.
+	commits atomic.Int64
+	// reqs carries appends to the writer goroutine (write); stop ends it.
+	reqs       chan *appendReq
+	stop       chan struct{}
+	writerDone chan struct{}
 
 	mu        sync.Mutex
 	appended  chan struct{}
@@ -141,7 +150,16 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open readers: %w", err)
 	}
 	r.SetMaxOpenConns(cfg.ReadConns)
-	return &Store{w: w, r: r, appended: make(chan struct{}), published: make(chan struct{})}, nil
+	st, err := prepareStmts(ctx, w)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("sqlite: prepare: %w", err)
+	}
+	s := &Store{w: w, r: r, st: st, reqs: make(chan *appendReq), stop: make(chan struct{}), writerDone: make(chan struct{}),
+		appended: make(chan struct{}), published: make(chan struct{})}
+	go s.write()
+	return s, nil
 }
 
 // Appended implements events.Notifier.
@@ -158,30 +176,226 @@ func (s *Store) notify() {
 	s.mu.Unlock()
 }
 
-// Append implements events.Store.
+// Append implements events.Store. Concurrent appends are group-committed:
+// the writer takes every append waiting when it becomes free, applies each in
+// its own savepoint (its own version check and idempotency record, so one
+// that fails leaves the others) and commits them in one transaction, one
+// fsync. Each caller is answered only after that commit is durable.
 func (s *Store) Append(ctx context.Context, stream string, expected int64, evs []events.NewEvent, opts events.AppendOptions) ([]events.Envelope, error) {
 	if err := events.ValidateAppend(stream, expected, evs); err != nil {
 		return nil, err
 	}
+	req := &appendReq{ctx: ctx, stream: stream, expected: expected, evs: evs, opts: opts, done: make(chan appendResult, 1)}
+	select {
+	case s.reqs <- req:
+	case <-s.stop:
+		return nil, s.fail("append", stream, ctx, errClosed)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case res := <-req.done:
+		return res.out, res.err
+	case <-ctx.Done():
+		// The append may still be committed: the caller learns nothing
+		// either way, as with any request that runs out of time.
+		return nil, ctx.Err()
+	}
+}
+
+// errClosed is the cause of an append refused because the store is closed.
+var errClosed = errors.New("sqlite: store closed")
+
+// Group commit limits: a batch is cut at this many appends or bytes of data.
+const (
+	maxBatchAppends = 256
+	maxBatchBytes   = 8 << 20
+)
+
+// appendReq is one caller's append waiting for the writer.
+type appendReq struct {
+	ctx      context.Context
+	stream   string
+	expected int64
+	evs      []events.NewEvent
+	opts     events.AppendOptions
+	done     chan appendResult
+}
+
+type appendResult struct {
+	out []events.Envelope
+	err error
+}
+
+func (r *appendReq) size() int {
+	n := 0
+	for _, e := range r.evs {
+		n += len(e.Data)
+	}
+	return n
+}
+
+// write is the writer loop: it runs until the store is closed, taking one
+// waiting append and every other one waiting behind it, and commits them
+// together. The channel is unbuffered, so no append is left in it at close.
+func (s *Store) write() {
+	defer close(s.writerDone)
+	for {
+		var first *appendReq
+		select {
+		case <-s.stop:
+			return
+		case first = <-s.reqs:
+		}
+		batch, bytes := []*appendReq{first}, first.size()
+	more:
+		for len(batch) < maxBatchAppends && bytes < maxBatchBytes {
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+				bytes += r.size()
+			default:
+				break more
+			}
+		}
+		s.commitBatch(batch)
+	}
+}
+
+// stmts are the writer's prepared statements.
+type stmts struct {
+	byID, current, insert, idem *sql.Stmt
+}
+
+func prepareStmts(ctx context.Context, db *sql.DB) (*stmts, error) {
+	var st stmts
+	for _, p := range []struct {
+		dst **sql.Stmt
+		q   string
+	}{
+		{&st.byID, `SELECT stream, version FROM events WHERE id = ?`},
+		{&st.current, `SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?`},
+		{&st.insert, `INSERT INTO events (id, stream, version, type, recorded_at, actor, correlation_id, causation_id, data)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING position`},
+		{&st.idem, `INSERT INTO idempotency (key, request_hash, status, body, created_at) VALUES (?, ?, ?, ?, ?)`},
+	} {
+		stmt, err := db.PrepareContext(ctx, p.q)
+		if err != nil {
+			st.close()
+			return nil, err
+		}
+		*p.dst = stmt
+	}
+	return &st, nil
+}
+
+func (st *stmts) close() {
+	for _, stmt := range []*sql.Stmt{st.byID, st.current, st.insert, st.idem} {
+		if stmt != nil {
+			stmt.Close()
+		}
+	}
+}
+
+// commitBatch applies every append of batch in one transaction, each inside
+// its own savepoint, commits, and only then answers each caller. If the
+// transaction cannot be committed, every append in it fails as unavailable.
+func (s *Store) commitBatch(batch []*appendReq) {
+	// The statements run under a context of their own: one caller giving up
+	// must not interrupt a transaction that holds others' appends.
+	ctx := context.Background()
+	res := make([]appendResult, len(batch))
+	failAll := func(err error) {
+		for i, r := range batch {
+			if res[i].err == nil { // stored in the lost transaction, or not reached
+				res[i] = appendResult{err: s.fail("append", r.stream, r.ctx, err)}
+			}
+		}
+	}
+	answer := func() {
+		for i, r := range batch {
+			r.done <- res[i]
+		}
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, s.fail("append", stream, ctx, err)
+		failAll(err)
+		answer()
+		return
 	}
 	defer tx.Rollback()
+	single := len(batch) == 1
+	stored := 0
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			res[i].err = err // gone before its turn: nothing of it is written
+			continue
+		}
+		if !single {
+			if _, err := tx.ExecContext(ctx, `SAVEPOINT nc_append`); err != nil {
+				failAll(err)
+				answer()
+				return
+			}
+		}
+		out, err := s.appendTx(ctx, tx, r)
+		if err != nil {
+			res[i].err = err
+			if single {
+				answer() // the deferred rollback undoes it
+				return
+			}
+			if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO nc_append`); rerr != nil {
+				// SQLite may have rolled the whole transaction back itself
+				// (a full disk, an I/O error): nothing of the batch stands.
+				failAll(errors.Join(err, rerr))
+				answer()
+				return
+			}
+		} else {
+			res[i].out = out
+			stored++
+		}
+		if !single {
+			if _, err := tx.ExecContext(ctx, `RELEASE nc_append`); err != nil {
+				failAll(err)
+				answer()
+				return
+			}
+		}
+	}
+	if stored == 0 {
+		answer()
+		return
+	}
+	if err := tx.Commit(); err != nil {
+		failAll(err)
+		answer()
+		return
+	}
+	s.commits.Add(1)
+	s.notify()
+	answer()
+}
+
+// appendTx is one append inside the writer's transaction.
+func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, r *appendReq) ([]events.Envelope, error) {
+	stream, expected, evs := r.stream, r.expected, r.evs
+	fail := func(err error) error { return s.fail("append", stream, r.ctx, err) }
 
 	// Idempotent by event ID: the same events already at the stream's tail.
 	var prevStream string
 	var prevVersion int64
-	switch err := tx.QueryRowContext(ctx, `SELECT stream, version FROM events WHERE id = ?`, evs[0].ID).Scan(&prevStream, &prevVersion); {
+	switch err := tx.StmtContext(ctx, s.st.byID).QueryRowContext(ctx, evs[0].ID).Scan(&prevStream, &prevVersion); {
 	case err == nil:
 		return s.replayed(ctx, tx, stream, prevStream, prevVersion, evs)
 	case !errors.Is(err, sql.ErrNoRows):
-		return nil, s.fail("append", stream, ctx, err)
+		return nil, fail(err)
 	}
 
 	var current int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?`, stream).Scan(&current); err != nil {
-		return nil, s.fail("append", stream, ctx, err)
+	if err := tx.StmtContext(ctx, s.st.current).QueryRowContext(ctx, stream).Scan(&current); err != nil {
+		return nil, fail(err)
 	}
 	if expected != events.AnyVersion && expected != current {
 		return nil, &events.VersionConflictError{Stream: stream, Expected: expected, Actual: current}
@@ -189,12 +403,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs [
 
 	now := time.Now().UTC()
 	out := make([]events.Envelope, len(evs))
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO events (id, stream, version, type, recorded_at, actor, correlation_id, causation_id, data)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING position`)
-	if err != nil {
-		return nil, s.fail("append", stream, ctx, err)
-	}
-	defer stmt.Close()
+	insert := tx.StmtContext(ctx, s.st.insert)
 	for i, e := range evs {
 		at := e.RecordedAt
 		if at.IsZero() {
@@ -209,7 +418,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs [
 			ID: e.ID, Stream: stream, Version: current + int64(i) + 1, Type: e.Type, RecordedAt: at,
 			Actor: e.Actor, CorrelationID: e.CorrelationID, CausationID: e.CausationID, Data: data,
 		}
-		err := stmt.QueryRowContext(ctx, env.ID, env.Stream, env.Version, env.Type, at.UnixNano(),
+		err := insert.QueryRowContext(ctx, env.ID, env.Stream, env.Version, env.Type, at.UnixNano(),
 			env.Actor, env.CorrelationID, env.CausationID, []byte(data)).Scan(&env.Position)
 		if err != nil {
 			if isUnique(err, "events.stream") {
@@ -218,28 +427,23 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs [
 			if isUnique(err, "events.id") {
 				return nil, fmt.Errorf("%w: event id %s appears twice", events.ErrInvalidAppend, e.ID)
 			}
-			return nil, s.fail("append", stream, ctx, err)
+			return nil, fail(err)
 		}
 		out[i] = env
 	}
-	if rec := opts.Idempotency; rec != nil {
+	if rec := r.opts.Idempotency; rec != nil {
 		created := rec.CreatedAt
 		if created.IsZero() {
 			created = now
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO idempotency (key, request_hash, status, body, created_at) VALUES (?, ?, ?, ?, ?)`,
-			rec.Key, rec.RequestHash, rec.Status, rec.Body, created.UnixNano())
+		_, err := tx.StmtContext(ctx, s.st.idem).ExecContext(ctx, rec.Key, rec.RequestHash, rec.Status, rec.Body, created.UnixNano())
 		if err != nil {
 			if isUnique(err, "idempotency.key") {
 				return nil, events.ErrIdempotencyKeyExists
 			}
-			return nil, s.fail("append", stream, ctx, err)
+			return nil, fail(err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, s.fail("append", stream, ctx, err)
-	}
-	s.notify()
 	return out, nil
 }
 
@@ -397,6 +601,9 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
+	close(s.stop)
+	<-s.writerDone
+	s.st.close()
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 

@@ -73,6 +73,7 @@ type Peer struct {
 	received     map[string]*atomic.Uint64 // "kind/stream" → packets
 	errs         []string
 	participants []string
+	notices      []string
 	bye          atomic.Bool
 	sent         atomic.Uint64
 }
@@ -179,6 +180,7 @@ func (p *Peer) readLoop() {
 			SDP          string                   `json:"sdp"`
 			Candidate    *webrtc.ICECandidateInit `json:"candidate"`
 			Code         string                   `json:"code"`
+			Message      string                   `json:"message"`
 			Participants []struct{ Role string }  `json:"participants"`
 		}
 		if json.Unmarshal(data, &m) != nil {
@@ -214,6 +216,10 @@ func (p *Peer) readLoop() {
 		case "error":
 			p.mu.Lock()
 			p.errs = append(p.errs, m.Code)
+			p.mu.Unlock()
+		case "notice":
+			p.mu.Lock()
+			p.notices = append(p.notices, m.Code)
 			p.mu.Unlock()
 		case "bye":
 			p.bye.Store(true)
@@ -299,6 +305,13 @@ func (p *Peer) Errors() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]string(nil), p.errs...)
+}
+
+// Notices returns the codes of the notices the server sent.
+func (p *Peer) Notices() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.notices...)
 }
 
 // Participants returns the roles in the last participants message.

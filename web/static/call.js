@@ -5,8 +5,9 @@
 
 const Call = (() => {
   const el = (id) => document.getElementById(id);
-  let pc, ws, local, ended = false;
+  let pc, ws, local, ended = false, callId = "";
   const remotes = new Map();
+  const roles = new Map(); // stream id → participant role
 
   function escalationId() {
     const m = location.pathname.match(/^\/call\/(?:invite\/)?([^/]+)/);
@@ -30,6 +31,24 @@ const Call = (() => {
       remotes.set(stream.id, tile);
     }
     tile.querySelector("video").srcObject = stream;
+    if (roles.has(stream.id)) tile.dataset.role = roles.get(stream.id);
+  }
+
+  // notice shows what happened in the call (a photo taken, someone
+  // continuing by phone) in a live region under the status line.
+  function notice(text) {
+    let box = el("call-notices");
+    if (!box) {
+      box = document.createElement("ul");
+      box.id = "call-notices";
+      box.className = "notices";
+      box.setAttribute("aria-live", "polite");
+      const status = el("status");
+      if (status) status.after(box); else document.body.appendChild(box);
+    }
+    const li = document.createElement("li");
+    li.textContent = new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) + " " + text;
+    box.appendChild(li);
   }
 
   async function onMessage(ev) {
@@ -45,12 +64,21 @@ const Call = (() => {
         try { await pc.addIceCandidate(m.candidate); } catch (e) { /* a late candidate for a closed m-line */ }
         break;
       case "participants":
+        (m.participants || []).forEach((p) => {
+          if (!p.stream_id) return;
+          roles.set(p.stream_id, p.role);
+          const tile = remotes.get(p.stream_id);
+          if (tile) tile.dataset.role = p.role;
+        });
         const ul = el("participants");
         ul.replaceChildren(...(m.participants || []).map((p) => {
           const li = document.createElement("li");
           li.textContent = p.name + " (" + p.role + ")";
           return li;
         }));
+        break;
+      case "notice":
+        notice(m.message || "");
         break;
       case "bye":
         finish("The call has ended.");
@@ -80,6 +108,97 @@ const Call = (() => {
     el("camera").addEventListener("click", (e) => toggle(e.currentTarget, "video", "Turn camera off", "Turn camera on"));
     el("audio-only").addEventListener("click", (e) => { autoAudioOnly = false; toggle(e.currentTarget, "video", "Audio only", "Video back on"); });
     el("leave").addEventListener("click", () => { send({ type: "bye" }); finish("You left the call."); });
+    const controls = el("leave").parentElement;
+    const guest = location.pathname.startsWith("/call/invite/");
+    if (!guest && !el("phone-fallback")) {
+      const b = document.createElement("button");
+      b.id = "phone-fallback"; b.type = "button"; b.className = "secondary";
+      b.textContent = "Continue by phone";
+      b.addEventListener("click", () => continueByPhone().catch((e) => say("Problem: " + e.message)));
+      controls.appendChild(b);
+    }
+    if (document.body.dataset.page === "console" && !el("take-photo")) {
+      const b = document.createElement("button");
+      b.id = "take-photo"; b.type = "button"; b.className = "secondary";
+      b.textContent = "Take photo";
+      b.title = "Take a still of the home's video and attach it to the escalation";
+      b.addEventListener("click", () => takePhoto().catch((e) => say("Could not take the photo: " + e.message)));
+      controls.appendChild(b);
+    }
+  }
+
+  async function apiError(r, fallback) {
+    try { return (await r.json()).error.message || fallback; } catch (e) { return fallback; }
+  }
+
+  // continueByPhone records that this side gives up on the video and shows
+  // the other side's number in large type.
+  async function continueByPhone() {
+    const r = await fetch("/api/v1/escalations/" + encodeURIComponent(callId) + "/phone-fallback", { method: "POST", credentials: "same-origin" });
+    if (!r.ok) throw new Error(await apiError(r, "It could not be recorded."));
+    const v = await r.json();
+    let box = el("phone-number");
+    if (!box) {
+      box = document.createElement("p");
+      box.id = "phone-number";
+      box.className = "fallback-phone";
+      box.setAttribute("role", "alert");
+      el("leave").parentElement.after(box);
+    }
+    const whom = v.call === "carehome" ? "the care home" : "the consultant";
+    if (v.phone) {
+      box.textContent = "";
+      box.append("Phone " + (v.name || whom) + ": ");
+      const a = document.createElement("a");
+      a.href = "tel:" + v.phone.replace(/[^+0-9]/g, "");
+      a.textContent = v.phone;
+      a.className = "phone";
+      box.appendChild(a);
+    } else {
+      box.textContent = "No phone number is on record for " + whom + ". They have been told you will continue by phone.";
+    }
+  }
+
+  // homeVideo is the care home's video: the tile of the participant with
+  // role carehome, or else the first remote video showing a picture.
+  function homeVideo() {
+    const videos = [...remotes.values()];
+    const home = videos.find((t) => t.dataset.role === "carehome") || videos.find((t) => t.querySelector("video").videoWidth > 0);
+    return home ? home.querySelector("video") : null;
+  }
+
+  // takePhoto grabs the frame on screen from the home's video and attaches
+  // it to the escalation as a JPEG.
+  async function takePhoto() {
+    const v = homeVideo();
+    if (!v || !v.videoWidth) throw new Error("there is no picture from the home yet.");
+    const canvas = document.createElement("canvas");
+    canvas.width = v.videoWidth; canvas.height = v.videoHeight;
+    canvas.getContext("2d").drawImage(v, 0, 0, canvas.width, canvas.height);
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.9));
+    if (!blob) throw new Error("the picture could not be encoded.");
+    const r = await fetch("/api/v1/escalations/" + encodeURIComponent(callId) + "/snapshots",
+      { method: "POST", headers: { "Content-Type": "image/jpeg" }, body: blob, credentials: "same-origin" });
+    if (!r.ok) throw new Error(await apiError(r, "it was not stored."));
+    const sn = await r.json();
+    let list = el("snapshots");
+    if (!list) {
+      list = document.createElement("ul");
+      list.id = "snapshots";
+      list.className = "snapshots";
+      el("leave").parentElement.after(list);
+    }
+    const li = document.createElement("li");
+    const a = document.createElement("a");
+    a.href = "/api/v1/escalations/" + encodeURIComponent(callId) + "/snapshots/" + encodeURIComponent(sn.id);
+    a.target = "_blank"; a.rel = "noopener";
+    const img = document.createElement("img");
+    img.src = a.href; img.alt = "Photo taken at " + new Date(sn.taken_at).toLocaleTimeString(); img.width = 160;
+    a.appendChild(img);
+    li.appendChild(a);
+    list.appendChild(li);
+    say("Photo attached to the escalation.");
+    return sn;
   }
 
   // fetchICEServers gets this call's STUN/TURN servers with a fresh,
@@ -97,6 +216,7 @@ const Call = (() => {
   async function start(given) {
     const id = given || escalationId();
     if (pc) return;
+    callId = id;
     ended = false;
     bindControls();
     say("Connecting…");
@@ -206,6 +326,6 @@ const Call = (() => {
     return { state: pc.connectionState, transceivers: pc.getTransceivers().map((t) => t.mid + ":" + t.direction + ":" + t.currentDirection), streams: out };
   }
 
-  return { stats, report, start, finish, adapt };
+  return { stats, report, start, finish, adapt, takePhoto, continueByPhone };
 })();
 window.NightcallCall = Call;

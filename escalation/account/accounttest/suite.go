@@ -88,7 +88,7 @@ func testCreateAndLookup(t *testing.T, s account.Store) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("account came back as %+v, want %+v", got, want)
 	}
-	dr := account.Account{Username: "dr.okafor", Name: "Dr Okafor", Role: escalation.RoleConsultant, PasswordHash: "h"}
+	dr := account.Account{Username: "dr.okafor", Name: "Dr Okafor", Role: escalation.RoleConsultant, Phone: "+447700900123", PasswordHash: "h"}
 	mustCreate(t, s, dr)
 	if got, _ := s.UserByName(ctx(t), dr.Username); !reflect.DeepEqual(got, dr) {
 		t.Fatalf("account without a home came back as %+v", got)
