@@ -375,12 +375,13 @@ function homePage() {
       $("wait-advice").className = "advice " + (e.advice ? e.advice.level : "");
       $("wait-stale").hidden = !e.observations_stale;
       $("wait-stale").textContent = e.observations_stale && e.observations ? "The observations were taken at " + fmtTime(e.observations.taken_at) + ", more than an hour before you asked. If you can, take a fresh set and tell the consultant." : "";
-      $("paged").replaceChildren(...e.timeline.filter((t) => t.type === "escalation.paged" || t.type === "escalation.page_received" || t.type === "escalation.unanswered").map((t) => h("li", {}, fmtTime(t.at) + " — " + t.detail)));
+      window.NightcallDelivery.render(e, $("paged")); // delivery.js: who was paged, by name, and what each device said
       if (e.status === "unanswered") fallback(true, "No consultant has answered yet. Phone now");
+      else if (window.NightcallDelivery.joinOverdue(e)) fallback(true, "The consultant has not joined yet. Phone now");
       else fallback(false);
       if (e.status === "accepted") {
         show("call-view");
-        $("accepted-by").textContent = (e.accepted_by ? e.accepted_by.name : "A consultant") + " has accepted and is joining the video call.";
+        window.NightcallDelivery.joining(e, $("accepted-by")); // who accepted and when, and the joining clock
         if (!callStarted) { callStarted = true; window.NightcallCall.start(e.id).catch((err) => { $("status").textContent = "Could not start the call: " + err.message; }); }
       }
       if (e.status === "decided" || e.status === "withdrawn") {
@@ -462,7 +463,7 @@ function homePage() {
     if (open.length) { escalation = open[0]; waiting(); }
     setInterval(async () => {
       // /readyz also fails when paging is stalled: then the home must phone.
-      try { await api("GET", "/readyz"); if (escalation === null || escalation.status !== "unanswered") fallback(false); }
+      try { await api("GET", "/readyz"); if (!window.NightcallDelivery.needsFallback(escalation)) fallback(false); }
       catch (e) { fallback(true, e.status === 503 ? "Nightcall cannot page a consultant right now. Phone" : "Nightcall cannot be reached. Phone"); }
     }, 3000);
   })().catch(() => fallback(true, "Nightcall cannot be reached. Phone"));
@@ -735,6 +736,10 @@ function consolePage() {
     bindDecision();
     connectPager();
     await loadQueue();
+    // Accept on a lock-screen notification opens the case (push.js, sw.js).
+    window.addEventListener("nightcall:open-case", (ev) => { open(ev.detail.id).catch(() => {}); });
+    const wanted = /^#case=([\w-]+)$/.exec(location.hash);
+    if (wanted) open(wanted[1]).catch(() => {});
     setInterval(() => { if (!$("queue-view").hidden) loadQueue().catch(() => {}); }, 5000);
     setInterval(() => document.querySelectorAll("[data-since]").forEach((td) => { td.textContent = fmtDuration(Date.now() - new Date(td.dataset.since)); }), 1000);
   })();

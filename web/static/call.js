@@ -29,6 +29,8 @@ const Call = (() => {
       tile.appendChild(v);
       el("remotes").appendChild(tile);
       remotes.set(stream.id, tile);
+      // The SFU renegotiates a leaver's tracks away: drop the tile at once.
+      stream.addEventListener("removetrack", () => { if (!stream.getTracks().some((t) => t.readyState === "live")) drop(stream.id); });
     }
     tile.querySelector("video").srcObject = stream;
     if (roles.has(stream.id)) tile.dataset.role = roles.get(stream.id);
@@ -47,8 +49,73 @@ const Call = (() => {
       if (status) status.after(box); else document.body.appendChild(box);
     }
     const li = document.createElement("li");
-    li.textContent = new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) + " " + text;
+    li.textContent = new Date().toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", hourCycle: "h23" }) + " " + text;
     box.appendChild(li);
+  }
+
+  // drop removes one remote tile (a participant who left).
+  function drop(id) {
+    const tile = remotes.get(id);
+    if (tile) { tile.remove(); remotes.delete(id); }
+  }
+
+  // clearRemotes removes every remote tile (the call ended, or we rejoin).
+  function clearRemotes() {
+    for (const id of [...remotes.keys()]) drop(id);
+  }
+
+  // tell shows a line about the call's people ("Dr Okafor left the call").
+  function tell(text) {
+    const n = el("call-notice");
+    if (!n) { say(text); return; }
+    n.textContent = text;
+    n.hidden = !text;
+  }
+
+  // seen is the last participants list; a name gone from it left the call.
+  let seen = null;
+  function participantsChanged(list) {
+    const key = (p) => p.role + "\u0000" + p.name;
+    if (seen) {
+      const now = list.map(key);
+      const gone = [], back = [];
+      const before = seen.map(key);
+      for (const p of seen) { const i = now.indexOf(key(p)); if (i < 0) gone.push(p); else now.splice(i, 1); }
+      for (const p of list) { const i = before.indexOf(key(p)); if (i < 0) back.push(p); else before.splice(i, 1); }
+      if (gone.length) tell(gone.map((p) => p.name).join(" and ") + " left the call. They can rejoin; if the video fails, phone.");
+      else if (back.length) tell(back.map((p) => p.name).join(" and ") + " joined the call.");
+    }
+    seen = list;
+    // Tiles of streams no longer in the call go at once: by stream id when
+    // the server names them, and all of them when we are alone.
+    const ids = list.map((p) => p.stream_id).filter(Boolean);
+    if (ids.length) for (const id of [...remotes.keys()]) { if (!ids.includes(id)) drop(id); }
+    if (list.length <= 1) clearRemotes();
+  }
+
+  // phone is the other side's number for when the video fails (set by the page).
+  let phone = null;
+  function setPhone(label, number) { phone = number ? { label, number } : null; }
+  function trouble(text) {
+    const box = el("call-trouble");
+    if (!box) return;
+    if (!text) { box.hidden = true; box.replaceChildren(); return; }
+    const p = document.createElement("p");
+    p.textContent = text;
+    box.replaceChildren(p);
+    if (phone) {
+      const a = document.createElement("a");
+      a.className = "phone target"; a.href = "tel:" + phone.number.replace(/[^+0-9]/g, ""); a.textContent = phone.number;
+      const q = document.createElement("p");
+      q.append(phone.label + ": ", a);
+      box.append(q);
+    }
+    box.hidden = false;
+  }
+  function showRejoin(on) {
+    const r = el("rejoin"), l = el("leave");
+    if (r) r.hidden = !on;
+    if (l) l.hidden = on;
   }
 
   async function onMessage(ev) {
@@ -70,6 +137,7 @@ const Call = (() => {
           const tile = remotes.get(p.stream_id);
           if (tile) tile.dataset.role = p.role;
         });
+        participantsChanged(m.participants || []);
         const ul = el("participants");
         ul.replaceChildren(...(m.participants || []).map((p) => {
           const li = document.createElement("li");
@@ -81,7 +149,7 @@ const Call = (() => {
         notice(m.message || "");
         break;
       case "bye":
-        finish("The call has ended.");
+        finish("The call has ended.", m.message === "the decision was recorded");
         break;
       case "error":
         say("Problem: " + m.message);
@@ -89,10 +157,17 @@ const Call = (() => {
     }
   }
 
-  function finish(text) {
+  // finish ends our side of the call; unless it is over for good (the
+  // decision was recorded) Rejoin is offered.
+  function finish(text, final) {
     if (ended) return;
     ended = true;
     say(text);
+    tell("");
+    clearRemotes();
+    seen = null;
+    showRejoin(!final);
+    if (!final) trouble(null);
     if (pc) pc.close();
     if (local) local.getTracks().forEach((t) => t.stop());
     if (ws) ws.close();
@@ -107,7 +182,8 @@ const Call = (() => {
     el("mute").addEventListener("click", (e) => toggle(e.currentTarget, "audio", "Mute microphone", "Unmute microphone"));
     el("camera").addEventListener("click", (e) => toggle(e.currentTarget, "video", "Turn camera off", "Turn camera on"));
     el("audio-only").addEventListener("click", (e) => { autoAudioOnly = false; toggle(e.currentTarget, "video", "Audio only", "Video back on"); });
-    el("leave").addEventListener("click", () => { send({ type: "bye" }); finish("You left the call."); });
+    el("leave").addEventListener("click", () => { send({ type: "bye" }); finish("You left the call. Press Rejoin to go back in."); });
+    if (el("rejoin")) el("rejoin").addEventListener("click", () => start(callId).catch((e) => say("Could not rejoin: " + e.message)));
     const controls = el("leave").parentElement;
     const guest = location.pathname.startsWith("/call/invite/");
     if (!guest && !el("phone-fallback")) {
@@ -193,7 +269,7 @@ const Call = (() => {
     a.href = "/api/v1/escalations/" + encodeURIComponent(callId) + "/snapshots/" + encodeURIComponent(sn.id);
     a.target = "_blank"; a.rel = "noopener";
     const img = document.createElement("img");
-    img.src = a.href; img.alt = "Photo taken at " + new Date(sn.taken_at).toLocaleTimeString(); img.width = 160;
+    img.src = a.href; img.alt = "Photo taken at " + new Date(sn.taken_at).toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", hourCycle: "h23" }); img.width = 160;
     a.appendChild(img);
     li.appendChild(a);
     list.appendChild(li);
@@ -218,6 +294,10 @@ const Call = (() => {
     if (pc) return;
     callId = id;
     ended = false;
+    clearRemotes();
+    seen = null;
+    showRejoin(false);
+    trouble(null);
     bindControls();
     say("Connecting…");
     const iceServers = await fetchICEServers(id);
@@ -228,12 +308,18 @@ const Call = (() => {
     pc.ontrack = (e) => attach(e.streams[0] || new MediaStream([e.track]));
     pc.onicecandidate = (e) => { if (e.candidate) send({ type: "candidate", candidate: e.candidate.toJSON() }); };
     pc.onconnectionstatechange = () => {
-      if (pc.connectionState === "connected") say("Connected.");
-      if (pc.connectionState === "failed") say("The connection failed. Reconnecting may help.");
+      if (!pc) return;
+      if (pc.connectionState === "connected") { say("Connected."); trouble(null); }
+      if (pc.connectionState === "disconnected") trouble("The video has stalled. It may come back by itself; if not, press Rejoin or phone.");
+      if (pc.connectionState === "failed") { finish("The connection failed.", false); trouble("The video connection failed. Press Rejoin, or phone."); }
     };
     ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v1/calls/" + encodeURIComponent(id) + "/signal");
     ws.onmessage = (ev) => onMessage(ev).catch((e) => say("Problem: " + e.message));
-    ws.onclose = () => { if (!ended) say("Disconnected from the server."); };
+    ws.onclose = () => {
+      if (ended) return;
+      finish("Disconnected from the Nightcall server.", false);
+      trouble("Nightcall's server cannot be reached, so the video has stopped. Press Rejoin to try again, or phone.");
+    };
   }
 
   // Audio only when bandwidth is poor: below 150 kbit/s available to send
@@ -326,6 +412,6 @@ const Call = (() => {
     return { state: pc.connectionState, transceivers: pc.getTransceivers().map((t) => t.mid + ":" + t.direction + ":" + t.currentDirection), streams: out };
   }
 
-  return { stats, report, start, finish, adapt, takePhoto, continueByPhone };
+  return { stats, report, start, finish, adapt, takePhoto, continueByPhone, setPhone, trouble };
 })();
 window.NightcallCall = Call;
