@@ -70,11 +70,28 @@ func (s *Server) proxySignal(w http.ResponseWriter, r *http.Request, host string
 		upstream.Close()
 		return true
 	}
+	// Limits and deadlines on both legs. Liveness passes through: the
+	// host's pings go on to the browser and the browser's pongs come back,
+	// so the host sees whether the browser is alive, not whether this relay
+	// is (gorilla would otherwise answer the host's pings itself).
+	down.SetReadLimit(signalReadLimit)
+	upstream.SetReadLimit(1 << 20) // the host's offers carry every participant's tracks
+	_ = down.SetReadDeadline(time.Now().Add(signalPongWait))
+	_ = upstream.SetReadDeadline(time.Now().Add(signalPongWait))
+	upstream.SetPingHandler(func(data string) error {
+		_ = upstream.SetReadDeadline(time.Now().Add(signalPongWait))
+		return down.WriteControl(websocket.PingMessage, []byte(data), time.Now().Add(5*time.Second))
+	})
+	down.SetPongHandler(func(data string) error {
+		_ = down.SetReadDeadline(time.Now().Add(signalPongWait))
+		return upstream.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(5*time.Second))
+	})
 	done := make(chan struct{}, 2)
 	pump := func(from, to *websocket.Conn) {
 		defer func() { done <- struct{}{} }()
 		for {
 			t, data, err := from.ReadMessage()
+			_ = from.SetReadDeadline(time.Now().Add(signalPongWait))
 			if err != nil {
 				var ce *websocket.CloseError
 				if errors.As(err, &ce) {
@@ -82,6 +99,7 @@ func (s *Server) proxySignal(w http.ResponseWriter, r *http.Request, host string
 				}
 				return
 			}
+			_ = to.SetWriteDeadline(time.Now().Add(10 * time.Second))
 			if err := to.WriteMessage(t, data); err != nil {
 				return
 			}

@@ -40,19 +40,36 @@ const (
 	signalPing      = 20 * time.Second
 )
 
-// wsConn is a video.Conn over a gorilla websocket: one writer at a time,
-// keep-alive pings, a read limit and a flood limit.
+// signalQueue bounds the messages waiting to be written to one participant.
+// A peer that lets it fill (a dead or very slow connection) is closed, so it
+// never holds up the room's signalling to everyone else.
+const signalQueue = 64
+
+// errSlowPeer is returned by Send when a participant's queue is full.
+var errSlowPeer = errors.New("web: signalling peer too slow; closed")
+
+// wsConn is a video.Conn over a gorilla websocket: a send queue with its own
+// writer, keep-alive pings, a read limit and a flood limit.
 type wsConn struct {
 	wsEnd
 	mu    sync.Mutex // one writer at a time
+	out   chan outMsg
 	limit *rate.Limiter
+}
+
+// outMsg is a queued message, or (with flushed set) a marker that Close
+// waits for, so that what was sent before a close is written before it.
+type outMsg struct {
+	b       []byte
+	flushed chan struct{}
 }
 
 // NewSignalConn adapts a websocket to the SFU's signalling channel.
 func NewSignalConn(ws *websocket.Conn) video.Conn { return newWSConn(ws) }
 
 func newWSConn(ws *websocket.Conn) *wsConn {
-	c := &wsConn{wsEnd: newWSEnd(ws), limit: rate.NewLimiter(signalRate, signalBurst)}
+	c := &wsConn{wsEnd: newWSEnd(ws), out: make(chan outMsg, signalQueue), limit: rate.NewLimiter(signalRate, signalBurst)}
+	go c.writeLoop()
 	ws.SetReadLimit(signalReadLimit)
 	_ = ws.SetReadDeadline(time.Now().Add(signalPongWait))
 	ws.SetPongHandler(func(string) error { return ws.SetReadDeadline(time.Now().Add(signalPongWait)) })
@@ -73,15 +90,48 @@ func newWSConn(ws *websocket.Conn) *wsConn {
 	return c
 }
 
+// Send queues m for this participant and returns at once: the room sends to
+// every participant in turn, so one slow socket must never make it wait.
 func (c *wsConn) Send(m video.Message) error {
 	b, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_ = c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	return c.ws.WriteMessage(websocket.TextMessage, b)
+	select {
+	case <-c.done:
+		return websocket.ErrCloseSent
+	default:
+	}
+	select {
+	case c.out <- outMsg{b: b}:
+		return nil
+	default:
+		c.closeWith(websocket.ClosePolicyViolation, "too slow")
+		return errSlowPeer
+	}
+}
+
+// writeLoop is the connection's one writer.
+func (c *wsConn) writeLoop() {
+	for {
+		select {
+		case <-c.done:
+			return
+		case m := <-c.out:
+			if m.flushed != nil {
+				close(m.flushed)
+				continue
+			}
+			c.mu.Lock()
+			_ = c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			err := c.ws.WriteMessage(websocket.TextMessage, m.b)
+			c.mu.Unlock()
+			if err != nil {
+				c.closeWith(websocket.CloseGoingAway, "write failed")
+				return
+			}
+		}
+	}
 }
 
 func (c *wsConn) Recv() (video.Message, error) {
@@ -107,7 +157,23 @@ func (c *wsConn) Recv() (video.Message, error) {
 	}
 }
 
-func (c *wsConn) Close(reason string) { c.closeWith(websocket.CloseNormalClosure, reason) }
+// Close writes what was queued (for at most two seconds), then closes.
+func (c *wsConn) Close(reason string) {
+	flushed := make(chan struct{})
+	wait := time.NewTimer(2 * time.Second)
+	defer wait.Stop()
+	select {
+	case c.out <- outMsg{flushed: flushed}:
+		select {
+		case <-flushed:
+		case <-c.done:
+		case <-wait.C:
+		}
+	case <-c.done:
+	case <-wait.C:
+	}
+	c.closeWith(websocket.CloseNormalClosure, reason)
+}
 
 // guest is a guest's session: one call, one role.
 type guest struct {
