@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"mime"
 	"net/http"
 	"time"
 
@@ -28,6 +29,9 @@ type pushSubscriptionView struct {
 func viewPushSubscription(p escalation.PushSubscription) pushSubscriptionView {
 	return pushSubscriptionView{ID: p.ID, Endpoint: p.Endpoint, CreatedAt: p.CreatedAt.UTC()}
 }
+
+// The web app manifest's type (Go's table lacks it; browsers want it).
+func init() { _ = mime.AddExtensionType(".webmanifest", "application/manifest+json") }
 
 var errPushOff = newErr(http.StatusServiceUnavailable, "store_unavailable", "Web Push is not running on this server.")
 

@@ -63,7 +63,9 @@ type Counts struct {
 	SecondsToAccept    Percentiles `json:"seconds_to_accept"`
 	SecondsToDecision  Percentiles `json:"seconds_to_decision"`
 
-	accept, decide []float64
+	// accept and decide are the samples, in milliseconds: one by one, and
+	// in sorted runs (whole buckets).
+	accept, decide samples
 }
 
 // HomeCounts are one home's figures.
@@ -107,13 +109,72 @@ const (
 	stayNeither     = "neither"
 )
 
-// Figures computes the figures for q.
+// Figures computes the figures for q. A query in a zone and window the model
+// keeps buckets for (Keep, or the first few asked) adds whole buckets of
+// settled escalations and looks one by one only at those still open to
+// change or on the edge of the query's range; any other query scans every
+// escalation. Both give the same figures.
 func (m *Model) Figures(q Query) Figures {
 	if q.Location == nil {
 		q.Location = time.UTC
 	}
-	m.mu.RLock()
-	defer m.mu.RUnlock()
+	m.mu.Lock() // the buckets' samples are merged at the first query after a change
+	defer m.mu.Unlock()
+	if ix := m.indexFor(q.Location, q.Window, true); ix != nil {
+		return ix.figures(m, q)
+	}
+	return m.scanFigures(q)
+}
+
+// scanFigures computes the figures for q from every escalation.
+func (m *Model) scanFigures(q Query) Figures {
+	t := newTallies(q)
+	for _, id := range m.order {
+		m.tallyOne(t, m.escalations[id], q)
+	}
+	return t.figures(q)
+}
+
+// tallies are the running figures of one query: the whole, by home, by
+// consultant and by month.
+type tallies struct {
+	total       Counts
+	homes       map[escalation.CareHomeID]*Counts
+	consultants map[escalation.Username]*Counts
+	months      map[string]*Counts
+}
+
+func newTallies(q Query) *tallies {
+	return &tallies{homes: map[escalation.CareHomeID]*Counts{}, consultants: map[escalation.Username]*Counts{}, months: map[string]*Counts{}}
+}
+
+// tallyOne adds one escalation, as of q, if q selects it.
+func (m *Model) tallyOne(t *tallies, e *Escalation, q Query) {
+	if (!q.From.IsZero() && e.RaisedAt.Before(q.From)) || (!q.To.IsZero() && !e.RaisedAt.Before(q.To)) {
+		return
+	}
+	if q.CareHome != "" && e.CareHomeID != q.CareHome {
+		return
+	}
+	if e.RaisedAt.After(q.AsOf) {
+		return // not yet raised as of then
+	}
+	local := e.RaisedAt.In(q.Location)
+	c := m.contribution(e, local, q)
+	y, mo, _ := local.Date()
+	targets := [4]*Counts{&t.total, get(t.homes, e.CareHomeID), get(t.months, monthKey(y, mo))}
+	if who := c.consultant; who != "" {
+		targets[3] = get(t.consultants, who)
+	}
+	for _, c2 := range targets {
+		if c2 != nil {
+			c2.add(c)
+		}
+	}
+}
+
+// figures finishes the tallies into the answer.
+func (t *tallies) figures(q Query) Figures {
 	f := Figures{Window: q.WindowText, AsOf: q.AsOf.UTC(), CareHome: string(q.CareHome)}
 	if !q.From.IsZero() {
 		t := q.From.UTC()
@@ -123,48 +184,22 @@ func (m *Model) Figures(q Query) Figures {
 		t := q.To.UTC()
 		f.To = &t
 	}
-	homes := map[escalation.CareHomeID]*Counts{}
-	consultants := map[escalation.Username]*Counts{}
-	months := map[string]*Counts{}
-	for _, id := range m.order {
-		e := m.escalations[id]
-		if (!q.From.IsZero() && e.RaisedAt.Before(q.From)) || (!q.To.IsZero() && !e.RaisedAt.Before(q.To)) {
-			continue
-		}
-		if q.CareHome != "" && e.CareHomeID != q.CareHome {
-			continue
-		}
-		if e.RaisedAt.After(q.AsOf) {
-			continue // not yet raised as of then
-		}
-		local := e.RaisedAt.In(q.Location)
-		c := m.contribution(e, local, q)
-		y, mo, _ := local.Date()
-		targets := [4]*Counts{&f.Counts, get(homes, e.CareHomeID), get(months, monthKey(y, mo))}
-		if who := c.consultant; who != "" {
-			targets[3] = get(consultants, who)
-		}
-		for _, t := range targets {
-			if t != nil {
-				t.add(c)
-			}
-		}
-	}
+	f.Counts = t.total
 	f.Counts.finish()
 	f.ByCareHome = []HomeCounts{}
-	for id, c := range homes {
+	for id, c := range t.homes {
 		c.finish()
 		f.ByCareHome = append(f.ByCareHome, HomeCounts{CareHomeID: id, Counts: *c})
 	}
 	slices.SortFunc(f.ByCareHome, func(a, b HomeCounts) int { return strings.Compare(string(a.CareHomeID), string(b.CareHomeID)) })
 	f.ByConsultant = []ConsultantCounts{}
-	for u, c := range consultants {
+	for u, c := range t.consultants {
 		c.finish()
 		f.ByConsultant = append(f.ByConsultant, ConsultantCounts{Consultant: u, Counts: *c})
 	}
 	slices.SortFunc(f.ByConsultant, func(a, b ConsultantCounts) int { return strings.Compare(string(a.Consultant), string(b.Consultant)) })
 	f.ByMonth = []MonthCounts{}
-	for mo, c := range months {
+	for mo, c := range t.months {
 		c.finish()
 		f.ByMonth = append(f.ByMonth, MonthCounts{Month: mo, Counts: *c})
 	}
@@ -188,7 +223,7 @@ func monthKey(y int, m time.Month) string {
 type contribution struct {
 	outOfHours, unanswered, withdrawn, decided, admit bool
 	stay                                              string // "" when not a stay
-	accept, decide                                    float64
+	accept, decide                                    int64  // milliseconds
 	hasAccept                                         bool
 	consultant                                        escalation.Username
 }
@@ -196,10 +231,10 @@ type contribution struct {
 func (m *Model) contribution(e *Escalation, local time.Time, q Query) contribution {
 	c := contribution{outOfHours: outOfHoursLocal(local, q.Location), unanswered: by(e.UnansweredAt, q.AsOf), withdrawn: by(e.WithdrawnAt, q.AsOf)}
 	if by(e.AcceptedAt, q.AsOf) {
-		c.hasAccept, c.accept, c.consultant = true, e.AcceptedAt.Sub(e.RaisedAt).Seconds(), e.AcceptedBy
+		c.hasAccept, c.accept, c.consultant = true, millis(e.AcceptedAt.Sub(e.RaisedAt)), e.AcceptedBy
 	}
 	if by(e.DecidedAt, q.AsOf) {
-		c.decided, c.decide = true, e.DecidedAt.Sub(e.RaisedAt).Seconds()
+		c.decided, c.decide = true, millis(e.DecidedAt.Sub(e.RaisedAt))
 		if e.DecidedBy != "" {
 			c.consultant = e.DecidedBy
 		}
@@ -224,13 +259,13 @@ func (c *Counts) add(x contribution) {
 		c.Withdrawn++
 	}
 	if x.hasAccept {
-		c.accept = append(c.accept, x.accept)
+		c.accept.one = append(c.accept.one, x.accept)
 	}
 	if !x.decided {
 		return
 	}
 	c.Decided++
-	c.decide = append(c.decide, x.decide)
+	c.decide.one = append(c.decide.one, x.decide)
 	if x.admit {
 		c.Admit++
 		return
@@ -304,21 +339,95 @@ func (m *Model) stayOutcome(e *Escalation, q Query) string {
 }
 
 func (c *Counts) finish() {
-	c.SecondsToAccept = percentiles(c.accept)
-	c.SecondsToDecision = percentiles(c.decide)
+	c.SecondsToAccept = c.accept.percentiles()
+	c.SecondsToDecision = c.decide.percentiles()
+}
+
+// millis is a duration in seconds rounded to the millisecond, as the
+// figures report it, counted in milliseconds. Rounding keeps order, so the
+// nearest-rank sample of the rounded values is the rounded sample.
+func millis(d time.Duration) int64 { return int64(math.Round(d.Seconds() * 1000)) }
+
+// samples is a multiset of milliseconds: single values and sorted runs.
+type samples struct {
+	one  []int64
+	runs [][]int64
+}
+
+func (s samples) n() int {
+	n := len(s.one)
+	for _, r := range s.runs {
+		n += len(r)
+	}
+	return n
 }
 
 // percentiles are nearest-rank: the value at rank ceil(p/100 × n).
-func percentiles(xs []float64) Percentiles {
-	if len(xs) == 0 {
+func (s samples) percentiles() Percentiles {
+	n := s.n()
+	if n == 0 {
 		return Percentiles{}
 	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
+	runs := s.runs
+	if len(s.one) > 0 {
+		one := slices.Clone(s.one)
+		slices.Sort(one)
+		runs = append(slices.Clip(runs), one)
+	}
 	rank := func(p float64) *float64 {
-		r := int(math.Ceil(p / 100 * float64(len(s))))
-		v := math.Round(s[max(r, 1)-1]*1000) / 1000
+		r := int(math.Ceil(p / 100 * float64(n)))
+		v := float64(kth(runs, max(r, 1))) / 1000
 		return &v
 	}
 	return Percentiles{P50: rank(50), P90: rank(90)}
+}
+
+// kth is the k-th smallest (1-based) value of the union of sorted runs: a
+// search over the values, counting in each run how many are at most v.
+func kth(runs [][]int64, k int) int64 {
+	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	for _, r := range runs {
+		if len(r) > 0 {
+			lo, hi = min(lo, r[0]), max(hi, r[len(r)-1])
+		}
+	}
+	if len(runs) == 1 {
+		return runs[0][k-1]
+	}
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		n := 0
+		for _, r := range runs {
+			n += upper(r, mid)
+		}
+		if n >= k {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
+}
+
+// upper is how many values of the sorted run are at most v.
+func upper(r []int64, v int64) int {
+	i, j := 0, len(r)
+	for i < j {
+		h := int(uint(i+j) >> 1)
+		if r[h] <= v {
+			i = h + 1
+		} else {
+			j = h
+		}
+	}
+	return i
+}
+
+// percentiles of values in seconds (nearest-rank, rounded to the millisecond).
+func percentiles(xs []float64) Percentiles {
+	s := samples{one: make([]int64, len(xs))}
+	for i, x := range xs {
+		s.one[i] = int64(math.Round(x * 1000))
+	}
+	return s.percentiles()
 }

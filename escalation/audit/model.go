@@ -43,6 +43,9 @@ type Escalation struct {
 	Situation         string
 	WithdrawnAt       *time.Time
 	FollowUps         []FollowUp
+
+	// seq numbers the escalation in the model, for the buckets (buckets.go).
+	seq int
 }
 
 // FollowUp is the home's report of where the resident was.
@@ -121,12 +124,20 @@ type Model struct {
 	applied     int64
 	// at is the applied position, for WaitFor.
 	at events.PositionWaiter
+
+	// byResident are each resident's escalations, for the admissions and
+	// deaths that change them; seqs numbers escalations; logTime is the
+	// latest recorded time applied; indexes are the kept figures (buckets.go).
+	byResident map[escalation.ResidentID][]*Escalation
+	seqs       int
+	logTime    time.Time
+	indexes    []*index
 }
 
 // NewModel returns an empty model.
 func NewModel() *Model {
 	return &Model{escalations: map[escalation.EscalationID]*Escalation{}, admissions: map[escalation.ResidentID][]Admission{},
-		deaths: map[escalation.ResidentID]Death{}}
+		deaths: map[escalation.ResidentID]Death{}, byResident: map[escalation.ResidentID][]*Escalation{}}
 }
 
 // Position is the last global position applied.
@@ -155,9 +166,21 @@ func (m *Model) Apply(env events.Envelope) error {
 // WaitFor blocks until the model has applied position pos or ctx is done.
 func (m *Model) WaitFor(ctx context.Context, pos int64) error { return m.at.Wait(ctx, pos) }
 
+// auditTypes are the event types the model reads; others are not decoded.
+var auditTypes = map[string]bool{
+	escalation.TypeEscalationRaised: true, escalation.TypeEscalationAccepted: true, escalation.TypeEscalationUnanswered: true,
+	escalation.TypeEscalationDecided: true, escalation.TypeEscalationWithdrawn: true, escalation.TypeEscalationFollowedUp: true,
+	escalation.TypeHospitalAdmissionRecorded: true, escalation.TypeResidentDied: true,
+}
+
 func (m *Model) apply(env events.Envelope) error {
-	resident := strings.HasPrefix(env.Stream, "resident-")
-	if !resident {
+	if env.RecordedAt.After(m.logTime) {
+		m.logTime = env.RecordedAt
+		for _, ix := range m.indexes {
+			ix.promote(m.logTime)
+		}
+	}
+	if !auditTypes[env.Type] || !strings.HasPrefix(env.Stream, "resident-") {
 		return nil
 	}
 	ev, err := escalation.Decode(env)
@@ -166,10 +189,29 @@ func (m *Model) apply(env events.Envelope) error {
 	}
 	at := env.RecordedAt
 	rid := escalation.ResidentID(strings.TrimPrefix(env.Stream, "resident-"))
-	esc := func(id escalation.EscalationID) *Escalation { return m.escalations[id] }
+	// change applies a change to one escalation, out of the buckets meanwhile.
+	change := func(id escalation.EscalationID, f func(a *Escalation)) {
+		if a := m.escalations[id]; a != nil {
+			m.unindex(a)
+			f(a)
+			m.index(a)
+		}
+	}
+	// residentChange applies a change to what every escalation of the
+	// resident is judged by.
+	residentChange := func(f func()) {
+		for _, a := range m.byResident[rid] {
+			m.unindex(a)
+		}
+		f()
+		for _, a := range m.byResident[rid] {
+			m.index(a)
+		}
+	}
 	switch e := ev.(type) {
 	case *escalation.EscalationRaised:
-		a := &Escalation{ID: e.EscalationID, ResidentID: rid, CareHomeID: e.CareHomeID, RaisedAt: at, Situation: e.SBARD.Situation}
+		a := &Escalation{ID: e.EscalationID, ResidentID: rid, CareHomeID: e.CareHomeID, RaisedAt: at, Situation: e.SBARD.Situation, seq: m.seqs}
+		m.seqs++
 		if e.NEWS2 != nil {
 			if e.NEWS2.Total != nil {
 				t := *e.NEWS2.Total
@@ -177,37 +219,57 @@ func (m *Model) apply(env events.Envelope) error {
 			}
 			a.NEWS2Label, a.NEWS2ResponseRisk = e.NEWS2.Label(), string(e.NEWS2.ResponseRisk())
 		}
-		if _, dup := m.escalations[a.ID]; !dup {
+		if old, dup := m.escalations[a.ID]; dup {
+			m.unindex(old)
+			m.byResident[old.ResidentID] = slices.DeleteFunc(m.byResident[old.ResidentID], func(x *Escalation) bool { return x == old })
+		} else {
 			m.order = append(m.order, a.ID)
 		}
 		m.escalations[a.ID] = a
+		m.byResident[rid] = append(m.byResident[rid], a)
+		m.index(a)
 	case *escalation.EscalationAccepted:
-		if a := esc(e.EscalationID); a != nil {
-			a.AcceptedAt, a.AcceptedBy = &at, e.By.Username
-		}
+		change(e.EscalationID, func(a *Escalation) { a.AcceptedAt, a.AcceptedBy = &at, e.By.Username })
 	case *escalation.EscalationUnanswered:
-		if a := esc(e.EscalationID); a != nil && a.UnansweredAt == nil {
-			a.UnansweredAt = &at
-		}
+		change(e.EscalationID, func(a *Escalation) {
+			if a.UnansweredAt == nil {
+				a.UnansweredAt = &at
+			}
+		})
 	case *escalation.EscalationDecided:
-		if a := esc(e.EscalationID); a != nil {
+		change(e.EscalationID, func(a *Escalation) {
 			a.DecidedAt, a.Outcome, a.Counterfactual, a.DecidedBy = &at, e.Outcome, e.Counterfactual, e.DecidedBy
 			a.Rationale, a.Plan = e.Rationale, e.Plan
-		}
+		})
 	case *escalation.EscalationWithdrawn:
-		if a := esc(e.EscalationID); a != nil {
-			a.WithdrawnAt = &at
-		}
+		change(e.EscalationID, func(a *Escalation) { a.WithdrawnAt = &at })
 	case *escalation.EscalationFollowedUp:
-		if a := esc(e.EscalationID); a != nil {
+		change(e.EscalationID, func(a *Escalation) {
 			a.FollowUps = append(a.FollowUps, FollowUp{Status: e.Status, At: e.At, RecordedAt: at})
-		}
+		})
 	case *escalation.HospitalAdmissionRecorded:
-		m.admissions[rid] = append(m.admissions[rid], Admission{At: e.At, Kind: e.Kind, Unplanned: e.Unplanned, RecordedAt: at})
+		residentChange(func() {
+			m.admissions[rid] = append(m.admissions[rid], Admission{At: e.At, Kind: e.Kind, Unplanned: e.Unplanned, RecordedAt: at})
+		})
 	case *escalation.ResidentDied:
-		m.deaths[rid] = Death{At: e.At, Expected: e.Expected, RecordedAt: at}
+		residentChange(func() { m.deaths[rid] = Death{At: e.At, Expected: e.Expected, RecordedAt: at} })
 	}
 	return nil
+}
+
+// index puts a (changed) escalation back into every kept index.
+func (m *Model) index(a *Escalation) {
+	for _, ix := range m.indexes {
+		ix.add(m, a)
+		ix.promote(m.logTime)
+	}
+}
+
+// unindex takes an escalation out of every kept index before it changes.
+func (m *Model) unindex(a *Escalation) {
+	for _, ix := range m.indexes {
+		ix.remove(a)
+	}
 }
 
 // Escalations returns copies of the escalations raised in [from, to), by raise time.

@@ -143,7 +143,8 @@ async function click(n, action) {
     if (status === 200) return { accepted: true, status, window: await openConsole("/console#case=" + encodeURIComponent(id), id) };
     return { accepted: false, status, window: await openConsole("/console", null) };
   }
-  return { accepted: false, window: await openConsole("/console#page=" + encodeURIComponent(id), id) };
+  // Open: the console, with the page at the top of its queue.
+  return { accepted: false, window: await openConsole("/console#page=" + encodeURIComponent(id), null) };
 }
 
 self.addEventListener("notificationclick", (event) => {
