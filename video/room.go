@@ -58,7 +58,9 @@ type peer struct {
 	negMu       sync.Mutex
 	negotiating bool
 	again       bool
+	restart     bool // the next offer restarts ICE
 	pending     []webrtc.ICECandidateInit
+	restarts    restartBudget
 
 	bye    atomic.Bool
 	closed chan struct{}
@@ -175,6 +177,12 @@ func (p *peer) readLoop() {
 				continue
 			}
 			p.candidate(*msg.Candidate)
+		case "restart":
+			if !p.restarts.allow(time.Now()) {
+				p.fail("rate_limited", "too many ICE restarts; wait a few seconds")
+				continue
+			}
+			p.restartICE()
 		case "bye":
 			p.bye.Store(true)
 			p.close("bye")
@@ -199,8 +207,13 @@ func (p *peer) negotiate() {
 		return
 	}
 	p.negotiating = true
+	var opts *webrtc.OfferOptions
+	if p.restart {
+		p.restart = false
+		opts = &webrtc.OfferOptions{ICERestart: true}
+	}
 	p.negMu.Unlock()
-	offer, err := p.pc.CreateOffer(nil)
+	offer, err := p.pc.CreateOffer(opts)
 	if err == nil {
 		err = p.pc.SetLocalDescription(offer)
 	}

@@ -284,6 +284,7 @@ func (s *sessions) resolve(ctx context.Context, id string) (account.Account, err
 	}
 	s.mu.Lock()
 	s.byHash[h] = cachedSession{username: subject, until: until, checked: now}
+	s.pruneLocked()
 	s.mu.Unlock()
 	return s.account(ctx, subject)
 }

@@ -65,7 +65,9 @@ func (s *Server) handleTakeSnapshot(w http.ResponseWriter, r *http.Request, a *e
 		s.writeError(w, r, errSnapshotTooLarge)
 		return
 	case err != nil:
-		s.writeError(w, r, newErr(http.StatusBadRequest, "invalid_body", "The request body could not be read."))
+		e := newErr(http.StatusBadRequest, "invalid_value", "The request body could not be read.")
+		e.Field = "body"
+		s.writeError(w, r, e)
 		return
 	}
 	idem, err := newIdem(r, a, body)

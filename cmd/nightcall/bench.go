@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -144,6 +145,7 @@ func bench(ctx context.Context, args []string, stdout io.Writer) error {
 	quick := fs.Bool("quick", false, "reduced sizes, every scenario but accept (under two minutes)")
 	jsonOut := fs.String("json", "", "write the results as JSON to this file")
 	dir := fs.String("dir", "", "scratch directory for the stores (default: a new one under the system temp dir)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	sizes := fullSizes
 	for _, a := range args {
 		if a == "--quick" || a == "-quick" || a == "--quick=true" || a == "-quick=true" {
@@ -172,6 +174,17 @@ func bench(ctx context.Context, args []string, stdout io.Writer) error {
 				scenarios = append(scenarios, s.name)
 			}
 		}
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var run []benchScenario
 	for _, name := range scenarios {

@@ -4,8 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"time"
@@ -19,14 +18,16 @@ import (
 	"github.com/nightcall-health/nightcall/events/sqlite"
 )
 
-// seedAuditLog writes about n events: residents with escalations raised,
-// accepted and decided, follow-ups and admissions, and reads on record.
-func seedAuditLog(ctx context.Context, store *sqlite.Store, n int) (int, error) {
+// seedAuditLog writes about n events from resident number first on:
+// residents with escalations raised, accepted and decided, follow-ups and
+// admissions, and reads on record. It returns the events written and the
+// next resident number.
+func seedAuditLog(ctx context.Context, store *sqlite.Store, n, first int) (int, int, error) {
 	mk := func(e escalation.Event, at time.Time) events.NewEvent {
 		b, _ := json.Marshal(e)
 		return events.NewEvent{ID: uuid.NewString(), Type: e.EventType(), RecordedAt: at, Actor: "bench", Data: b}
 	}
-	total, r := 0, 0
+	total, r := 0, first
 	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
 	total7 := 7
 	risk := news2.RiskHigh
@@ -58,56 +59,235 @@ func seedAuditLog(ctx context.Context, store *sqlite.Store, n int) (int, error) 
 			}
 		}
 		if _, err := store.Append(ctx, escalation.ResidentStream(rid), events.NoStream, batch, events.AppendOptions{}); err != nil {
-			return total, err
+			return total, r, err
 		}
 		total += len(batch)
 		r++
 	}
-	return total, nil
+	return total, r, nil
 }
 
-func benchAudit(ctx context.Context, n, queries int, stdout io.Writer) error {
-	dir, err := os.MkdirTemp("", "nightcall-bench-audit-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	store, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "nightcall.db")})
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	seedStart := time.Now()
-	written, err := seedAuditLog(ctx, store, n)
-	if err != nil {
-		return err
-	}
-	seedTook := time.Since(seedStart)
+// seededLog is the log the audit, rebuild and restart scenarios share,
+// with the read models rebuilt from it and what that took.
+type seededLog struct {
+	store        *sqlite.Store
+	events       int
+	nextResident int
+	loc          *time.Location
+	// rawTook is a sequential read of the whole log applying nothing;
+	// readTook and auditTook are rebuilds of the read model and the audit model.
+	rawTook, readTook, auditTook time.Duration
+	read                         *escalation.Projection
+	audit                        *audit.Model
+}
 
-	raw, rawTook, err := replay(ctx, store, nil, func(events.Envelope) error { return nil })
+func (env *benchEnv) closeLog() {
+	if env.log != nil {
+		env.log.store.Close()
+	}
+}
+
+// seeded seeds the log and rebuilds the models once per run.
+func (env *benchEnv) seeded(ctx context.Context) (*seededLog, error) {
+	if env.log != nil {
+		return env.log, nil
+	}
+	store, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(env.dir, "audit.db")})
 	if err != nil {
+		return nil, err
+	}
+	l := &seededLog{store: store}
+	env.log = l
+	if l.loc, err = time.LoadLocation("Europe/London"); err != nil {
+		return nil, err
+	}
+	t := time.Now()
+	if l.events, l.nextResident, err = seedAuditLog(ctx, store, env.sizes.AuditEvents, 0); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(env.out, "   seeded %d events in %.1f s\n", l.events, time.Since(t).Seconds())
+	if l.rawTook, err = timeReplay(ctx, store, func(events.Envelope) error { return nil }); err != nil {
+		return nil, err
+	}
+	l.read = escalation.NewProjection(l.loc)
+	if l.readTook, err = timeReplay(ctx, store, l.read.Apply); err != nil {
+		return nil, fmt.Errorf("read model: %w", err)
+	}
+	l.audit = audit.NewModel()
+	l.audit.Keep(l.loc, 72*time.Hour)
+	if l.auditTook, err = timeReplay(ctx, store, l.audit.Apply); err != nil {
+		return nil, fmt.Errorf("audit model: %w", err)
+	}
+	return l, nil
+}
+
+func timeReplay(ctx context.Context, store events.Store, apply func(events.Envelope) error) (time.Duration, error) {
+	t := time.Now()
+	_, _, err := events.Replay(ctx, store, 0, apply)
+	return time.Since(t), err
+}
+
+// benchAuditScenario times the admissions-avoided query over the seeded log:
+// the default query (the whole range, 72 h window, as of after everything),
+// then a mix of ranges, homes and as-of instants; the baseline is the same
+// query by a scan of every escalation (the code before the buckets).
+func benchAuditScenario(ctx context.Context, env *benchEnv) ([]benchResult, error) {
+	l, err := env.seeded(ctx)
+	if err != nil {
+		return nil, err
+	}
+	q := audit.Query{Window: 72 * time.Hour, WindowText: "72h", AsOf: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), Location: l.loc}
+	timeQueries := func(n int, figures func(audit.Query) audit.Figures, pick func(i int) audit.Query) ([]time.Duration, audit.Figures) {
+		var lat []time.Duration
+		var f audit.Figures
+		for i := 0; i < n; i++ {
+			q := pick(i)
+			t := time.Now()
+			f = figures(q)
+			lat = append(lat, time.Since(t))
+		}
+		slices.Sort(lat)
+		return lat, f
+	}
+	same := func(int) audit.Query { return q }
+	fast, f := timeQueries(env.sizes.Queries, l.audit.Figures, same)
+	slow, g := timeQueries(max(3, env.sizes.Queries/10), l.audit.FiguresByScan, same)
+	a, _ := json.Marshal(f)
+	b, _ := json.Marshal(g)
+	if string(a) != string(b) {
+		return nil, fmt.Errorf("the buckets' figures differ from the scan's")
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	months := []time.Time{}
+	for m := time.Date(2026, 1, 1, 0, 0, 0, 0, l.loc); m.Year() < 2027; m = m.AddDate(0, 1, 0) {
+		months = append(months, m)
+	}
+	mixed := func(int) audit.Query {
+		m := q
+		switch rng.IntN(4) {
+		case 0:
+			m.From = months[rng.IntN(6)]
+			m.To = m.From.AddDate(0, 1+rng.IntN(5), 0)
+		case 1:
+			m.CareHome = escalation.CareHomeID(fmt.Sprintf("home-%02d", rng.IntN(20)))
+		case 2:
+			m.AsOf = months[3+rng.IntN(6)] // as of a past instant: open escalations then
+		}
+		return m
+	}
+	mix, _ := timeQueries(env.sizes.Queries, l.audit.Figures, mixed)
+	params := map[string]any{"events": l.events, "escalations": f.Escalations, "homes": 20, "window": "72h", "queries": env.sizes.Queries}
+	p50 := result("audit", "admissions-avoided query, p50", "ms", ms(pct(fast, 50)), "full scan p50", ms(pct(slow, 50)), "", nil)
+	p99 := result("audit", "admissions-avoided query, p99", "ms", ms(pct(fast, 99)), "full scan p99", ms(pct(slow, 99)), "p99 ≤ 20 ms", met(ms(pct(fast, 99)) <= 20))
+	mx := result("audit", "mixed ranges, homes and as-of, p99", "ms", ms(pct(mix, 99)), "", 0, "p99 ≤ 20 ms", met(ms(pct(mix, 99)) <= 20))
+	mx.Extra = map[string]float64{"p50_ms": ms(pct(mix, 50))}
+	for _, r := range []*benchResult{&p50, &p99, &mx} {
+		r.Params = params
+	}
+	return []benchResult{p50, p99, mx}, nil
+}
+
+// benchRebuildScenario: rebuilding each read model from the seeded log
+// beside a sequential read of the same log applying nothing (both read the
+// next page while the current one is applied).
+func benchRebuildScenario(ctx context.Context, env *benchEnv) ([]benchResult, error) {
+	l, err := env.seeded(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rate := func(d time.Duration) float64 { return float64(l.events) / d.Seconds() }
+	params := map[string]any{"events": l.events}
+	var out []benchResult
+	for _, m := range []struct {
+		name string
+		took time.Duration
+	}{{"read model rebuild", l.readTook}, {"audit model rebuild (buckets kept)", l.auditTook}} {
+		r := result("rebuild", m.name, "events/s", rate(m.took), "raw sequential read", rate(l.rawTook), "≥ 0.8× raw", met(rate(m.took) >= 0.8*rate(l.rawTook)))
+		r.Params = params
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// benchRestartScenario: snapshots of both read models are saved, a tail of
+// events is appended after them, and a restart restores the snapshots and
+// applies the tail; beside it, a restart without snapshots replays the whole
+// log into both. The two must end in the same state.
+func benchRestartScenario(ctx context.Context, env *benchEnv) ([]benchResult, error) {
+	l, err := env.seeded(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t := time.Now()
+	rs, err := events.SaveSnapshot(ctx, l.store, escalation.ReadModelSnapshot, l.read)
+	if err != nil {
+		return nil, err
+	}
+	as, err := events.SaveSnapshot(ctx, l.store, audit.SnapshotName, l.audit)
+	if err != nil {
+		return nil, err
+	}
+	saveTook := time.Since(t)
+	tail := max(1000, l.events/100)
+	written, next, err := seedAuditLog(ctx, l.store, tail, l.nextResident)
+	if err != nil {
+		return nil, err
+	}
+	l.nextResident = next
+	head, err := l.store.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
+
+	t = time.Now()
+	read, am := escalation.NewProjection(l.loc), audit.NewModel()
+	am.Keep(l.loc, 72*time.Hour)
+	if _, err := events.RestoreSnapshot(ctx, l.store, escalation.ReadModelSnapshot, read, head); err != nil {
+		return nil, err
+	}
+	if _, err := events.RestoreSnapshot(ctx, l.store, audit.SnapshotName, am, head); err != nil {
+		return nil, err
+	}
+	restoreTook := time.Since(t)
+	if _, _, err := events.Replay(ctx, l.store, min(read.Position(), am.Position()), func(e events.Envelope) error {
+		return applyBoth(read, am, e)
+	}); err != nil {
+		return nil, err
+	}
+	restartTook := time.Since(t)
+
+	t = time.Now()
+	full, fullAudit := escalation.NewProjection(l.loc), audit.NewModel()
+	fullAudit.Keep(l.loc, 72*time.Hour)
+	if _, _, err := events.Replay(ctx, l.store, 0, func(e events.Envelope) error { return applyBoth(full, fullAudit, e) }); err != nil {
+		return nil, err
+	}
+	fullTook := time.Since(t)
+	d1, err := read.Digest()
+	if err != nil {
+		return nil, err
+	}
+	d2, err := full.Digest()
+	if err != nil {
+		return nil, err
+	}
+	if d1 != d2 || am.Digest() != fullAudit.Digest() {
+		return nil, fmt.Errorf("a restart from the snapshots differs from a full rebuild")
+	}
+	r := result("restart", "restart: snapshots + tail (read model, audit model)", "s", restartTook.Seconds(),
+		"full replay into both", fullTook.Seconds(), "≤ 2 s at 10M events", nil)
+	if l.events+written >= 10_000_000 {
+		r.Met = met(restartTook <= 2*time.Second)
+	}
+	r.Params = map[string]any{"events": l.events + written, "tail": written}
+	r.Extra = map[string]float64{"restore_s": restoreTook.Seconds(), "save_s": saveTook.Seconds(),
+		"snapshot_mib": float64(len(rs.Data)+len(as.Data)) / (1 << 20)}
+	return []benchResult{r}, nil
+}
+
+func applyBoth(read *escalation.Projection, am *audit.Model, e events.Envelope) error {
+	if err := read.Apply(e); err != nil {
 		return err
 	}
-	m := audit.NewModel()
-	rebuilt, rebuildTook, err := replay(ctx, store, nil, m.Apply)
-	if err != nil {
-		return err
-	}
-	loc, _ := time.LoadLocation("Europe/London")
-	q := audit.Query{Window: 72 * time.Hour, WindowText: "72h", AsOf: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), Location: loc}
-	var lat []time.Duration
-	var f audit.Figures
-	for i := 0; i < queries; i++ {
-		t := time.Now()
-		f = m.Figures(q)
-		lat = append(lat, time.Since(t))
-	}
-	slices.Sort(lat)
-	fmt.Fprintf(stdout, "audit over %d events (%d escalations; seeded in %v), %s\n\n", written, f.Escalations, seedTook.Round(time.Millisecond), time.Now().UTC().Format(time.DateOnly))
-	fmt.Fprintf(stdout, "%-44s %12s %10s\n", "", "events/s", "seconds")
-	fmt.Fprintf(stdout, "%-44s %12.0f %10.2f\n", "raw sequential read of the log (baseline)", float64(raw)/rawTook.Seconds(), rawTook.Seconds())
-	fmt.Fprintf(stdout, "%-44s %12.0f %10.2f\n", "rebuild of the audit model", float64(rebuilt)/rebuildTook.Seconds(), rebuildTook.Seconds())
-	fmt.Fprintf(stdout, "\nadmissions-avoided query over all of it, %d runs: p50 %.1f ms, p99 %.1f ms (avoided %d, failed %d)\n",
-		queries, ms(pct(lat, 50)), ms(pct(lat, 99)), f.AdmissionsAvoided, f.FailedStays)
-	return nil
+	return am.Apply(e)
 }

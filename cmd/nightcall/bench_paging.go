@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,111 +15,204 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"os/exec"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 )
 
-// benchPaging measures raise→page over loopback with n consultant sockets
-// connected, beside a bare gorilla/websocket broadcast with no store.
-func benchPaging(ctx context.Context, sockets, raises int, stdout io.Writer) error {
-	dir, err := os.MkdirTemp("", "nightcall-bench-paging-")
-	if err != nil {
+// The paging and memory scenarios hold their websocket clients in a child
+// process (`nightcall bench pager-clients`): one process cannot hold both
+// ends of 10,000 sockets here, and the server's memory and CPU are then its
+// own. The child stamps each page with the wall clock, which both processes
+// share.
+
+const benchCookieEnv = "NIGHTCALL_BENCH_COOKIE"
+
+// pagerClients is the child: it dials n sockets to the URL (each "{i}"
+// replaced by the socket's number), says "ready", then prints "page
+// UNIXNANO" for each page received, until its standard input closes.
+func pagerClients(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("bench pager-clients", flag.ContinueOnError)
+	u := fs.String("url", "", "websocket URL; {i} is the socket's number")
+	n := fs.Int("n", 100, "sockets")
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-
-	bare, err := measureBare(ctx, sockets, raises)
-	if err != nil {
-		return fmt.Errorf("bare broadcast: %w", err)
+	h := http.Header{}
+	if c := os.Getenv(benchCookieEnv); c != "" {
+		h.Set("Cookie", c)
 	}
-	full, err := measureNightcall(ctx, dir, sockets, raises)
-	if err != nil {
-		return fmt.Errorf("nightcall: %w", err)
-	}
-	fmt.Fprintf(stdout, "raise→page over loopback, %d sockets, %d raises, %s\n\n", sockets, raises, time.Now().UTC().Format(time.DateOnly))
-	fmt.Fprintf(stdout, "%-44s %10s %10s %10s\n", "", "p50 ms", "p99 ms", "max ms")
-	for _, r := range []struct {
-		name string
-		lat  []time.Duration
-	}{{"bare gorilla broadcast, no store (baseline)", bare}, {"Nightcall raise → page (store, pager, hub)", full}} {
-		slices.Sort(r.lat)
-		fmt.Fprintf(stdout, "%-44s %10.2f %10.2f %10.2f\n", r.name, ms(pct(r.lat, 50)), ms(pct(r.lat, 99)), ms(r.lat[len(r.lat)-1]))
-	}
-	return nil
-}
-
-func pct(sorted []time.Duration, p int) time.Duration {
-	i := (len(sorted)*p+99)/100 - 1
-	return sorted[max(0, min(i, len(sorted)-1))]
-}
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// fanIn connects n sockets and returns a channel of (socket, receive time)
-// for messages whose type is "page".
-func fanIn(ctx context.Context, n int, dial func(i int) (*websocket.Conn, error)) (<-chan time.Time, func(), error) {
-	got := make(chan time.Time, n*4)
-	var conns []*websocket.Conn
+	dialer := *websocket.DefaultDialer
+	dialer.HandshakeTimeout = 30 * time.Second
+	got := make(chan int64, 4096)
+	conns := make([]*websocket.Conn, *n)
+	var next atomic.Int64
+	errs := make(chan error, 32)
 	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		c, err := dial(i)
-		if err != nil {
-			for _, c := range conns {
-				c.Close()
-			}
-			return nil, nil, fmt.Errorf("socket %d: %w", i, err)
-		}
-		conns = append(conns, c)
+	for w := 0; w < 32; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= *n {
+					return
+				}
+				c, _, err := dialer.DialContext(ctx, strings.ReplaceAll(*u, "{i}", strconv.Itoa(i)), h)
+				if err != nil {
+					errs <- fmt.Errorf("socket %d: %w", i, err)
+					return
+				}
+				conns[i] = c
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	for _, c := range conns {
+		go func() {
 			for {
 				_, data, err := c.ReadMessage()
 				if err != nil {
 					return
 				}
-				at := time.Now()
 				if bytes.Contains(data, []byte(`"type":"page"`)) {
-					select {
-					case got <- at:
-					case <-ctx.Done():
-						return
-					}
+					got <- time.Now().UnixNano()
 				}
 			}
 		}()
 	}
-	closeAll := func() {
-		for _, c := range conns {
-			c.Close()
-		}
-		wg.Wait()
-	}
-	return got, closeAll, nil
-}
-
-// collect waits for n receipts and returns their latencies from start.
-func collect(got <-chan time.Time, n int, start time.Time) ([]time.Duration, error) {
-	out := make([]time.Duration, 0, n)
-	timeout := time.After(30 * time.Second)
-	for len(out) < n {
+	w := bufio.NewWriter(stdout)
+	fmt.Fprintln(w, "ready")
+	w.Flush()
+	done := make(chan struct{})
+	go func() { _, _ = io.Copy(io.Discard, os.Stdin); close(done) }()
+	for {
 		select {
 		case at := <-got:
+			fmt.Fprintf(w, "page %d\n", at)
+			if len(got) == 0 {
+				w.Flush()
+			}
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// clientProc is a running pager-clients child.
+type clientProc struct {
+	cmd   *exec.Cmd
+	stdin io.Closer
+	pages chan time.Time
+}
+
+// startClients starts the child with n sockets to u and waits until they
+// are all connected.
+func startClients(ctx context.Context, u string, n int, cookie string) (*clientProc, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, exe, "bench", "pager-clients", "-url", u, "-n", strconv.Itoa(n))
+	cmd.Env = append(os.Environ(), benchCookieEnv+"="+cookie)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &clientProc{cmd: cmd, stdin: stdin, pages: make(chan time.Time, 1<<16)}
+	ready := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		isReady := false
+		for sc.Scan() {
+			line := sc.Text()
+			if line == "ready" {
+				isReady = true
+				ready <- nil
+				continue
+			}
+			if ns, ok := strings.CutPrefix(line, "page "); ok {
+				if v, err := strconv.ParseInt(ns, 10, 64); err == nil {
+					p.pages <- time.Unix(0, v)
+				}
+			}
+		}
+		if !isReady {
+			ready <- errors.New("the clients stopped before they were connected")
+		}
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			p.stop()
+			return nil, err
+		}
+	case <-time.After(5 * time.Minute):
+		p.stop()
+		return nil, errors.New("the clients were not connected within 5 minutes")
+	}
+	return p, nil
+}
+
+func (p *clientProc) stop() {
+	p.stdin.Close()
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// collect waits for n pages and returns their latencies from start.
+func (p *clientProc) collect(n int, start time.Time) ([]time.Duration, error) {
+	out := make([]time.Duration, 0, n)
+	timeout := time.After(60 * time.Second)
+	for len(out) < n {
+		select {
+		case at := <-p.pages:
 			out = append(out, at.Sub(start))
 		case <-timeout:
-			return nil, fmt.Errorf("only %d of %d sockets got the page within 30s", len(out), n)
+			return nil, fmt.Errorf("only %d of %d sockets got the page within 60s", len(out), n)
 		}
 	}
 	return out, nil
 }
 
-func measureBare(ctx context.Context, n, raises int) ([]time.Duration, error) {
-	var mu sync.Mutex
-	var conns []*websocket.Conn
+// bareServer is the baseline: gorilla/websocket with its defaults, one
+// reading goroutine per socket, and a POST that writes one message to each.
+type bareServer struct {
+	mu    sync.Mutex
+	conns []*websocket.Conn
+	base  string
+	srv   *http.Server
+}
+
+func startBare() (*bareServer, error) {
+	b := &bareServer{}
 	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
@@ -124,87 +220,90 @@ func measureBare(ctx context.Context, n, raises int) ([]time.Duration, error) {
 		if err != nil {
 			return
 		}
-		mu.Lock()
-		conns = append(conns, c)
-		mu.Unlock()
+		b.mu.Lock()
+		b.conns = append(b.conns, c)
+		b.mu.Unlock()
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				return
+			}
+		}
 	})
 	mux.HandleFunc("POST /raise", func(w http.ResponseWriter, r *http.Request) {
 		msg, _ := json.Marshal(map[string]any{"type": "page", "page_id": "p", "escalation": map[string]string{"id": "e"}})
-		mu.Lock()
-		for _, c := range conns {
+		b.mu.Lock()
+		for _, c := range b.conns {
 			_ = c.WriteMessage(websocket.TextMessage, msg)
 		}
-		mu.Unlock()
+		b.mu.Unlock()
 		w.WriteHeader(http.StatusCreated)
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	srv := &http.Server{Handler: mux}
-	go srv.Serve(ln)
-	defer srv.Close()
-	base := ln.Addr().String()
-	got, closeAll, err := fanIn(ctx, n, func(int) (*websocket.Conn, error) {
-		c, _, err := websocket.DefaultDialer.Dial("ws://"+base+"/ws", nil)
-		return c, err
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer closeAll()
-	for {
-		mu.Lock()
-		k := len(conns)
-		mu.Unlock()
-		if k >= n {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	var all []time.Duration
-	for i := 0; i < raises; i++ {
-		start := time.Now()
-		resp, err := http.Post("http://"+base+"/raise", "application/json", strings.NewReader("{}"))
-		if err != nil {
-			return nil, err
-		}
-		resp.Body.Close()
-		lat, err := collect(got, n, start)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, lat...)
-	}
-	return all, nil
+	b.srv = &http.Server{Handler: mux}
+	go b.srv.Serve(ln)
+	b.base = ln.Addr().String()
+	return b, nil
 }
 
-func measureNightcall(ctx context.Context, dir string, n, raises int) ([]time.Duration, error) {
+func (b *bareServer) connections() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.conns)
+}
+
+func (b *bareServer) close() {
+	b.mu.Lock()
+	for _, c := range b.conns {
+		c.Close()
+	}
+	b.mu.Unlock()
+	b.srv.Close()
+}
+
+// benchApp is a Nightcall instance on a fresh data directory (demo data),
+// with a signed-in consultant and nurse.
+type benchApp struct {
+	a          *app
+	base       string
+	dr, nurse  *http.Client
+	cookie     string
+	stop       func()
+	pagerURL   string
+	baseHeader http.Header
+}
+
+func startBenchApp(ctx context.Context, dir string) (*benchApp, error) {
 	cfg := serveConfig{Addr: "127.0.0.1:0", DataDir: dir, Store: "sqlite", Demo: true, DemoPassword: "bench",
 		PageTimeout: 10 * time.Minute, PageReceiptTimeout: 10 * time.Minute, Timezone: "Europe/London", LogLevel: "error"}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	actx, stop := context.WithCancel(ctx)
-	defer stop()
 	a, err := newApp(actx, cfg, log)
 	if err != nil {
+		stop()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
+		stop()
 		return nil, err
 	}
 	done := make(chan error, 1)
 	go func() { done <- a.run(actx, ln) }()
-	defer func() { stop(); <-done }()
-	base := "http://" + ln.Addr().String()
-	for !reachable(ln.Addr().String()) {
+	b := &benchApp{a: a, base: "http://" + ln.Addr().String(), stop: func() { stop(); <-done }}
+	for deadline := time.Now().Add(30 * time.Second); !reachable(ln.Addr().String()); {
+		if time.Now().After(deadline) {
+			b.stop()
+			return nil, errors.New("the service did not answer within 30s")
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
-
 	signIn := func(user string) (*http.Client, error) {
 		jar, _ := cookiejar.New(nil)
 		c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
-		resp, err := c.Post(base+"/api/v1/session", "application/json", strings.NewReader(`{"username":"`+user+`","password":"bench"}`))
+		resp, err := c.Post(b.base+"/api/v1/session", "application/json", strings.NewReader(`{"username":"`+user+`","password":"bench"}`))
 		if err != nil {
 			return nil, err
 		}
@@ -214,61 +313,205 @@ func measureNightcall(ctx context.Context, dir string, n, raises int) ([]time.Du
 		}
 		return c, nil
 	}
-	dr, err := signIn("dr.okafor")
+	if b.dr, err = signIn("dr.okafor"); err != nil {
+		b.stop()
+		return nil, err
+	}
+	if b.nurse, err = signIn("night.rose"); err != nil {
+		b.stop()
+		return nil, err
+	}
+	u, _ := url.Parse(b.base)
+	var cookies []string
+	for _, ck := range b.dr.Jar.Cookies(u) {
+		cookies = append(cookies, ck.Name+"="+ck.Value)
+	}
+	b.cookie = strings.Join(cookies, "; ")
+	b.pagerURL = "ws" + strings.TrimPrefix(b.base, "http") + "/api/v1/pager?device=d{i}"
+	return b, nil
+}
+
+func (b *benchApp) post(path, body string) (map[string]any, error) {
+	resp, err := b.nurse.Post(b.base+path, "application/json", strings.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
-	nurse, err := signIn("night.rose")
-	if err != nil {
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
 		return nil, err
 	}
-	u, _ := url.Parse(base)
-	h := http.Header{}
-	for _, ck := range dr.Jar.Cookies(u) {
-		h.Add("Cookie", ck.Name+"="+ck.Value)
+	if resp.StatusCode >= 300 {
+		return nil, fmt.Errorf("%s: %d %v", path, resp.StatusCode, m)
 	}
-	got, closeAll, err := fanIn(ctx, n, func(i int) (*websocket.Conn, error) {
-		c, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("ws%s/api/v1/pager?device=d%d", strings.TrimPrefix(base, "http"), i), h)
-		return c, err
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer closeAll()
-	for a.hub.Connections() < n {
+	return m, nil
+}
+
+// benchWait polls cond until it holds or the deadline passes.
+func benchWait(what string, d time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: not within %v", what, d)
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	post := func(path, body string) (map[string]any, error) {
-		resp, err := nurse.Post(base+path, "application/json", strings.NewReader(body))
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
-			return nil, err
-		}
-		if resp.StatusCode >= 300 {
-			return nil, fmt.Errorf("%s: %d %v", path, resp.StatusCode, m)
-		}
-		return m, nil
+	return nil
+}
+
+// benchPagingScenario: raise → page over loopback to every connected
+// consultant socket (a durable raise, the pager's decision and durable page,
+// the hub's fan-out), beside a bare gorilla broadcast with no store, both
+// with the same number of sockets held by a child process.
+func benchPagingScenario(ctx context.Context, env *benchEnv) ([]benchResult, error) {
+	n, raises := env.sizes.Sockets, env.sizes.Raises
+	bare, err := startBare()
+	if err != nil {
+		return nil, err
 	}
-	raise := `{"resident_id":"rc-101","soft_signs":["not_themselves"],"sbard":{"situation":"bench"}}`
-	var all []time.Duration
-	for i := 0; i < raises; i++ {
-		start := time.Now()
-		esc, err := post("/api/v1/escalations", raise)
+	bareLat, err := func() ([]time.Duration, error) {
+		defer bare.close()
+		p, err := startClients(ctx, "ws://"+bare.base+"/ws", n, "")
 		if err != nil {
 			return nil, err
 		}
-		lat, err := collect(got, n, start)
+		defer p.stop()
+		if err := benchWait("bare sockets", time.Minute, func() bool { return bare.connections() >= n }); err != nil {
+			return nil, err
+		}
+		var all []time.Duration
+		for i := 0; i < raises; i++ {
+			start := time.Now()
+			resp, err := http.Post("http://"+bare.base+"/raise", "application/json", strings.NewReader("{}"))
+			if err != nil {
+				return nil, err
+			}
+			resp.Body.Close()
+			lat, err := p.collect(n, start)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, lat...)
+		}
+		return all, nil
+	}()
+	if err != nil {
+		return nil, fmt.Errorf("bare broadcast: %w", err)
+	}
+	fullLat, err := func() ([]time.Duration, error) {
+		b, err := startBenchApp(ctx, benchDir(env.dir, "paging"))
 		if err != nil {
 			return nil, err
 		}
-		all = append(all, lat...)
-		if _, err := post("/api/v1/escalations/"+fmt.Sprint(esc["id"])+"/withdraw", `{"reason":"bench"}`); err != nil {
+		defer b.stop()
+		p, err := startClients(ctx, b.pagerURL, n, b.cookie)
+		if err != nil {
 			return nil, err
+		}
+		defer p.stop()
+		if err := benchWait("pager sockets", time.Minute, func() bool { return b.a.hub.Connections() >= n }); err != nil {
+			return nil, err
+		}
+		raise := `{"resident_id":"rc-101","soft_signs":["not_themselves"],"sbard":{"situation":"bench"}}`
+		var all []time.Duration
+		for i := 0; i < raises; i++ {
+			start := time.Now()
+			esc, err := b.post("/api/v1/escalations", raise)
+			if err != nil {
+				return nil, err
+			}
+			lat, err := p.collect(n, start)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, lat...)
+			if _, err := b.post("/api/v1/escalations/"+fmt.Sprint(esc["id"])+"/withdraw", `{"reason":"bench"}`); err != nil {
+				return nil, err
+			}
+		}
+		return all, nil
+	}()
+	if err != nil {
+		return nil, fmt.Errorf("nightcall: %w", err)
+	}
+	slices.Sort(bareLat)
+	slices.Sort(fullLat)
+	p99, base99 := ms(pct(fullLat, 99)), ms(pct(bareLat, 99))
+	r := result("paging", fmt.Sprintf("raise → page, %d sockets, p99", n), "ms", p99, "bare gorilla broadcast p99", base99,
+		"p99 ≤ 25 ms and ≤ 1.5× bare, at 10,000 sockets", met(p99 <= 25 && p99 <= 1.5*base99))
+	r.Params = map[string]any{"sockets": n, "raises": raises, "deliveries": len(fullLat)}
+	r.Extra = map[string]float64{"p50_ms": ms(pct(fullLat, 50)), "max_ms": ms(fullLat[len(fullLat)-1]),
+		"baseline_p50_ms": ms(pct(bareLat, 50)), "baseline_max_ms": ms(bareLat[len(bareLat)-1])}
+	return []benchResult{r}, nil
+}
+
+func benchDir(dir, name string) string { return dir + string(os.PathSeparator) + name }
+
+// memNow is the Go memory in use (heap spans and stacks) after a collection.
+func memNow() (goMem, rss uint64) {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	goMem = m.HeapInuse + m.StackInuse
+	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 1 {
+			if pages, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+				rss = pages * uint64(os.Getpagesize())
+			}
 		}
 	}
-	return all, nil
+	return goMem, rss
+}
+
+// benchMemoryScenario: the server's memory per idle pager socket (Go heap
+// and stacks, after a collection, before and after the sockets connect),
+// beside a gorilla/websocket server with its default buffers and one
+// reading goroutine per socket.
+func benchMemoryScenario(ctx context.Context, env *benchEnv) ([]benchResult, error) {
+	n := env.sizes.MemSockets
+	measure := func(start func() (string, string, func() int, func(), error)) (float64, float64, error) {
+		u, cookie, count, stop, err := start()
+		if err != nil {
+			return 0, 0, err
+		}
+		defer stop()
+		m0, r0 := memNow()
+		p, err := startClients(ctx, u, n, cookie)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer p.stop()
+		if err := benchWait("idle sockets", time.Minute, func() bool { return count() >= n }); err != nil {
+			return 0, 0, err
+		}
+		time.Sleep(time.Second) // let the sockets' first messages go out and their buffers be released
+		m1, r1 := memNow()
+		return float64(int64(m1)-int64(m0)) / float64(n) / 1024, float64(int64(r1)-int64(r0)) / float64(n) / 1024, nil
+	}
+	bareGo, bareRSS, err := measure(func() (string, string, func() int, func(), error) {
+		b, err := startBare()
+		if err != nil {
+			return "", "", nil, nil, err
+		}
+		return "ws://" + b.base + "/ws", "", b.connections, b.close, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bare: %w", err)
+	}
+	fullGo, fullRSS, err := measure(func() (string, string, func() int, func(), error) {
+		b, err := startBenchApp(ctx, benchDir(env.dir, "memory"))
+		if err != nil {
+			return "", "", nil, nil, err
+		}
+		return b.pagerURL, b.cookie, b.a.hub.Connections, b.stop, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("nightcall: %w", err)
+	}
+	r := result("memory", fmt.Sprintf("memory per idle pager socket, %d sockets (Go heap + stacks)", n), "KiB", fullGo,
+		"gorilla defaults", bareGo, "≤ 16 KiB", met(fullGo <= 16))
+	r.Params = map[string]any{"sockets": n}
+	r.Extra = map[string]float64{"rss_kib": fullRSS, "baseline_rss_kib": bareRSS}
+	return []benchResult{r}, nil
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,37 +28,112 @@ import (
 	"github.com/nightcall-health/nightcall/web"
 )
 
-// benchVideo measures the server's CPU per forwarded RTP packet with calls
-// two-party calls of Pion peers (run in a child process, so only the
-// server's CPU is counted), beside a bare Pion forwarder of one call.
-func benchVideo(ctx context.Context, calls, pps, payload int, measure time.Duration, stdout io.Writer) error {
+// benchVideoScenario measures the server's CPU per forwarded RTP packet
+// with calls two-party calls of Pion peers (run in a child process, so only
+// the server's CPU is counted), beside a bare Pion forwarder carrying the
+// same calls, the two measured in turn (twice each in a full run) so that
+// load from elsewhere falls on both.
+func benchVideoScenario(ctx context.Context, env *benchEnv) ([]benchResult, error) {
+	s := env.sizes
+	rounds := 2
+	if s.Measure < 10*time.Second {
+		rounds = 1
+	}
+	var full, bare []forwardMeasure
+	for i := 0; i < rounds; i++ {
+		f, err := measureSFU(ctx, s.Calls, s.PPS, s.Payload, s.Measure)
+		if err != nil {
+			return nil, fmt.Errorf("nightcall SFU: %w", err)
+		}
+		full = append(full, f)
+		b := newBareForwarder()
+		m, err := measureForwarder(ctx, s.Calls, s.PPS, s.Payload, s.Measure, b.join, b.forwarded.Load)
+		if err != nil {
+			return nil, fmt.Errorf("bare forwarder: %w", err)
+		}
+		bare = append(bare, m)
+	}
+	mean := func(ms []forwardMeasure) (cpu, pps float64) {
+		for _, m := range ms {
+			cpu += m.cpuPerPacket
+			pps += m.packetsPerSecond
+		}
+		return cpu / float64(len(ms)), pps / float64(len(ms))
+	}
+	cpu, pps := mean(full)
+	bcpu, bpps := mean(bare)
+	r := result("video", fmt.Sprintf("SFU server CPU per forwarded packet, %d calls", s.Calls), "µs", cpu, "bare Pion v3 forwarder", bcpu,
+		"≤ 57 µs (≈ 0.63× bare Pion)", met(cpu <= 57))
+	r.Params = map[string]any{"calls": s.Calls, "pps": s.PPS, "payload": s.Payload, "measure_s": s.Measure.Seconds(), "rounds": rounds}
+	r.Extra = map[string]float64{"packets_per_s": pps, "baseline_packets_per_s": bpps}
+	return []benchResult{r}, nil
+}
+
+// measureSFU measures Nightcall's SFU carrying calls two-party calls.
+func measureSFU(ctx context.Context, calls, pps, payload int, measure time.Duration) (forwardMeasure, error) {
 	sfu, err := video.New(video.Config{IncludeLoopback: true, Interfaces: []string{"lo"}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
-		return err
+		return forwardMeasure{}, err
 	}
 	defer sfu.Close()
-	full, err := measureForwarder(ctx, calls, pps, payload, measure, func(room string, ws *websocket.Conn) {
+	return measureForwarder(ctx, calls, pps, payload, measure, func(room string, ws *websocket.Conn) {
 		_ = sfu.Join(ctx, video.RoomID(room), video.Participant{Role: "bench"}, web.NewSignalConn(ws))
 	}, sfu.Forwarded)
+}
+
+// benchAcceptScenario runs the Go benchmark BenchmarkAcceptToFirstFrame
+// (Chromium over loopback: accept, both call pages, camera, ICE, DTLS,
+// first keyframe decoded) from the source tree and reads its median.
+func benchAcceptScenario(ctx context.Context, env *benchEnv) ([]benchResult, error) {
+	root, err := moduleRoot()
 	if err != nil {
-		return fmt.Errorf("nightcall SFU: %w", err)
+		return nil, err
 	}
-	bare := newBareForwarder()
-	base, err := measureForwarder(ctx, 1, pps, payload, measure, bare.join, bare.forwarded.Load)
+	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", "^BenchmarkAcceptToFirstFrame$",
+		"-benchtime", fmt.Sprintf("%dx", env.sizes.AcceptRuns), "./cmd/nightcall/")
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("bare forwarder: %w", err)
+		return nil, fmt.Errorf("go test: %w\n%s", err, out)
 	}
-	fmt.Fprintf(stdout, "server CPU per forwarded RTP packet, video %d B × %d pkt/s (%.2f Mbps) per peer, %v measured, %s\n\n",
-		payload, pps, float64(payload*pps*8)/1e6, measure, time.Now().UTC().Format(time.DateOnly))
-	fmt.Fprintf(stdout, "%-46s %10s %14s %12s\n", "", "calls", "packets/s", "µs CPU/pkt")
-	for _, r := range []struct {
-		name  string
-		calls int
-		m     forwardMeasure
-	}{{"bare Pion forwarder, one call (baseline)", 1, base}, {"Nightcall SFU", calls, full}} {
-		fmt.Fprintf(stdout, "%-46s %10d %14.0f %12.2f\n", r.name, r.calls, r.m.packetsPerSecond, r.m.cpuPerPacket)
+	metrics := map[string]float64{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(line, "BenchmarkAcceptToFirstFrame") {
+			continue
+		}
+		f := strings.Fields(line)
+		for i := 1; i+1 < len(f); i++ {
+			if v, err := strconv.ParseFloat(f[i], 64); err == nil && strings.HasSuffix(f[i+1], "-ms") {
+				metrics[f[i+1]] = v
+			}
+		}
 	}
-	return nil
+	median, ok := metrics["median-ms"]
+	if !ok {
+		return nil, fmt.Errorf("no median in the benchmark's output:\n%s", out)
+	}
+	r := result("accept", "accept → first decoded frame in Chromium, median", "ms", median, "", 0, "median ≤ 600 ms", met(median <= 600))
+	r.Params = map[string]any{"runs": env.sizes.AcceptRuns}
+	r.Extra = map[string]float64{"min_ms": metrics["min-ms"], "max_ms": metrics["max-ms"]}
+	return []benchResult{r}, nil
+}
+
+// moduleRoot finds the source tree's go.mod from the working directory up.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(dir + "/go.mod"); err == nil && strings.Contains(string(b), "module github.com/nightcall-health/nightcall") {
+			return dir, nil
+		}
+		parent := dir[:max(strings.LastIndex(dir, "/"), 0)]
+		if parent == dir || parent == "" {
+			return "", errors.New("accept needs the source tree: run from inside it")
+		}
+		dir = parent
+	}
 }
 
 type forwardMeasure struct {

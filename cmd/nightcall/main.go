@@ -188,6 +188,9 @@ func (c serveConfig) Validate() error {
 	if c.WebRTCPublicIP != "" && net.ParseIP(c.WebRTCPublicIP) == nil {
 		errs = append(errs, fmt.Errorf("--webrtc-public-ip %q is not an IP address", c.WebRTCPublicIP))
 	}
+	if err, _ := c.mediaInterfaces(); err != nil {
+		errs = append(errs, err)
+	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
 	}
@@ -279,7 +282,72 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if _, warnings := cfg.mediaInterfaces(); len(warnings) > 0 {
+		for _, w := range warnings {
+			log.Warn("media settings may leave calls without a usable candidate", "problem", w)
+		}
+	}
 	return Run(ctx, forceOf(ctx), cfg, log)
+}
+
+// mediaInterfaces checks --webrtc-interfaces against this host. Loopback
+// candidates are dropped unless --webrtc-loopback is set, so naming only
+// loopback interfaces without it (or only interfaces the host lacks) leaves
+// every call without a usable candidate, with nothing said until both pages
+// report a lost connection: that is refused. A named interface the host lacks,
+// or no interface with an address at all, is a warning.
+func (c serveConfig) mediaInterfaces() (refuse error, warnings []string) {
+	var named []string
+	for _, n := range strings.Split(c.WebRTCInterfaces, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			named = append(named, n)
+		}
+	}
+	usable := func(ifc net.Interface) bool {
+		if ifc.Flags&net.FlagUp == 0 {
+			return false
+		}
+		if ifc.Flags&net.FlagLoopback != 0 {
+			return c.WebRTCLoopback
+		}
+		addrs, err := ifc.Addrs()
+		return err == nil && len(addrs) > 0
+	}
+	if len(named) == 0 {
+		all, err := net.Interfaces()
+		if err != nil {
+			return nil, []string{fmt.Sprintf("cannot list network interfaces: %v", err)}
+		}
+		for _, ifc := range all {
+			if usable(ifc) {
+				return nil, nil
+			}
+		}
+		return nil, []string{"no network interface with an address, other than loopback: calls need --webrtc-loopback (single host) or a real interface"}
+	}
+	var good, loopback int
+	for _, n := range named {
+		ifc, err := net.InterfaceByName(n)
+		if err != nil {
+			warnings = append(warnings, fmt.Sprintf("--webrtc-interfaces names %q, which this host does not have", n))
+			continue
+		}
+		if ifc.Flags&net.FlagLoopback != 0 {
+			loopback++
+		}
+		if usable(*ifc) {
+			good++
+		} else if ifc.Flags&net.FlagLoopback == 0 {
+			warnings = append(warnings, fmt.Sprintf("--webrtc-interfaces names %q, which is down or has no address", n))
+		}
+	}
+	if good > 0 {
+		return nil, warnings
+	}
+	if loopback > 0 && !c.WebRTCLoopback {
+		return fmt.Errorf("--webrtc-interfaces %q names only loopback, and loopback candidates are dropped without --webrtc-loopback: no call could connect (add --webrtc-loopback for a single-host demo, or name a real interface)", c.WebRTCInterfaces), warnings
+	}
+	return fmt.Errorf("--webrtc-interfaces %q: none of these interfaces is up with an address on this host, so no call could connect", c.WebRTCInterfaces), warnings
 }
 
 // forceKey carries the context that a second signal cancels.

@@ -121,6 +121,7 @@ func (m *Model) Figures(q Query) Figures {
 	m.mu.Lock() // the buckets' samples are merged at the first query after a change
 	defer m.mu.Unlock()
 	if ix := m.indexFor(q.Location, q.Window, true); ix != nil {
+		m.flush()
 		return ix.figures(m, q)
 	}
 	return m.scanFigures(q)
@@ -430,4 +431,16 @@ func percentiles(xs []float64) Percentiles {
 		s.one[i] = int64(math.Round(x * 1000))
 	}
 	return s.percentiles()
+}
+
+// FiguresByScan computes the figures for q from every escalation, without
+// the buckets: the reference Figures is checked against, for tests and
+// benchmarks.
+func (m *Model) FiguresByScan(q Query) Figures {
+	if q.Location == nil {
+		q.Location = time.UTC
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.scanFigures(q)
 }

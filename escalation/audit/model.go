@@ -44,8 +44,10 @@ type Escalation struct {
 	WithdrawnAt       *time.Time
 	FollowUps         []FollowUp
 
-	// seq numbers the escalation in the model, for the buckets (buckets.go).
-	seq int
+	// seq numbers the escalation in the model, for the buckets (buckets.go);
+	// dirty marks it changed since the buckets last took it.
+	seq   int
+	dirty bool
 }
 
 // FollowUp is the home's report of where the resident was.
@@ -132,6 +134,7 @@ type Model struct {
 	seqs       int
 	logTime    time.Time
 	indexes    []*index
+	dirty      []*Escalation
 }
 
 // NewModel returns an empty model.
@@ -189,23 +192,20 @@ func (m *Model) apply(env events.Envelope) error {
 	}
 	at := env.RecordedAt
 	rid := escalation.ResidentID(strings.TrimPrefix(env.Stream, "resident-"))
-	// change applies a change to one escalation, out of the buckets meanwhile.
+	// change applies a change to one escalation: the buckets take it at
+	// the next flush.
 	change := func(id escalation.EscalationID, f func(a *Escalation)) {
 		if a := m.escalations[id]; a != nil {
-			m.unindex(a)
 			f(a)
-			m.index(a)
+			m.touch(a)
 		}
 	}
 	// residentChange applies a change to what every escalation of the
 	// resident is judged by.
 	residentChange := func(f func()) {
-		for _, a := range m.byResident[rid] {
-			m.unindex(a)
-		}
 		f()
 		for _, a := range m.byResident[rid] {
-			m.index(a)
+			m.touch(a)
 		}
 	}
 	switch e := ev.(type) {
@@ -220,14 +220,14 @@ func (m *Model) apply(env events.Envelope) error {
 			a.NEWS2Label, a.NEWS2ResponseRisk = e.NEWS2.Label(), string(e.NEWS2.ResponseRisk())
 		}
 		if old, dup := m.escalations[a.ID]; dup {
-			m.unindex(old)
+			m.touch(old) // the flush takes it out: it is no longer the escalation
 			m.byResident[old.ResidentID] = slices.DeleteFunc(m.byResident[old.ResidentID], func(x *Escalation) bool { return x == old })
 		} else {
 			m.order = append(m.order, a.ID)
 		}
 		m.escalations[a.ID] = a
 		m.byResident[rid] = append(m.byResident[rid], a)
-		m.index(a)
+		m.touch(a)
 	case *escalation.EscalationAccepted:
 		change(e.EscalationID, func(a *Escalation) { a.AcceptedAt, a.AcceptedBy = &at, e.By.Username })
 	case *escalation.EscalationUnanswered:
@@ -257,18 +257,41 @@ func (m *Model) apply(env events.Envelope) error {
 	return nil
 }
 
-// index puts a (changed) escalation back into every kept index.
-func (m *Model) index(a *Escalation) {
-	for _, ix := range m.indexes {
-		ix.add(m, a)
-		ix.promote(m.logTime)
+// maxDirty bounds the escalations changed since the buckets last took
+// their changes: a replay flushes every so often, a query always first.
+const maxDirty = 4096
+
+// touch marks an escalation changed, for the next flush. Events of one
+// escalation come in runs (a replay holds each resident's stream together),
+// so a flush mostly handles each once however many events changed it.
+func (m *Model) touch(a *Escalation) {
+	if len(m.indexes) == 0 || a.dirty {
+		return
+	}
+	a.dirty = true
+	m.dirty = append(m.dirty, a)
+	if len(m.dirty) >= maxDirty {
+		m.flush()
 	}
 }
 
-// unindex takes an escalation out of every kept index before it changes.
-func (m *Model) unindex(a *Escalation) {
+// flush gives the kept indexes every escalation changed since the last
+// flush: each leaves its bucket (or the open ones) with what it added, and
+// comes back with what it adds now, unless a repeated raise replaced it.
+func (m *Model) flush() {
+	for _, a := range m.dirty {
+		a.dirty = false
+		current := m.escalations[a.ID] == a
+		for _, ix := range m.indexes {
+			ix.remove(a)
+			if current {
+				ix.add(m, a)
+			}
+		}
+	}
+	m.dirty = m.dirty[:0]
 	for _, ix := range m.indexes {
-		ix.remove(a)
+		ix.promote(m.logTime)
 	}
 }
 

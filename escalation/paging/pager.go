@@ -149,8 +149,8 @@ type Pager struct {
 	// owed are unanswered records that failed, by escalation, so the next
 	// round records them even when the policy has moved on to a re-page.
 	owed map[escalation.EscalationID]string
-	// failing are the escalations whose last write failed.
-	failing map[escalation.EscalationID]error
+	// failing are the escalations whose last write failed, and when.
+	failing map[escalation.EscalationID]failure
 	// claimed are receipts being or already appended, by escalation.
 	claimed map[escalation.EscalationID]map[string]bool
 }
@@ -169,7 +169,7 @@ func New(cfg Config, liveFrom int64) (*Pager, error) {
 	}
 	return &Pager{cfg: cfg, states: map[escalation.EscalationID]*State{}, pageOf: map[string]escalation.EscalationID{},
 		liveFrom: liveFrom, wake: make(chan struct{}, 1), owed: map[escalation.EscalationID]string{},
-		failing: map[escalation.EscalationID]error{}, claimed: map[escalation.EscalationID]map[string]bool{}}, nil
+		failing: map[escalation.EscalationID]failure{}, claimed: map[escalation.EscalationID]map[string]bool{}}, nil
 }
 
 // Position is the last global position applied.
@@ -498,6 +498,14 @@ func (p *Pager) tick(ctx context.Context) time.Time {
 	var todo []work
 	p.mu.Lock()
 	for _, st := range p.states {
+		if f, ok := p.failing[st.EscalationID]; ok && now.Before(f.at.Add(retryEvery)) {
+			// Its last write failed a moment ago: try again at the retry time,
+			// not at every event that wakes the pager.
+			if retry := f.at.Add(retryEvery); next.IsZero() || retry.Before(next) {
+				next = retry
+			}
+			continue
+		}
 		acts, due := p.cfg.Policy.Decide(st, levels, now)
 		if reason, ok := p.owed[st.EscalationID]; ok && !st.Unanswered && st.Open() && !hasKind(acts, ActUnanswered) {
 			acts = append(acts, Action{Kind: ActUnanswered, Reason: reason})
@@ -512,28 +520,37 @@ func (p *Pager) tick(ctx context.Context) time.Time {
 		}
 	}
 	p.mu.Unlock()
+	written := false
 	for _, w := range todo {
 		err := p.execute(ctx, w)
 		if ctx.Err() != nil {
 			return next
 		}
 		p.mu.Lock()
+		_, was := p.failing[w.st.EscalationID]
 		if err != nil {
-			p.failing[w.st.EscalationID] = err
+			p.failing[w.st.EscalationID] = failure{err: err, at: p.cfg.Now()}
 		} else {
 			delete(p.failing, w.st.EscalationID)
+			written = true
 		}
 		p.mu.Unlock()
-		if err != nil {
+		switch {
+		case err != nil && !was:
 			p.cfg.Logger.Error("paging write failed; retrying until the store takes it", "escalation_id", w.st.EscalationID, "err", err)
-			retry := p.cfg.Now().Add(500 * time.Millisecond)
-			if next.IsZero() || retry.Before(next) {
+		case err != nil:
+			p.cfg.Logger.Debug("paging write failed again", "escalation_id", w.st.EscalationID, "err", err)
+		case was:
+			p.cfg.Logger.Info("paging write recorded after failing", "escalation_id", w.st.EscalationID)
+		}
+		if err != nil {
+			if retry := p.cfg.Now().Add(retryEvery); next.IsZero() || retry.Before(next) {
 				next = retry
 			}
 		}
 	}
 	p.reportHealth()
-	if len(todo) > 0 {
+	if written {
 		// Look again soon: what was appended comes back through Apply.
 		soon := p.cfg.Now().Add(20 * time.Millisecond)
 		if next.IsZero() || soon.Before(next) {
@@ -545,6 +562,15 @@ func (p *Pager) tick(ctx context.Context) time.Time {
 
 func hasKind(acts []Action, kind string) bool {
 	return slices.ContainsFunc(acts, func(a Action) bool { return a.Kind == kind })
+}
+
+// retryEvery is how soon a failed write is tried again.
+const retryEvery = 500 * time.Millisecond
+
+// failure is an escalation's last failed write.
+type failure struct {
+	err error
+	at  time.Time
 }
 
 // ErrWritesFailing is behind the error Health is given while the pager's
@@ -560,8 +586,8 @@ func (p *Pager) reportHealth() {
 	var err error
 	if n := len(p.failing); n > 0 {
 		var first error
-		for _, e := range p.failing {
-			first = e
+		for _, f := range p.failing {
+			first = f.err
 			break
 		}
 		err = fmt.Errorf("%w for %d escalation(s): %w", ErrWritesFailing, n, first)

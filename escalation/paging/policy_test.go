@@ -108,3 +108,66 @@ func TestNobodyOnCall(t *testing.T) {
 		t.Fatalf("rota filled: %s", kinds(acts))
 	}
 }
+
+func TestJoinOverdueOnceAfterTheJoinTimeout(t *testing.T) {
+	p := policy
+	p.JoinTimeout = 5 * time.Minute
+	s := raised()
+	page(s, 1, 0, t0)
+	accepted := t0.Add(time.Minute)
+	s.Apply(&escalation.EscalationAccepted{EscalationID: "e", By: escalation.Person{Username: "l1"}}, accepted, 0)
+	if !s.Tracked() || s.Open() {
+		t.Fatalf("accepted, not joined: tracked %v open %v", s.Tracked(), s.Open())
+	}
+	acts, due := p.Decide(s, levels, accepted.Add(time.Minute))
+	if len(acts) != 0 || !due.Equal(accepted.Add(5*time.Minute)) {
+		t.Fatalf("waiting for the join: %s due %v", kinds(acts), due)
+	}
+	acts, _ = p.Decide(s, levels, accepted.Add(5*time.Minute))
+	if kinds(acts) != "join_overdue " || len(acts[0].Consultants) != 1 || acts[0].Consultants[0] != "l1" {
+		t.Fatalf("at the join timeout: %s %v", kinds(acts), acts)
+	}
+	s.Apply(&escalation.JoinOverdue{EscalationID: "e", PageID: "again", Consultant: "l1"}, accepted.Add(5*time.Minute), s.Version+1)
+	if acts, due := p.Decide(s, levels, accepted.Add(time.Hour)); len(acts) != 0 || !due.IsZero() {
+		t.Fatalf("overdue once only: %s %v", kinds(acts), due)
+	}
+	if pg := s.Page("again"); pg == nil || pg.Level != 0 || pg.Consultants[0] != "l1" {
+		t.Fatalf("the page again is not on record: %+v", pg)
+	}
+	s.Apply(&escalation.CallParticipantJoined{CallParticipant: escalation.CallParticipant{EscalationID: "e", Role: escalation.CallRoleConsultant}}, accepted.Add(6*time.Minute), 0)
+	if s.Tracked() {
+		t.Fatal("still tracked after the consultant joined")
+	}
+
+	// A consultant who joins in time is never overdue; no join timeout, never.
+	s2 := raised()
+	page(s2, 1, 0, t0)
+	s2.Apply(&escalation.EscalationAccepted{EscalationID: "e", By: escalation.Person{Username: "l1"}}, accepted, 0)
+	s2.Apply(&escalation.CallParticipantJoined{CallParticipant: escalation.CallParticipant{EscalationID: "e", Role: escalation.CallRoleCareHome}}, accepted, 0)
+	if !s2.Tracked() {
+		t.Fatal("the home joining is not the consultant joining")
+	}
+	if acts, _ := policy.Decide(s2, levels, accepted.Add(time.Hour)); len(acts) != 0 {
+		t.Fatalf("with no join timeout: %s", kinds(acts))
+	}
+}
+
+// TestUnansweredOwedAfterARePage: when recording unanswered failed but the
+// re-page went out, the policy still owes unanswered; one never loses the other.
+func TestUnansweredOwedAfterARePage(t *testing.T) {
+	s := raised()
+	page(s, 1, 0, t0)
+	s.Apply(&escalation.PageTimedOut{PageID: "p0-1"}, t0.Add(time.Minute), s.Version+1)
+	page(s, 2, 0, t0.Add(time.Minute))
+	s.Apply(&escalation.PageTimedOut{PageID: "p0-2"}, t0.Add(2*time.Minute), s.Version+1)
+	// unanswered failed to record; round 1 began anyway.
+	page(s, 1, 1, t0.Add(3*time.Minute))
+	acts, _ := policy.Decide(s, levels, t0.Add(3*time.Minute+time.Second))
+	if kinds(acts) != "unanswered " {
+		t.Fatalf("owed unanswered while round 1 waits: %s", kinds(acts))
+	}
+	s.Apply(&escalation.EscalationUnanswered{EscalationID: "e"}, t0.Add(3*time.Minute+time.Second), 0)
+	if acts, _ := policy.Decide(s, levels, t0.Add(3*time.Minute+2*time.Second)); len(acts) != 0 {
+		t.Fatalf("once recorded: %s", kinds(acts))
+	}
+}

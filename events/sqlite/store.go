@@ -136,7 +136,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
-	if _, err := w.ExecContext(ctx, schema); err != nil {
+	if _, err := w.ExecContext(ctx, schema+snapshotSchema); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: create schema: %w", err)
 	}

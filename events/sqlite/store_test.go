@@ -85,3 +85,33 @@ func BenchmarkAppend(b *testing.B) {
 		})
 	}
 }
+
+// A snapshot over several parts reads back whole; a second save replaces
+// the first; an unknown name is ErrSnapshotNotFound.
+func TestSnapshotsSaveAndLoad(t *testing.T) {
+	s := open(t)
+	ctx := context.Background()
+	if _, err := s.LoadSnapshot(ctx, "read-model"); !errors.Is(err, events.ErrSnapshotNotFound) {
+		t.Fatalf("no snapshot yet: %v", err)
+	}
+	big := make([]byte, 8<<20+12345)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	for _, snap := range []events.Snapshot{
+		{Name: "read-model", Position: 10, Schema: "s1", Data: big},
+		{Name: "read-model", Position: 20, Schema: "s2", Data: []byte("small")},
+		{Name: "audit", Position: 5, Schema: "a", Data: big[:100]},
+	} {
+		if err := s.SaveSnapshot(ctx, snap); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.LoadSnapshot(ctx, snap.Name)
+		if err != nil || got.Position != snap.Position || got.Schema != snap.Schema || !slices.Equal(got.Data, snap.Data) {
+			t.Fatalf("%s at %d came back as position %d schema %s, %d bytes, %v", snap.Name, snap.Position, got.Position, got.Schema, len(got.Data), err)
+		}
+	}
+	if got, _ := s.LoadSnapshot(ctx, "read-model"); got.Position != 20 {
+		t.Fatalf("the second save did not replace the first: %d", got.Position)
+	}
+}

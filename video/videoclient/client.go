@@ -307,6 +307,10 @@ func (p *Peer) Errors() []string {
 	return append([]string(nil), p.errs...)
 }
 
+// RestartICE asks the server for an ICE restart, as a page does when its
+// network changed: the answer to the server's new offer gathers afresh.
+func (p *Peer) RestartICE() { p.send(map[string]string{"type": "restart"}) }
+
 // Notices returns the codes of the notices the server sent.
 func (p *Peer) Notices() []string {
 	p.mu.Lock()

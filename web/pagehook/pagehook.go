@@ -277,6 +277,9 @@ func (s *Sender) send(ctx context.Context, j *job) {
 		s.results.WithLabelValues("delivered").Inc()
 		return
 	}
+	if ctx.Err() != nil {
+		return // stopping: not the gateway's failure
+	}
 	s.failures.Inc()
 	if !retry {
 		s.results.WithLabelValues("refused").Inc()

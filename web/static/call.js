@@ -289,6 +289,20 @@ const Call = (() => {
     return r.json();
   }
 
+  // restartICE asks the server for an ICE restart (it makes every offer)
+  // with a fresh TURN credential, when the connection stalls or the device
+  // changes network: the call goes on on the new address. At most one every
+  // 5 seconds; the server bounds them too.
+  let lastRestart = 0;
+  async function restartICE() {
+    if (!pc || ended || Date.now() - lastRestart < 5000) return;
+    lastRestart = Date.now();
+    try { pc.setConfiguration({ ...pc.getConfiguration(), iceServers: await fetchICEServers(callId) }); } catch (e) { /* keep the old servers */ }
+    send({ type: "restart" });
+  }
+  window.addEventListener("online", () => restartICE());
+  if (navigator.connection) navigator.connection.addEventListener("change", () => restartICE());
+
   async function start(given) {
     const id = given || escalationId();
     if (pc) return;
@@ -310,7 +324,7 @@ const Call = (() => {
     pc.onconnectionstatechange = () => {
       if (!pc) return;
       if (pc.connectionState === "connected") { say("Connected."); trouble(null); }
-      if (pc.connectionState === "disconnected") trouble("The video has stalled. It may come back by itself; if not, press Rejoin or phone.");
+      if (pc.connectionState === "disconnected") { trouble("The video has stalled. It may come back by itself; if not, press Rejoin or phone."); restartICE(); }
       if (pc.connectionState === "failed") { finish("The connection failed.", false); trouble("The video connection failed. Press Rejoin, or phone."); }
     };
     ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v1/calls/" + encodeURIComponent(id) + "/signal");
@@ -412,6 +426,6 @@ const Call = (() => {
     return { state: pc.connectionState, transceivers: pc.getTransceivers().map((t) => t.mid + ":" + t.direction + ":" + t.currentDirection), streams: out };
   }
 
-  return { stats, report, start, finish, adapt, takePhoto, continueByPhone, setPhone, trouble };
+  return { stats, report, start, finish, adapt, takePhoto, continueByPhone, setPhone, trouble, restartICE };
 })();
 window.NightcallCall = Call;
