@@ -312,7 +312,9 @@ func (s *Server) handleCreateInvite(w http.ResponseWriter, r *http.Request, a *e
 		return
 	}
 	token := base64.RawURLEncoding.EncodeToString(secret)
-	view := func(expires any) any { return map[string]any{"url": "/call/invite/" + string(id) + "/" + token, "expires_at": expires} }
+	view := func(expires any) any {
+		return map[string]any{"url": "/call/invite/" + string(id) + "/" + token, "expires_at": expires}
+	}
 	meta := s.meta(r, a)
 	meta.IdempotencyOf = idem.recordOf(http.StatusCreated, view)
 	expires, err := s.cfg.Service.CreateInvite(r.Context(), meta, id, req.Role, hashSessionID(token), InviteTTL)

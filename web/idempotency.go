@@ -31,7 +31,7 @@ func newIdem(r *http.Request, a *escalation.Actor, body []byte) (*idem, error) {
 	if len(k) > maxIdempotencyKey {
 		return nil, &apiError{Status: http.StatusBadRequest, Code: "invalid_value", Field: "Idempotency-Key", Message: "The Idempotency-Key header is over 200 characters."}
 	}
-	sum := sha256.Sum256(body)
+	sum := sha256.Sum256(withoutSecrets(body))
 	return &idem{key: string(a.Username) + "|" + r.Method + " " + r.URL.Path + "|" + k, hash: hex.EncodeToString(sum[:])}, nil
 }
 
@@ -118,4 +118,24 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, id *idem, err e
 		return
 	}
 	writeJSON(w, status, v())
+}
+
+// withoutSecrets is body with a top-level "password" blanked, for hashing:
+// the idempotency record keeps a hash of the request, and an unsalted
+// SHA-256 of a password must never be stored. A repeat with the same key and
+// another password is then answered as a replay, not refused.
+func withoutSecrets(body []byte) []byte {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil {
+		return body
+	}
+	if _, ok := m["password"]; !ok {
+		return body
+	}
+	m["password"] = json.RawMessage(`""`)
+	b, err := json.Marshal(m)
+	if err != nil {
+		return body
+	}
+	return b
 }

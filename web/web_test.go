@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/nightcall-health/nightcall/escalation"
 )
 
 func TestCSVSafe(t *testing.T) {
@@ -115,5 +117,27 @@ func TestJSONLimits(t *testing.T) {
 		if !errors.As(err, &ae) || ae.Code != c.code || ae.Field != c.field || ae.Status != 400 {
 			t.Errorf("%s: got %+v, want 400 %s field %q", c.name, err, c.code, c.field)
 		}
+	}
+}
+
+// TestIdempotencyRecordHoldsNoPasswordHash: the request hash kept with an
+// idempotency record is never an unsalted hash of a password.
+func TestIdempotencyRecordHoldsNoPasswordHash(t *testing.T) {
+	a := &escalation.Actor{Person: escalation.Person{Username: "admin"}}
+	req := func(body string) *idem {
+		r := httptest.NewRequest("POST", "/api/v1/users/x/password", strings.NewReader(body))
+		r.Header.Set("Idempotency-Key", "k")
+		id, err := newIdem(r, a, []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	one, two := req(`{"password":"correct horse battery"}`), req(`{"password":"another horse battery"}`)
+	if one.hash != two.hash {
+		t.Error("the request hash depends on the password")
+	}
+	if x, y := req(`{"name":"A","password":"p"}`), req(`{"name":"B","password":"p"}`); x.hash == y.hash {
+		t.Error("the request hash no longer tells other fields apart")
 	}
 }
