@@ -25,9 +25,11 @@ import (
 // changed does not match, and the projection replays the log instead.
 //
 // The state must be a tree: maps, slices, structs, pointers, strings,
-// numbers, booleans, time.Time and *time.Location; a pointer met twice (two
-// places sharing one value) is refused, as are funcs, channels and non-nil
-// interfaces. Map entries are written in the order of their encoded keys,
+// numbers, booleans, time.Time and *time.Location; a pointer to a struct,
+// slice, map or array met twice (two places sharing one value) is refused,
+// as are funcs, channels and non-nil interfaces. Pointers to numbers,
+// strings, booleans and times may be shared (they point at facts that are
+// never changed in place) and come back as copies. Map entries are written in the order of their encoded keys,
 // so equal states encode to equal bytes (see StateDigest).
 
 // ErrStateUnsupported means a state holds something EncodeState cannot write.
@@ -342,6 +344,15 @@ func buildCodec(t reflect.Type, building map[reflect.Type]*stateCodec) (*stateCo
 		}
 		et := t.Elem()
 		zeroSize := et.Size() == 0
+		// A pointer to a number, string, boolean or time is a value written
+		// once (a recorded fact): two places may share it, and each gets its
+		// own copy back. Sharing anything larger is refused.
+		track := et != timeType
+		switch et.Kind() {
+		case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8,
+			reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64, reflect.String:
+			track = false
+		}
 		c.enc = func(e *stateEncoder, p unsafe.Pointer) {
 			q := *(*unsafe.Pointer)(p)
 			if q == nil {
@@ -352,11 +363,13 @@ func buildCodec(t reflect.Type, building map[reflect.Type]*stateCodec) (*stateCo
 				e.buf = append(e.buf, 1)
 				return
 			}
-			if e.seen[q] {
-				e.fail(fmt.Errorf("%w: a %s is shared by two places", ErrStateUnsupported, t))
-				return
+			if track {
+				if e.seen[q] {
+					e.fail(fmt.Errorf("%w: a %s is shared by two places", ErrStateUnsupported, t))
+					return
+				}
+				e.seen[q] = true
 			}
-			e.seen[q] = true
 			e.buf = append(e.buf, 1)
 			elem.enc(e, q)
 		}

@@ -196,3 +196,21 @@ func TestStateSchemaFollowsTheType(t *testing.T) {
 		t.Error("the schema is not stable")
 	}
 }
+
+type sharedLeaf struct {
+	a, b *int
+	t, u *time.Time
+}
+
+// Two places pointing at one number or time come back as two equal copies.
+func TestStateSharedLeavesAreCopied(t *testing.T) {
+	n, at := 5, time.Unix(100, 0).UTC()
+	data, err := events.EncodeState(&sharedLeaf{a: &n, b: &n, t: &at, u: &at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out sharedLeaf
+	if err := events.DecodeState(data, &out); err != nil || *out.a != 5 || *out.b != 5 || !out.t.Equal(at) || !out.u.Equal(at) {
+		t.Fatalf("%+v, %v", out, err)
+	}
+}

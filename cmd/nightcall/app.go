@@ -60,6 +60,9 @@ type app struct {
 	calls     *calllog.Log
 	callSub   *bus.TopicSubscriber
 	caughtUp  atomic.Bool
+	// restored are the positions the read models were restored to from
+	// snapshots at start, by projection (snapshots.go).
+	restored map[string]int64
 	// cleanup releases what the start took, in reverse order.
 	cleanup cleanupStack
 	// force, when done, cuts the shutdown short (a second signal).
@@ -166,6 +169,8 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *app, err
 	})
 
 	a.audit = audit.NewModel()
+	a.audit.Keep(loc, 72*time.Hour) // the API's default window, in the service's zone
+	a.restoreSnapshots(ctx, head)
 	auditSub, err := bus.NewLogSubscriber(bus.SubscriberConfig{Store: store, Logger: a.router.Logger(), From: a.audit.Position})
 	if err != nil {
 		return nil, err
@@ -392,6 +397,7 @@ func (a *app) run(ctx context.Context, ln net.Listener) (err error) {
 		return nil
 	})
 	g.Go(func() error { a.hub.Run(workersCtx); return nil })
+	g.Go(func() error { a.runSnapshots(workersCtx); return nil })
 	g.Go(func() error { a.runChannels(workersCtx); return nil })
 	g.Go(func() error {
 		if err := a.pager.Run(workersCtx); err != nil && !errors.Is(err, context.Canceled) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nightcall-health/nightcall/escalation"
 	"github.com/nightcall-health/nightcall/events"
+	"github.com/nightcall-health/nightcall/events/redis/redistest"
 )
 
 // withPush points the server's Web Push at the test push service.
@@ -398,7 +399,7 @@ func TestJoinOverduePagesAgainOnEveryChannelAndTheHomeSeesItsNumber(t *testing.T
 	browser := newBrowser(t)
 	home := newTab(t, browser)
 	signInWithForm(t, home, s.base, "night.rose", "/home")
-	waitText(t, home, "accepted-by", "Joining the video call", 10*time.Second)
+	waitText(t, home, "accepted-by", "Waiting for them to join: 0:", 10*time.Second)
 
 	again := tab.expect("page", 5*time.Second)
 	if pageEscalationID(again) != id || again["page_id"] == page["page_id"] {
@@ -420,11 +421,11 @@ func TestJoinOverduePagesAgainOnEveryChannelAndTheHomeSeesItsNumber(t *testing.T
 	if count(timelineTypes(esc), "escalation.join_overdue") != 1 || esc["delivery"].(map[string]any)["join_overdue_at"] == nil {
 		t.Errorf("join overdue not on record: %v %v", timelineTypes(esc), esc["delivery"])
 	}
-	waitText(t, home, "fallback-reason", "The consultant has not joined yet", 10*time.Second)
+	waitText(t, home, "fallback-reason", "has not joined", 10*time.Second)
 	if !visible(t, home, "fallback") || textOf(t, home, "fallback-phone") != "+44 1632 960001" {
 		t.Fatalf("the home is not shown its fallback number when the consultant has not joined")
 	}
-	waitText(t, home, "accepted-by", "Dr Chidi Okafor accepted at", 5*time.Second)
+	waitText(t, home, "accepted-by", "Dr Chidi Okafor has accepted: joining the video call (accepted at", 5*time.Second)
 	screenshot(t, home, "../../docs/screenshots/home-join-overdue.png")
 	// It is overdue once: no third page.
 	tab.quiet("page", 2*time.Second)
@@ -477,4 +478,165 @@ func TestRaiseToPushBesideRaiseToSocket(t *testing.T) {
 	p50s, p99s := latencies(toSocket)
 	t.Logf("raise → push received at the test push service: p50 %v, p99 %v; raise → websocket page: p50 %v, p99 %v (%d raises)",
 		p50p.Round(10*time.Microsecond), p99p.Round(10*time.Microsecond), p50s.Round(10*time.Microsecond), p99s.Round(10*time.Microsecond), raises)
+}
+
+func TestPushAndReceiptBadInputIsRefusedAndChangesNothing(t *testing.T) {
+	ps := newPushService(t, time.Minute)
+	s := startServer(t, withPush(ps))
+	nurse, okafor, patel := s.signedIn("night.rose"), s.signedIn("dr.okafor"), s.signedIn("dr.patel")
+	_, good := ps.subscribe("okafor-phone")
+	keys := good["keys"].(map[string]string)
+	with := func(endpoint, p256dh, auth string) map[string]any {
+		return map[string]any{"endpoint": endpoint, "expirationTime": nil, "keys": map[string]string{"p256dh": p256dh, "auth": auth}}
+	}
+	ep := str(good["endpoint"])
+	short := keys["p256dh"][:len(keys["p256dh"])-4]
+	offCurve := "BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	for _, c := range []struct {
+		name        string
+		body        any
+		status      int
+		code, field string
+	}{
+		{"not JSON", "{endpoint:", 400, "invalid_json", ""},
+		{"endpoint a number", map[string]any{"endpoint": 5, "keys": keys}, 400, "invalid_json", "endpoint"},
+		{"keys a string", map[string]any{"endpoint": ep, "keys": "abc"}, 400, "invalid_json", "keys"},
+		{"no endpoint", map[string]any{"keys": keys}, 400, "missing_field", "endpoint"},
+		{"no keys", map[string]any{"endpoint": ep}, 400, "missing_field", "keys.p256dh"},
+		{"https, a host not allowed", with("https://evil.example/push/x", keys["p256dh"], keys["auth"]), 400, "invalid_value", "endpoint"},
+		{"http, a private address", with("http://10.0.0.5/push/x", keys["p256dh"], keys["auth"]), 400, "invalid_value", "endpoint"},
+		{"http, cloud metadata", with("http://169.254.169.254/latest/meta-data", keys["p256dh"], keys["auth"]), 400, "invalid_value", "endpoint"},
+		{"http, loopback on a port not named", with("http://127.0.0.1:1/push/x", keys["p256dh"], keys["auth"]), 400, "invalid_value", "endpoint"},
+		{"https to the allowed loopback host", with("https://"+ps.host()+"/push/x", keys["p256dh"], keys["auth"]), 201, "", ""},
+		{"file URL", with("file:///etc/passwd", keys["p256dh"], keys["auth"]), 400, "invalid_value", "endpoint"},
+		{"p256dh too short", with(ep, short, keys["auth"]), 400, "invalid_value", "keys.p256dh"},
+		{"p256dh not base64", with(ep, "not base64 at all!", keys["auth"]), 400, "invalid_value", "keys.p256dh"},
+		{"p256dh off the curve", with(ep, offCurve, keys["auth"]), 400, "invalid_value", "keys.p256dh"},
+		{"auth 12 bytes", with(ep, keys["p256dh"], "AAAAAAAAAAAAAAAA"), 400, "invalid_value", "keys.auth"},
+		{"auth empty", with(ep, keys["p256dh"], ""), 400, "missing_field", "keys.auth"},
+	} {
+		before := pushEvents(t, s, "dr.okafor")
+		r := okafor.do("POST", "/api/v1/push/subscriptions", c.body)
+		if r.status != c.status {
+			t.Errorf("%s: %d %s, want %d", c.name, r.status, r.body, c.status)
+			continue
+		}
+		if c.status >= 400 {
+			e := r.apiErr(t)
+			if e["code"] != c.code || (c.field != "" && e["field"] != c.field) {
+				t.Errorf("%s: %v, want %s on %q", c.name, e, c.code, c.field)
+			}
+			if after := pushEvents(t, s, "dr.okafor"); after != before {
+				t.Errorf("%s: %d events appended by a refused subscription", c.name, after-before)
+			}
+		}
+	}
+	// Only consultants: a nurse can neither subscribe nor read the key.
+	if r := nurse.do("POST", "/api/v1/push/subscriptions", good); r.status != 403 {
+		t.Errorf("a nurse subscribing: %d", r.status)
+	}
+	if r := nurse.do("GET", "/api/v1/push/vapid-public-key", nil); r.status != 403 {
+		t.Errorf("a nurse reading the key: %d", r.status)
+	}
+	// Another consultant cannot remove okafor's devices.
+	list := okafor.do("GET", "/api/v1/push/subscriptions", nil).list(t)
+	before := pushEvents(t, s, "dr.okafor")
+	if r := patel.do("DELETE", "/api/v1/push/subscriptions/"+str(list[0]["id"]), nil); r.status != 204 || pushEvents(t, s, "dr.okafor") != before {
+		t.Errorf("another consultant's delete: %d, events %d → %d", r.status, before, pushEvents(t, s, "dr.okafor"))
+	}
+
+	// Receipts.
+	tab := okafor.pager("laptop")
+	id := str(nurse.do("POST", "/api/v1/escalations", raiseBody("rc-101")).json(t)["id"])
+	page := tab.expect("page", 5*time.Second)
+	pageID := str(page["page_id"])
+	stream := escalation.PagingStream(escalation.EscalationID(id))
+	n := func() int {
+		evs, _ := s.app.store.Load(context.Background(), stream, 0)
+		return len(evs)
+	}
+	was := n()
+	for _, c := range []struct {
+		name, who, path string
+		body            any
+		status          int
+		code, field     string
+	}{
+		{"no state", "okafor", pageID, map[string]string{}, 400, "missing_field", "state"},
+		{"state read", "okafor", pageID, map[string]string{"state": "read"}, 400, "invalid_value", "state"},
+		{"not JSON", "okafor", pageID, "state=received", 400, "invalid_json", ""},
+		{"a bad device", "okafor", pageID, map[string]string{"state": "received", "device": "../../etc"}, 400, "invalid_value", "device"},
+		{"another consultant's page", "patel", pageID, map[string]string{"state": "received"}, 404, "not_found", ""},
+		{"no such page", "okafor", "no-such-page", map[string]string{"state": "received"}, 404, "not_found", ""},
+		{"a nurse", "nurse", pageID, map[string]string{"state": "received"}, 403, "forbidden", ""},
+	} {
+		c2 := map[string]*client{"okafor": okafor, "patel": patel, "nurse": nurse}[c.who]
+		r := c2.do("POST", "/api/v1/pages/"+c.path+"/receipts", c.body)
+		if r.status != c.status || r.apiErr(t)["code"] != c.code || (c.field != "" && r.apiErr(t)["field"] != c.field) {
+			t.Errorf("receipt, %s: %d %s", c.name, r.status, r.body)
+		}
+	}
+	if n() != was {
+		t.Errorf("refused receipts appended %d events", n()-was)
+	}
+	for range 3 {
+		if r := okafor.do("POST", "/api/v1/pages/"+pageID+"/receipts", map[string]string{"state": "received", "device": "phone-1"}); r.status != 204 {
+			t.Fatalf("receipt: %d %s", r.status, r.body)
+		}
+	}
+	waitFor(t, 5*time.Second, "the receipt recorded", func() bool { return n() == was+1 })
+	if r := okafor.do("POST", "/api/v1/pages/"+pageID+"/receipts", map[string]string{"state": "received", "device": "phone-1"}); r.status != 204 || n() != was+1 {
+		t.Errorf("a receipt again: %d, %d events (want %d)", r.status, n(), was+1)
+	}
+	// The process is unharmed: paging still works.
+	if r := okafor.do("POST", "/api/v1/escalations/"+id+"/accept", nil); r.status != 200 {
+		t.Errorf("accept after bad input: %d %s", r.status, r.body)
+	}
+}
+
+// pushEvents counts the events on a consultant's push stream.
+func pushEvents(t *testing.T, s *testServer, user string) int {
+	evs, err := s.app.store.Load(context.Background(), escalation.PushStream(escalation.Username(user)), 0)
+	if err != nil && !errors.Is(err, events.ErrStreamNotFound) {
+		t.Fatal(err)
+	}
+	return len(evs)
+}
+
+// TestWebPushOnTwoInstancesOneKeyPairOnePush: on one Redis, every instance
+// signs with the one VAPID pair the first start made, and each page is
+// pushed once, whichever instance's pager saw it first.
+func TestWebPushOnTwoInstancesOneKeyPairOnePush(t *testing.T) {
+	url := redistest.Start(t)
+	ps := newPushService(t, time.Minute)
+	onRedis := func(c *serveConfig) { c.Store, c.RedisURL = "redis", url; c.PushAllowedHosts = ps.host() }
+	a := startServer(t, onRedis)
+	b := startServer(t, onRedis)
+	okA, okB := a.signedIn("dr.okafor"), b.signedIn("dr.okafor")
+	keyA, keyB := trustServer(t, ps, okA), trustServer(t, ps, okB)
+	if keyA != keyB {
+		t.Fatalf("two instances, two VAPID keys: %s and %s", keyA, keyB)
+	}
+	evs, err := a.app.store.Load(context.Background(), escalation.PushVAPIDStream(), 0)
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("the key pair on record: %d events, %v", len(evs), err)
+	}
+	subscribeDevice(t, ps, okA, "okafor-phone")
+	if list := okB.do("GET", "/api/v1/push/subscriptions", nil).list(t); len(list) != 1 {
+		t.Fatalf("the subscription made on a, read on b: %v", list)
+	}
+	nurse := b.signedIn("night.rose")
+	id := str(nurse.do("POST", "/api/v1/escalations", raiseBody("rc-101")).json(t)["id"])
+	first := ps.nextPage("okafor-phone", id, 10*time.Second)
+	deadline := time.After(2 * time.Second)
+	for {
+		select {
+		case m := <-ps.received:
+			if m.payload["page_id"] == first.payload["page_id"] {
+				t.Fatalf("the page was pushed twice (two instances)")
+			}
+		case <-deadline:
+			return
+		}
+	}
 }

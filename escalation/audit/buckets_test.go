@@ -241,3 +241,37 @@ func TestBucketsFollowLateChanges(t *testing.T) {
 		t.Fatalf("as of before the late follow-up: %+v", f.Counts)
 	}
 }
+
+// A bucket's samples, changed by many additions and removals (merged as
+// they pile up and at a query), are the multiset they describe, and the
+// k-th of several runs is the k-th of their union.
+func TestMultisetAndKth(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var s multiset
+	var ref []int64
+	for i := 0; i < 20000; i++ {
+		if len(ref) > 0 && rng.IntN(3) == 0 {
+			j := rng.IntN(len(ref))
+			s.change(ref[j], -1)
+			ref = append(ref[:j], ref[j+1:]...)
+		} else {
+			v := int64(rng.IntN(500))
+			s.change(v, 1)
+			ref = append(ref, v)
+		}
+		if i%997 == 0 {
+			s.settle()
+			want := slices.Sorted(slices.Values(ref))
+			if !slices.Equal(s.sorted, want) {
+				t.Fatalf("after %d changes the run has %d values, want %d", i, len(s.sorted), len(want))
+			}
+		}
+	}
+	runs := [][]int64{{1, 5, 9}, {}, {2, 2, 3, 10}, {7}}
+	union := []int64{1, 2, 2, 3, 5, 7, 9, 10}
+	for k := 1; k <= len(union); k++ {
+		if got := kth(runs, k); got != union[k-1] {
+			t.Errorf("kth %d = %d, want %d", k, got, union[k-1])
+		}
+	}
+}

@@ -624,7 +624,9 @@ function homePage() {
       if (e.advice && e.advice.level === "emergency") acpBeside($("wait-acp"), r); else $("wait-acp").hidden = true;
       $("wait-stale").hidden = !e.observations_stale;
       $("wait-stale").textContent = e.observations_stale && e.observations ? "The observations were taken at " + fmtTime(e.observations.taken_at) + ", more than an hour before you asked. If you can, take a fresh set and tell the consultant." : "";
-      $("paged").replaceChildren(...pagedList(e));
+      // delivery.js (the paging work) draws who was paged, device by device.
+      const delivery = window.NightcallDelivery || {};
+      if (typeof delivery.render === "function") delivery.render(e, $("paged")); else $("paged").replaceChildren(...pagedList(e));
       const who = e.accepted_by ? e.accepted_by.name : "A consultant";
       const overdueJoin = e.status === "accepted" && e.delivery && e.delivery.join_overdue_at && !e.delivery.consultant_joined_at;
       if (e.status === "unanswered") fallback(true, "No consultant has answered yet. Phone now");
@@ -634,8 +636,9 @@ function homePage() {
       if (e.status === "accepted") {
         show("call-view");
         if (!acceptedSeen) { acceptedSeen = true; beep(660, 0.25); setTimeout(() => beep(880, 0.35), 300); }
-        $("accepted-by").textContent = who + " has accepted: joining the video call" + (e.accepted_at ? " (accepted at " + fmtTime(e.accepted_at) + ")" : "") + ".";
-        if (window.NightcallDelivery) window.NightcallDelivery.joining(e, $("accepted-by")); // delivery.js: the "joining" clock
+        // delivery.js (the paging work) keeps a "joining" clock in the same line.
+        if (typeof delivery.joining === "function") delivery.joining(e, $("accepted-by"));
+        else $("accepted-by").textContent = who + (e.delivery && e.delivery.consultant_joined_at ? " has accepted and joined the call." : " has accepted: joining the video call now.");
         window.NightcallCall.setPhone("If the video fails, phone", phone());
         if (!callStarted) { callStarted = true; window.NightcallCall.start(e.id).catch((err) => { $("status").textContent = "Could not start the call: " + err.message; }); }
       }
@@ -878,7 +881,9 @@ function consolePage() {
       ...[["Situation", e.sbard.situation], ["Background", e.sbard.background], ["Assessment", e.sbard.assessment], ["Recommendation", e.sbard.recommendation]]
         .map(([k, v]) => h("p", {}, h("strong", {}, k + ": "), v || "—")));
     const p = r.advance_care_plan || {};
-    $("acp-wishes").textContent = "Advance care plan — " + acpLine(r.advance_care_plan);
+    $("acp-wishes").textContent = r.advance_care_plan && (p.hospital_admission || p.cpr)
+      ? "Care plan: " + (ADMISSION_WORDS[p.hospital_admission] || "admission not recorded") + " · " + (CPR_WORDS[p.cpr] || "CPR not recorded") + (p.review_overdue ? " · review overdue" : "")
+      : "No advance care plan recorded.";
     $("acp-overdue").hidden = !p.review_overdue;
     $("acp-overdue").textContent = p.review_overdue ? "Review overdue: this plan was due for review on " + fmtDay(p.review_due) + ". Check it with the home and the resident or their family." : "";
     dl($("acp"), [["ReSPECT form", p.has_respect_form ? "yes" : "no"], ["Focus of care", FOCUS_WORDS[p.focus] || p.focus], ["Hospital admission", p.hospital_admission ? p.hospital_admission + " (" + (ADMISSION_WORDS[p.hospital_admission] || "") + ")" : ""],
@@ -1093,6 +1098,18 @@ function consolePage() {
     $("notify").addEventListener("click", () => Notification.requestPermission().then(() => { $("notify").hidden = true; }));
     bindDecision();
     try { for (const x of await api("GET", "/api/v1/care-homes")) homes.set(x.id, x); } catch (e) { /* names fall back to ids */ }
+    // A tap on a lock-screen page (push.js): open the case if it is ours,
+    // else bring its Accept banner to the top.
+    window.addEventListener("nightcall:open-case", async (ev) => {
+      try {
+        const e = await api("GET", "/api/v1/escalations/" + encodeURIComponent(ev.detail.id));
+        if (e.status === "accepted" && e.accepted_by && e.accepted_by.username === m.username) { await open(e.id); return; }
+        await loadQueue();
+        window.scrollTo(0, 0);
+        const b = document.querySelector('#alert button[data-escalation="' + e.id + '"]') || document.querySelector('#queue li[data-escalation="' + e.id + '"] button');
+        if (b) b.focus();
+      } catch (err) { /* the queue still shows it */ }
+    });
     connectPager();
     await loadQueue();
     // Accept on a lock-screen notification opens the case (push.js, sw.js).

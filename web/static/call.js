@@ -193,14 +193,24 @@ const Call = (() => {
       b.addEventListener("click", () => continueByPhone().catch((e) => say("Problem: " + e.message)));
       controls.appendChild(b);
     }
-    if (document.body.dataset.page === "console" && !el("take-photo")) {
-      const b = document.createElement("button");
-      b.id = "take-photo"; b.type = "button"; b.className = "secondary";
-      b.textContent = "Take photo";
-      b.title = "Take a still of the home's video and attach it to the escalation";
-      b.addEventListener("click", () => takePhoto().catch((e) => say("Could not take the photo: " + e.message)));
-      controls.appendChild(b);
+    if (!guest) addPhotoButton(controls).catch(() => { /* no button without a consultant's session */ });
+  }
+
+  // addPhotoButton offers the accepting consultant "Take photo" (on the
+  // console's case, or on the call page to a consultant).
+  async function addPhotoButton(controls) {
+    if (el("take-photo")) return;
+    if (document.body.dataset.page !== "console") {
+      const r = await fetch("/api/v1/me", { credentials: "same-origin" });
+      if (!r.ok || (await r.json()).role !== "consultant") return;
+      if (el("take-photo")) return;
     }
+    const b = document.createElement("button");
+    b.id = "take-photo"; b.type = "button"; b.className = "secondary";
+    b.textContent = "Take photo";
+    b.title = "Take a still of the home's video and attach it to the escalation";
+    b.addEventListener("click", () => takePhoto().catch((e) => say("Could not take the photo: " + e.message)));
+    controls.appendChild(b);
   }
 
   async function apiError(r, fallback) {
@@ -426,6 +436,20 @@ const Call = (() => {
     return { state: pc.connectionState, transceivers: pc.getTransceivers().map((t) => t.mid + ":" + t.direction + ":" + t.currentDirection), streams: out };
   }
 
-  return { stats, report, start, finish, adapt, takePhoto, continueByPhone, setPhone, trouble, restartICE };
+  // selectedPair says how the media flows: the local candidate's type and,
+  // for a relay, the transport to the TURN server ("relay/tcp", "host/udp").
+  async function selectedPair() {
+    if (!pc) return "";
+    const stats = await pc.getStats();
+    let out = "";
+    stats.forEach((r) => {
+      if (r.type !== "candidate-pair" || !r.nominated || r.state !== "succeeded") return;
+      const local = stats.get(r.localCandidateId);
+      if (local) out = local.candidateType + "/" + (local.candidateType === "relay" ? (local.relayProtocol || local.protocol) : local.protocol);
+    });
+    return out;
+  }
+
+  return { stats, report, start, finish, adapt, takePhoto, continueByPhone, setPhone, trouble, restartICE, selectedPair };
 })();
 window.NightcallCall = Call;
