@@ -1,7 +1,7 @@
 # Nightcall. `make test` is what CI runs (.ci/run) and what the README gives.
 GO ?= go
 
-.PHONY: test deps vet staticcheck fuzz fuzz-quick bench run
+.PHONY: test deps vet staticcheck fuzz fuzz-quick bench bench-quick run
 
 # STATICCHECK is pinned; `go run` fetches it through the module proxy once.
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -47,6 +47,12 @@ fuzz:
 		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	done
+
+# bench-quick runs every `nightcall bench` scenario but the browser one at
+# reduced sizes (under two minutes), each figure beside its baseline from
+# the same run; the JSON goes to docs/bench/. Not part of `make test`.
+bench-quick:
+	$(GO) run ./cmd/nightcall bench --quick --json docs/bench/quick-$$(date -u +%Y-%m-%d).json
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3000x ./events/sqlite/

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/pion/dtls/v2"
 	"github.com/pion/ice/v2"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/stats"
@@ -150,11 +151,14 @@ func New(cfg Config) (*SFU, error) {
 	s := &SFU{cfg: cfg, rooms: map[RoomID]*Room{}}
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
-	if cfg.IncludeLoopback {
-		// Loopback-only runs (tests, a single-host demo) have nobody to
-		// resolve .local names for, and no business multicasting.
-		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	}
+	// A server has no .local names to resolve or announce: without this
+	// every peer connection opens an mDNS socket on 0.0.0.0:5353 and sends
+	// multicast group joins off loopback.
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	// AES-128-GCM (hardware AES, one pass for encryption and integrity)
+	// first: the SFU is the DTLS server, so its order decides; AES-CM with
+	// HMAC-SHA1 stays for a browser that offers nothing else.
+	se.SetSRTPProtectionProfiles(SRTPProfiles...)
 	if len(cfg.Interfaces) > 0 {
 		allowed := map[string]bool{}
 		for _, i := range cfg.Interfaces {
@@ -194,6 +198,9 @@ func New(cfg Config) (*SFU, error) {
 	s.setting = se
 	return s, nil
 }
+
+// SRTPProfiles are the SRTP protection profiles offered, in order of preference.
+var SRTPProfiles = []dtls.SRTPProtectionProfile{dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AEAD_AES_256_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80}
 
 // newAPI builds the Pion API for one peer: default codecs (VP8, H.264,
 // Opus…), the default interceptors (NACK, RTCP reports, TWCC) and a stats

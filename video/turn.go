@@ -139,6 +139,9 @@ type TURN struct {
 	tlsPort  int
 	relayIP  net.IP
 	bindAddr string
+	// relayBind is where relay sockets bind: the relay IP when it is this
+	// host's, else the listen address (a public IP behind NAT 1:1).
+	relayBind string
 
 	allocations  map[string]*atomic.Uint64
 	active       atomic.Int64
@@ -184,6 +187,15 @@ func NewTURN(cfg TURNConfig) (*TURN, error) {
 	t.bindAddr = cfg.ListenIP
 	if t.bindAddr == "" {
 		t.bindAddr = "0.0.0.0"
+	}
+	t.relayBind = t.bindAddr
+	if probe, err := net.ListenPacket("udp4", net.JoinHostPort(t.relayIP.String(), "0")); err == nil {
+		// The relay address is this host's: relays send from it, so the SFU
+		// sees each relayed packet come from the address the client was
+		// given (else a packet to the SFU's loopback address would leave
+		// from 127.0.0.1, and ICE would see a peer-reflexive stranger).
+		probe.Close()
+		t.relayBind = t.relayIP.String()
 	}
 
 	udp, err := net.ListenPacket("udp4", net.JoinHostPort(t.bindAddr, strconv.Itoa(cfg.Port)))
@@ -320,7 +332,7 @@ func (t *TURN) allowedPeer(addr net.Addr) bool {
 // from the bounded range, each relay socket counted and filtered.
 func (t *TURN) relays(transport string) turn.RelayAddressGenerator {
 	return &relayGenerator{t: t, transport: transport, inner: &turn.RelayAddressGeneratorPortRange{
-		RelayAddress: t.relayIP, Address: t.bindAddr,
+		RelayAddress: t.relayIP, Address: t.relayBind,
 		MinPort: uint16(t.cfg.RelayPortMin), MaxPort: uint16(t.cfg.RelayPortMax), MaxRetries: 20,
 	}}
 }

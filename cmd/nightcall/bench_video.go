@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/pion/ice/v2"
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v3"
 
@@ -284,6 +285,7 @@ func newBareForwarder() *bareForwarder {
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetInterfaceFilter(func(n string) bool { return n == "lo" })
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled) // the default SRTP profiles: a bare forwarder
 	return &bareForwarder{api: webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), rooms: map[string][]*barePeer{}}
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/pion/ice/v2"
 	"github.com/pion/transport/v2"
 	"github.com/pion/transport/v2/stdnet"
 	"github.com/pion/webrtc/v3"
@@ -63,6 +64,7 @@ func netnsHelper() error {
 	}
 	se := webrtc.SettingEngine{}
 	se.SetInterfaceFilter(func(name string) bool { return name == iface })
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	if network == "tcp" {
 		// UDP is offered too: the namespace drops it, so the pair that works is TCP.
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4})

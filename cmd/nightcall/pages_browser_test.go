@@ -155,6 +155,16 @@ func shot(t *testing.T, tab context.Context, name string) {
 	if os.Getenv("NIGHTCALL_SCREENSHOTS") == "" {
 		return
 	}
+	js[bool](t, tab, `(() => { if (document.activeElement && document.activeElement.blur) document.activeElement.blur(); window.scrollTo(0, 0); return true; })()`)
+	shotAsIs(t, tab, name)
+}
+
+// shotAsIs saves the screen as it is, scrolled and focused where it is.
+func shotAsIs(t *testing.T, tab context.Context, name string) {
+	t.Helper()
+	if os.Getenv("NIGHTCALL_SCREENSHOTS") == "" {
+		return
+	}
 	png := within(t, tab, 30*time.Second, chromedp.CaptureScreenshot())
 	if err := os.WriteFile("../../docs/screenshots/"+name, png, 0o644); err != nil {
 		t.Errorf("screenshot: %v", err)
@@ -380,7 +390,7 @@ func TestBrowserTabletRaise(t *testing.T) {
 	if n := len(nurse.do("GET", "/api/v1/escalations?status=open", nil).list(t)); n != 0 {
 		t.Fatalf("an empty submit raised %d escalations", n)
 	}
-	shot(t, home, "home-errors-tablet.png")
+	shotAsIs(t, home, "home-errors-tablet.png")
 
 	// Choosing names the resident everywhere on the form.
 	js[bool](t, home, `(() => { document.querySelector('input[name=resident][value="rc-103"]').click(); return true; })()`)

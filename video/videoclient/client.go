@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/pion/dtls/v2"
 	"github.com/pion/ice/v2"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v3"
@@ -54,6 +55,7 @@ func LoopbackAPIWith(change func(*webrtc.SettingEngine)) (*webrtc.API, error) {
 	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AEAD_AES_256_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
 	if change != nil {
 		change(&se)
 	}

@@ -148,6 +148,8 @@ const PARAMS = [
   { key: "consciousness", sub: "consciousness", label: "Consciousness (ACVPU)" },
   { key: "temperature", sub: "temperature", label: "Temperature", unit: "°C", normal: [36.1, 38.0], span: [35, 39.5] },
 ];
+// The table's labels on a phone (the full label stays for screen readers).
+const SHORT_LABELS = { respiration_rate: "Resp. rate", spo2: "SpO2", on_oxygen: "Air/O2", systolic_bp: "Systolic BP", pulse: "Pulse", consciousness: "ACVPU", temperature: "Temp." };
 function obsValue(o, p) {
   if (!o) return null;
   if (p.key === "on_oxygen") {
@@ -908,7 +910,8 @@ function consolePage() {
       const v = obsValue(o, p), sub = s && s.subscores ? s.subscores[p.sub] : undefined;
       const absent = v === null;
       return h("tr", { class: absent ? "absent" : null, "data-param": p.key },
-        h("th", { scope: "row" }, p.label + (p.key === "spo2" ? " (scale " + (r.spo2_scale || 1) + ")" : "")),
+        h("th", { scope: "row" }, h("span", { class: "long" }, p.label + (p.key === "spo2" ? " (scale " + (r.spo2_scale || 1) + ")" : "")),
+          h("span", { class: "short", "aria-hidden": "true" }, (SHORT_LABELS[p.key] || p.label) + (p.key === "spo2" ? " S" + (r.spo2_scale || 1) : ""))),
         h("td", {}, absent ? absentWords(o, p) : v),
         h("td", {}, absent ? "—" : taken),
         h("td", { class: "sub" }, sub === undefined || sub === null ? (absent ? "not scored" : "—") : String(sub)));
@@ -1279,7 +1282,8 @@ function adminPage() {
       ev.preventDefault();
       clearErrors("password");
       try {
-        await api("POST", "/api/v1/users/" + encodeURIComponent(resetting.username) + "/password", { password: $("new-password").value }, { "Idempotency-Key": crypto.randomUUID() });
+        // No Idempotency-Key: setting the same password twice is harmless.
+        await api("POST", "/api/v1/users/" + encodeURIComponent(resetting.username) + "/password", { password: $("new-password").value });
         $("new-password").value = "";
         saved("password", "Password changed for " + resetting.username + ": they are signed out everywhere and sign in with the new one.");
       } catch (e) { fieldError("password", e); }

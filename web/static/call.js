@@ -83,7 +83,11 @@ const Call = (() => {
       for (const p of seen) { const i = now.indexOf(key(p)); if (i < 0) gone.push(p); else now.splice(i, 1); }
       for (const p of list) { const i = before.indexOf(key(p)); if (i < 0) back.push(p); else before.splice(i, 1); }
       if (gone.length) tell(gone.map((p) => p.name).join(" and ") + " left the call. They can rejoin; if the video fails, phone.");
-      else if (back.length) tell(back.map((p) => p.name).join(" and ") + " joined the call.");
+      else if (back.length) {
+        const text = back.map((p) => p.name).join(" and ") + " joined the call.";
+        tell(text);
+        setTimeout(() => { const n = el("call-notice"); if (n && n.textContent === text) tell(""); }, 8000);
+      }
     }
     seen = list;
     // Tiles of streams no longer in the call go at once: by stream id when

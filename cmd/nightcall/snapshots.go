@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/escalation/audit"
+	"github.com/nightcall-health/nightcall/events"
+)
+
+// Projection snapshots: the read model and the audit model are saved to the
+// store with the log position they reflect, every snapshotEvents events and
+// at shutdown, and restored at start, so that a restart replays only the log
+// after them. A snapshot of another build's types, or past the log's head,
+// is not restored (the log is replayed instead).
+const (
+	snapshotEvents = 50_000
+	snapshotCheck  = time.Minute
+	snapshotSave   = time.Minute // the longest a save may take at shutdown
+)
+
+type stateful struct {
+	name string
+	p    events.Stateful
+}
+
+func (a *app) statefuls() []stateful {
+	return []stateful{{escalation.ReadModelSnapshot, a.read}, {audit.SnapshotName, a.audit}}
+}
+
+// restoreSnapshots restores the read models from the store's snapshots (only
+// stores that keep snapshots: the embedded one), before any event is applied.
+func (a *app) restoreSnapshots(ctx context.Context, head int64) {
+	ss, ok := a.store.(events.SnapshotStore)
+	if !ok {
+		return
+	}
+	for _, s := range a.statefuls() {
+		t := time.Now()
+		pos, err := events.RestoreSnapshot(ctx, ss, s.name, s.p, head)
+		switch {
+		case errors.Is(err, events.ErrSnapshotNotFound):
+		case err != nil:
+			a.log.Warn("snapshot not restored; the log is replayed", "projection", s.name, "err", err)
+		default:
+			if a.restored == nil {
+				a.restored = map[string]int64{}
+			}
+			a.restored[s.name] = pos
+			a.log.Info("restored from a snapshot", "projection", s.name, "position", pos, "head", head, "took", time.Since(t).Round(time.Millisecond))
+		}
+	}
+}
+
+// runSnapshots saves a snapshot of each read model that has moved on by
+// snapshotEvents since its last one, until ctx is done, and then a last one.
+func (a *app) runSnapshots(ctx context.Context) {
+	ss, ok := a.store.(events.SnapshotStore)
+	if !ok {
+		return
+	}
+	saved := map[string]int64{}
+	for _, s := range a.statefuls() {
+		saved[s.name] = s.p.Position() // restored from, or nothing
+	}
+	save := func(ctx context.Context, every int64) {
+		for _, s := range a.statefuls() {
+			if s.p.Position()-saved[s.name] < every {
+				continue
+			}
+			t := time.Now()
+			snap, err := events.SaveSnapshot(ctx, ss, s.name, s.p)
+			if err != nil {
+				a.log.Warn("saving a snapshot", "projection", s.name, "err", err)
+				continue
+			}
+			saved[s.name] = snap.Position
+			a.log.Info("snapshot saved", "projection", s.name, "position", snap.Position, "bytes", len(snap.Data), "took", time.Since(t).Round(time.Millisecond))
+		}
+	}
+	tick := time.NewTicker(snapshotCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), snapshotSave)
+			save(sctx, 1)
+			cancel()
+			return
+		case <-tick.C:
+			save(ctx, snapshotEvents)
+		}
+	}
+}
