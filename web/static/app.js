@@ -789,7 +789,11 @@ function consolePage() {
     localStorage.setItem("nightcall.device", device);
     ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v1/pager?device=" + device);
     ws.onopen = () => { $("pager-status").textContent = "Pager connected."; };
-    ws.onclose = () => { $("pager-status").textContent = "Pager disconnected — reconnecting…"; setTimeout(connectPager, 2000); };
+    ws.onclose = (ev) => {
+      // 4401: the session ended (signed out elsewhere, account disabled, timed out): sign in again.
+      if (ev.code === 4401) { $("pager-status").textContent = "Your session has ended. Sign in again."; location.href = "/"; return; }
+      $("pager-status").textContent = "Pager disconnected — reconnecting…"; setTimeout(connectPager, 2000);
+    };
     ws.onmessage = (ev) => {
       const m = JSON.parse(ev.data);
       if (m.type === "page") {
