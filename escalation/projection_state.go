@@ -26,7 +26,9 @@ const stateVersion = "1"
 
 // StateSchema is the shape of the read model's snapshot: a snapshot taken
 // by a build with other types is not restored.
-func (p *Projection) StateSchema() string { return stateVersion + "-" + events.StateSchema(&projectionState{}) }
+func (p *Projection) StateSchema() string {
+	return stateVersion + "-" + events.StateSchema(&projectionState{})
+}
 
 // MarshalState encodes the read model and returns the position it reflects.
 // Events are not applied meanwhile.

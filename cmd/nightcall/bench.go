@@ -81,6 +81,9 @@ var fullSizes = benchSizes{AuditEvents: 1_000_000, Queries: 50, Sockets: 10_000,
 var quickSizes = benchSizes{AuditEvents: 200_000, Queries: 50, Sockets: 1000, Raises: 20, MemSockets: 2000, Writers: 32,
 	Appends: 3200, Calls: 2, PPS: 150, Payload: 1111, Measure: 4 * time.Second, AcceptRuns: 3, SingleAppend: 1000}
 
+// heapProfile is where the memory scenario writes a heap profile ("": none).
+var heapProfile string
+
 // benchScenario measures one row (or a few) of the table.
 type benchScenario struct {
 	name, what string
@@ -146,6 +149,7 @@ func bench(ctx context.Context, args []string, stdout io.Writer) error {
 	jsonOut := fs.String("json", "", "write the results as JSON to this file")
 	dir := fs.String("dir", "", "scratch directory for the stores (default: a new one under the system temp dir)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	fs.StringVar(&heapProfile, "memprofile", "", "write a heap profile to this file with the memory scenario's sockets connected")
 	sizes := fullSizes
 	for _, a := range args {
 		if a == "--quick" || a == "-quick" || a == "--quick=true" || a == "-quick=true" {

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +26,11 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/escalation/account"
+	"github.com/nightcall-health/nightcall/events/argon2id"
+	"github.com/nightcall-health/nightcall/web"
 )
 
 // The paging and memory scenarios hold their websocket clients in a child
@@ -33,21 +39,26 @@ import (
 // own. The child stamps each page with the wall clock, which both processes
 // share.
 
-const benchCookieEnv = "NIGHTCALL_BENCH_COOKIE"
-
 // pagerClients is the child: it dials n sockets to the URL (each "{i}"
-// replaced by the socket's number), says "ready", then prints "page
-// UNIXNANO" for each page received, until its standard input closes.
+// replaced by the socket's number), socket i with the i-th cookie of the
+// cookies file (round and round: a user may hold only a few pager sockets),
+// says "ready", then prints "page UNIXNANO" for each page received, until
+// its standard input closes.
 func pagerClients(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bench pager-clients", flag.ContinueOnError)
 	u := fs.String("url", "", "websocket URL; {i} is the socket's number")
 	n := fs.Int("n", 100, "sockets")
+	cookieFile := fs.String("cookies", "", "a file of Cookie header values, one a line")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	h := http.Header{}
-	if c := os.Getenv(benchCookieEnv); c != "" {
-		h.Set("Cookie", c)
+	var cookies []string
+	if *cookieFile != "" {
+		b, err := os.ReadFile(*cookieFile)
+		if err != nil {
+			return err
+		}
+		cookies = strings.Fields(string(b))
 	}
 	dialer := *websocket.DefaultDialer
 	dialer.HandshakeTimeout = 30 * time.Second
@@ -64,6 +75,10 @@ func pagerClients(ctx context.Context, args []string, stdout io.Writer) error {
 				i := int(next.Add(1) - 1)
 				if i >= *n {
 					return
+				}
+				h := http.Header{}
+				if len(cookies) > 0 {
+					h.Set("Cookie", cookies[i%len(cookies)])
 				}
 				c, _, err := dialer.DialContext(ctx, strings.ReplaceAll(*u, "{i}", strconv.Itoa(i)), h)
 				if err != nil {
@@ -121,13 +136,12 @@ type clientProc struct {
 
 // startClients starts the child with n sockets to u and waits until they
 // are all connected.
-func startClients(ctx context.Context, u string, n int, cookie string) (*clientProc, error) {
+func startClients(ctx context.Context, u string, n int, cookieFile string) (*clientProc, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, exe, "bench", "pager-clients", "-url", u, "-n", strconv.Itoa(n))
-	cmd.Env = append(os.Environ(), benchCookieEnv+"="+cookie)
+	cmd := exec.CommandContext(ctx, exe, "bench", "pager-clients", "-url", u, "-n", strconv.Itoa(n), "-cookies", cookieFile)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -264,18 +278,19 @@ func (b *bareServer) close() {
 }
 
 // benchApp is a Nightcall instance on a fresh data directory (demo data),
-// with a signed-in consultant and nurse.
+// with a signed-in nurse and, for the sockets, consultants enough that none
+// holds more than web.MaxSocketsPerUser pager sockets, all on the first
+// rota level, so that one page reaches every socket.
 type benchApp struct {
-	a          *app
-	base       string
-	dr, nurse  *http.Client
-	cookie     string
-	stop       func()
-	pagerURL   string
-	baseHeader http.Header
+	a        *app
+	base     string
+	nurse    *http.Client
+	cookies  string // a file of the consultants' cookies
+	stop     func()
+	pagerURL string
 }
 
-func startBenchApp(ctx context.Context, dir string) (*benchApp, error) {
+func startBenchApp(ctx context.Context, dir string, sockets int) (*benchApp, error) {
 	cfg := serveConfig{Addr: "127.0.0.1:0", DataDir: dir, Store: "sqlite", Demo: true, DemoPassword: "bench",
 		PageTimeout: 10 * time.Minute, PageReceiptTimeout: 10 * time.Minute, Timezone: "Europe/London", LogLevel: "error"}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -293,16 +308,21 @@ func startBenchApp(ctx context.Context, dir string) (*benchApp, error) {
 	done := make(chan error, 1)
 	go func() { done <- a.run(actx, ln) }()
 	b := &benchApp{a: a, base: "http://" + ln.Addr().String(), stop: func() { stop(); <-done }}
-	for deadline := time.Now().Add(30 * time.Second); !reachable(ln.Addr().String()); {
-		if time.Now().After(deadline) {
-			b.stop()
-			return nil, errors.New("the service did not answer within 30s")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := b.prepare(ctx, dir, sockets); err != nil {
+		b.stop()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *benchApp) prepare(ctx context.Context, dir string, sockets int) error {
+	addr := strings.TrimPrefix(b.base, "http://")
+	if err := benchWait("the service to answer", 30*time.Second, func() bool { return reachable(addr) }); err != nil {
+		return err
 	}
 	signIn := func(user string) (*http.Client, error) {
 		jar, _ := cookiejar.New(nil)
-		c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+		c := &http.Client{Jar: jar, Timeout: 60 * time.Second}
 		resp, err := c.Post(b.base+"/api/v1/session", "application/json", strings.NewReader(`{"username":"`+user+`","password":"bench"}`))
 		if err != nil {
 			return nil, err
@@ -313,22 +333,64 @@ func startBenchApp(ctx context.Context, dir string) (*benchApp, error) {
 		}
 		return c, nil
 	}
-	if b.dr, err = signIn("dr.okafor"); err != nil {
-		b.stop()
-		return nil, err
-	}
+	var err error
 	if b.nurse, err = signIn("night.rose"); err != nil {
-		b.stop()
-		return nil, err
+		return err
+	}
+	users := (sockets + web.MaxSocketsPerUser - 1) / web.MaxSocketsPerUser
+	hash, err := argon2id.Hash("bench")
+	if err != nil {
+		return err
+	}
+	level := make([]escalation.Username, users)
+	for i := range level {
+		level[i] = escalation.Username(fmt.Sprintf("bench.c%05d", i))
+		if err := b.a.store.CreateUser(ctx, account.Account{Username: level[i], Name: "Bench consultant", Role: escalation.RoleConsultant, PasswordHash: hash}); err != nil {
+			return fmt.Errorf("bench consultant: %w", err)
+		}
+	}
+	admin := escalation.Meta{Actor: escalation.Actor{Person: escalation.Person{Username: "bench"}, Role: escalation.RoleAdmin}}
+	if _, err := b.a.service.SetStanding(ctx, admin, [][]escalation.Username{level}, func(context.Context, escalation.Username) (bool, error) { return true, nil }); err != nil {
+		return fmt.Errorf("bench rota: %w", err)
 	}
 	u, _ := url.Parse(b.base)
-	var cookies []string
-	for _, ck := range b.dr.Jar.Cookies(u) {
-		cookies = append(cookies, ck.Name+"="+ck.Value)
+	cookies := make([]string, users)
+	var next atomic.Int64
+	errs := make(chan error, 4)
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ { // sign-ins hash: a few at a time
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= users {
+					return
+				}
+				c, err := signIn(string(level[i]))
+				if err != nil {
+					errs <- err
+					return
+				}
+				var parts []string
+				for _, ck := range c.Jar.Cookies(u) {
+					parts = append(parts, ck.Name+"="+ck.Value)
+				}
+				cookies[i] = strings.Join(parts, ";")
+			}
+		}()
 	}
-	b.cookie = strings.Join(cookies, "; ")
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	b.cookies = benchDir(dir, "cookies.txt")
+	if err := os.WriteFile(b.cookies, []byte(strings.Join(cookies, "\n")), 0o600); err != nil {
+		return err
+	}
 	b.pagerURL = "ws" + strings.TrimPrefix(b.base, "http") + "/api/v1/pager?device=d{i}"
-	return b, nil
+	return nil
 }
 
 func (b *benchApp) post(path, body string) (map[string]any, error) {
@@ -399,12 +461,12 @@ func benchPagingScenario(ctx context.Context, env *benchEnv) ([]benchResult, err
 		return nil, fmt.Errorf("bare broadcast: %w", err)
 	}
 	fullLat, err := func() ([]time.Duration, error) {
-		b, err := startBenchApp(ctx, benchDir(env.dir, "paging"))
+		b, err := startBenchApp(ctx, benchDir(env.dir, "paging"), n)
 		if err != nil {
 			return nil, err
 		}
 		defer b.stop()
-		p, err := startClients(ctx, b.pagerURL, n, b.cookie)
+		p, err := startClients(ctx, b.pagerURL, n, b.cookies)
 		if err != nil {
 			return nil, err
 		}
@@ -487,6 +549,12 @@ func benchMemoryScenario(ctx context.Context, env *benchEnv) ([]benchResult, err
 		}
 		time.Sleep(time.Second) // let the sockets' first messages go out and their buffers be released
 		m1, r1 := memNow()
+		if heapProfile != "" && cookie != "" {
+			if f, err := os.Create(heapProfile); err == nil {
+				_ = pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}
 		return float64(int64(m1)-int64(m0)) / float64(n) / 1024, float64(int64(r1)-int64(r0)) / float64(n) / 1024, nil
 	}
 	bareGo, bareRSS, err := measure(func() (string, string, func() int, func(), error) {
@@ -500,11 +568,11 @@ func benchMemoryScenario(ctx context.Context, env *benchEnv) ([]benchResult, err
 		return nil, fmt.Errorf("bare: %w", err)
 	}
 	fullGo, fullRSS, err := measure(func() (string, string, func() int, func(), error) {
-		b, err := startBenchApp(ctx, benchDir(env.dir, "memory"))
+		b, err := startBenchApp(ctx, benchDir(env.dir, "memory"), n)
 		if err != nil {
 			return "", "", nil, nil, err
 		}
-		return b.pagerURL, b.cookie, b.a.hub.Connections, b.stop, nil
+		return b.pagerURL, b.cookies, b.a.hub.Connections, b.stop, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("nightcall: %w", err)

@@ -493,7 +493,9 @@ func TestBrowserCallLeaveAndRejoin(t *testing.T) {
 	waitText(t, console, "case-title", "Margaret Ellis", 10*time.Second)
 	decoding(t, home, "the home")
 	decoding(t, console, "the consultant")
-	tiles := func(tab context.Context) int { return js[int](t, tab, `document.querySelectorAll("#remotes .tile").length`) }
+	tiles := func(tab context.Context) int {
+		return js[int](t, tab, `document.querySelectorAll("#remotes .tile").length`)
+	}
 
 	// The consultant leaves: the home's tile for them goes within 2 s.
 	tap(t, console, "#leave", true)

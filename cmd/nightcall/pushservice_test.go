@@ -89,9 +89,12 @@ func (p *pushService) trust(raw string) {
 	if err != nil || len(b) != 65 {
 		p.t.Fatalf("VAPID public key %q: %v", raw, err)
 	}
-	x, y := new(big.Int).SetBytes(b[1:33]), new(big.Int).SetBytes(b[33:])
+	key, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), b)
+	if err != nil {
+		p.t.Fatalf("VAPID public key %q is not a P-256 point: %v", raw, err)
+	}
 	p.mu.Lock()
-	p.vapidKey = &ecdsa.PublicKey{Curve: elliptic.P256(), X: x, Y: y}
+	p.vapidKey = key
 	p.vapidRaw = raw
 	p.mu.Unlock()
 }

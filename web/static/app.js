@@ -1405,17 +1405,19 @@ function auditPage() {
       const col = (name) => head.indexOf(name);
       const edStays = rows.filter((r) => r[col("outcome")] === "stay" && r[col("counterfactual")] === "ed").length;
       const p = f.seconds_to_accept || {};
+      // rate: "25% of 4 stays", or plainly none when there is nothing to divide by.
+      const rate = (n, d, what) => d ? pct(n, d) + " of " + d + " " + what : "no " + what + " in the period";
       const cells = [
         ["Escalations", f.escalations, "raised in the period", "Escalation"],
-        ["Admissions avoided", f.admissions_avoided, pct(f.admissions_avoided, edStays) + " of " + edStays + " stays that would otherwise have gone to A&E", "Admission avoided"],
-        ["Stays unconfirmed", f.avoided_unconfirmed, pct(f.avoided_unconfirmed, edStays) + " of those " + edStays, "Stay unconfirmed"],
-        ["Failed stays", f.failed_stays, pct(f.failed_stays, f.stay) + " of " + f.stay + " stays", "Failed stay"],
-        ["Deaths in window", f.deaths_in_window, pct(f.deaths_in_window, f.stay) + " of " + f.stay + " stays", "Death in window"],
-        ["Window still open", f.pending_window, pct(f.pending_window, f.stay) + " of " + f.stay + " stays", "Window still open"],
-        ["Admitted", f.admit, pct(f.admit, f.decided) + " of " + f.decided + " decisions", null],
-        ["Withdrawn", f.withdrawn, pct(f.withdrawn, f.escalations) + " of escalations", null],
-        ["Ever unanswered", f.ever_unanswered, pct(f.ever_unanswered, f.escalations) + " of escalations", "Ever unanswered"],
-        ["Out of hours", f.out_of_hours, pct(f.out_of_hours, f.escalations) + " of escalations", "Out of hours"],
+        ["Admissions avoided", f.admissions_avoided, rate(f.admissions_avoided, edStays, "stays that would otherwise have gone to A&E"), "Admission avoided"],
+        ["Stays unconfirmed", f.avoided_unconfirmed, rate(f.avoided_unconfirmed, edStays, "stays that would otherwise have gone to A&E"), "Stay unconfirmed"],
+        ["Failed stays", f.failed_stays, rate(f.failed_stays, f.stay, "stays"), "Failed stay"],
+        ["Deaths in window", f.deaths_in_window, rate(f.deaths_in_window, f.stay, "stays"), "Death in window"],
+        ["Window still open", f.pending_window, rate(f.pending_window, f.stay, "stays"), "Window still open"],
+        ["Admitted", f.admit, rate(f.admit, f.decided, "decisions"), null],
+        ["Withdrawn", f.withdrawn, rate(f.withdrawn, f.escalations, "escalations"), null],
+        ["Ever unanswered", f.ever_unanswered, rate(f.ever_unanswered, f.escalations, "escalations"), "Ever unanswered"],
+        ["Out of hours", f.out_of_hours, rate(f.out_of_hours, f.escalations, "escalations"), "Out of hours"],
         ["Time to accept", fmtSeconds(p.p50), "median; p90 " + fmtSeconds(p.p90), "Time to accept"],
       ];
       const define = Object.fromEntries(TERMS);
