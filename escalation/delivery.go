@@ -187,15 +187,3 @@ func (e *Escalation) noteDelivery(ev Event, at time.Time) {
 		}
 	}
 }
-
-// NeedsFallback reports whether the home should be shown its fallback number
-// now: nobody has answered, or the consultant who accepted has not joined.
-func (e *Escalation) NeedsFallback() bool {
-	switch e.Status {
-	case StatusUnanswered:
-		return true
-	case StatusAccepted:
-		return e.Delivery.JoinOverdueAt != nil && e.Delivery.ConsultantJoinedAt == nil
-	}
-	return false
-}

@@ -84,7 +84,7 @@ func (id *idem) recordOf(status int, render func(result any) any) func(any) (*ev
 		return nil
 	}
 	return func(result any) (*events.IdempotencyRecord, error) {
-		var b []byte
+		b := []byte{} // a 204 stores an empty body, never NULL
 		if status != http.StatusNoContent {
 			var err error
 			if b, err = json.Marshal(render(result)); err != nil {

@@ -33,6 +33,8 @@ func TestEveryStateChangeHonoursIdempotencyKey(t *testing.T) {
 		{"change a baseline", admin, "POST", "/api/v1/residents/ac-1/baseline", map[string]any{"news2_total": 2, "notes": "usual"}, map[string]any{"news2_total": 3}},
 		{"create a user", admin, "POST", "/api/v1/users", map[string]any{"username": "night.ash", "name": "Night Ash", "role": "carehome", "care_home_id": "ash-court", "password": "correct horse battery"},
 			map[string]any{"username": "night.ash", "name": "Night Ashley", "role": "carehome", "care_home_id": "ash-court", "password": "correct horse battery"}},
+		{"reset a password (204)", admin, "POST", "/api/v1/users/night.ash/password", map[string]any{"password": "a new horse battery"},
+			"not JSON"},
 		{"add a rota override", admin, "POST", "/api/v1/rota/overrides", map[string]any{"from": now.Add(time.Hour), "to": now.Add(2 * time.Hour), "covered": "dr.okafor", "by": "dr.adams"},
 			map[string]any{"from": now.Add(time.Hour), "to": now.Add(3 * time.Hour), "covered": "dr.okafor", "by": "dr.adams"}},
 		{"invite a guest", okafor, "POST", "/api/v1/escalations/" + id + "/invites", map[string]any{"role": "gp"}, map[string]any{"role": "relative"}},
