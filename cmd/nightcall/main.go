@@ -188,7 +188,7 @@ func (c serveConfig) Validate() error {
 	if c.WebRTCPublicIP != "" && net.ParseIP(c.WebRTCPublicIP) == nil {
 		errs = append(errs, fmt.Errorf("--webrtc-public-ip %q is not an IP address", c.WebRTCPublicIP))
 	}
-	if err, _ := c.mediaInterfaces(); err != nil {
+	if _, err := c.mediaInterfaces(); err != nil {
 		errs = append(errs, err)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
@@ -282,7 +282,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
-	if _, warnings := cfg.mediaInterfaces(); len(warnings) > 0 {
+	if warnings, _ := cfg.mediaInterfaces(); len(warnings) > 0 {
 		for _, w := range warnings {
 			log.Warn("media settings may leave calls without a usable candidate", "problem", w)
 		}
@@ -296,7 +296,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 // every call without a usable candidate, with nothing said until both pages
 // report a lost connection: that is refused. A named interface the host lacks,
 // or no interface with an address at all, is a warning.
-func (c serveConfig) mediaInterfaces() (refuse error, warnings []string) {
+func (c serveConfig) mediaInterfaces() (warnings []string, refuse error) {
 	var named []string
 	for _, n := range strings.Split(c.WebRTCInterfaces, ",") {
 		if n = strings.TrimSpace(n); n != "" {
@@ -316,14 +316,14 @@ func (c serveConfig) mediaInterfaces() (refuse error, warnings []string) {
 	if len(named) == 0 {
 		all, err := net.Interfaces()
 		if err != nil {
-			return nil, []string{fmt.Sprintf("cannot list network interfaces: %v", err)}
+			return []string{fmt.Sprintf("cannot list network interfaces: %v", err)}, nil
 		}
 		for _, ifc := range all {
 			if usable(ifc) {
 				return nil, nil
 			}
 		}
-		return nil, []string{"no network interface with an address, other than loopback: calls need --webrtc-loopback (single host) or a real interface"}
+		return []string{"no network interface with an address, other than loopback: calls need --webrtc-loopback (single host) or a real interface"}, nil
 	}
 	var good, loopback int
 	for _, n := range named {
@@ -342,12 +342,12 @@ func (c serveConfig) mediaInterfaces() (refuse error, warnings []string) {
 		}
 	}
 	if good > 0 {
-		return nil, warnings
+		return warnings, nil
 	}
 	if loopback > 0 && !c.WebRTCLoopback {
-		return fmt.Errorf("--webrtc-interfaces %q names only loopback, and loopback candidates are dropped without --webrtc-loopback: no call could connect (add --webrtc-loopback for a single-host demo, or name a real interface)", c.WebRTCInterfaces), warnings
+		return warnings, fmt.Errorf("--webrtc-interfaces %q names only loopback, and loopback candidates are dropped without --webrtc-loopback: no call could connect (add --webrtc-loopback for a single-host demo, or name a real interface)", c.WebRTCInterfaces)
 	}
-	return fmt.Errorf("--webrtc-interfaces %q: none of these interfaces is up with an address on this host, so no call could connect", c.WebRTCInterfaces), warnings
+	return warnings, fmt.Errorf("--webrtc-interfaces %q: none of these interfaces is up with an address on this host, so no call could connect", c.WebRTCInterfaces)
 }
 
 // forceKey carries the context that a second signal cancels.

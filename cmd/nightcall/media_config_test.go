@@ -29,7 +29,7 @@ func TestServeRefusesMediaSettingsWithoutCandidates(t *testing.T) {
 			case tc.refused != "" && (err == nil || !strings.Contains(err.Error(), tc.refused)):
 				t.Fatalf("got %v, want a refusal naming %q", err, tc.refused)
 			}
-			_, warnings := cfg.mediaInterfaces()
+			warnings, _ := cfg.mediaInterfaces()
 			if tc.warning != "" && !strings.Contains(strings.Join(warnings, "\n"), tc.warning) {
 				t.Errorf("warnings %q, want one about %q", warnings, tc.warning)
 			}

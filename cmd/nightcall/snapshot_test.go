@@ -232,6 +232,9 @@ func TestSnapshotBadInputStoresNothing(t *testing.T) {
 	}
 	before := s.head(t)
 	refuse("no call yet", post(okafor, jpg, "image/jpeg"), 409, "call_not_in_progress")
+	if s.head(t) != before {
+		t.Error("a snapshot refused before the call appended events")
+	}
 	callOn(t, s, id, nurse, okafor)
 	before = s.head(t)
 	refuse("text", post(okafor, []byte("this is not a picture"), "image/jpeg"), 415, "not_an_image")

@@ -38,7 +38,7 @@ func (c serveConfig) validateTURN() []error {
 	}
 	for _, u := range splitList(c.TURNURLs) {
 		if !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
-			errs = append(errs, fmt.Errorf("--turn-urls %q: must start turn: or turns:", u))
+			errs = append(errs, fmt.Errorf("--turn-urls %q: must start with \"turn:\" or \"turns:\"", u))
 		}
 	}
 	if c.TURNCredentialTTL < 0 {
