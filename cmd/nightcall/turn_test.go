@@ -207,7 +207,7 @@ func TestTURNFlags(t *testing.T) {
 		{[]string{"--turn-urls", "turn:turn.example:3478"}, "--turn-secret"},
 		{[]string{"--turn-port", "3478", "--turn-secret", "s", "--turn-tls-port", "5349"}, "--tls-cert"},
 		{[]string{"--turn-port", "3478", "--turn-secret", "s", "--turn-relay-ports", "9-2"}, "--turn-relay-ports"},
-		{[]string{"--turn-secret", "s", "--turn-urls", "http://turn.example"}, "turn: or turns:"},
+		{[]string{"--turn-secret", "s", "--turn-urls", "http://turn.example"}, `"turn:" or "turns:"`},
 	} {
 		if _, err := parseServe(c.args, &strings.Builder{}); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: %v, want a complaint about %s", c.args, err, c.want)
