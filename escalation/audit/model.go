@@ -259,7 +259,7 @@ func (m *Model) apply(env events.Envelope) error {
 
 // maxDirty bounds the escalations changed since the buckets last took
 // their changes: a replay flushes every so often, a query always first.
-const maxDirty = 4096
+const maxDirty = 256
 
 // touch marks an escalation changed, for the next flush. Events of one
 // escalation come in runs (a replay holds each resident's stream together),

@@ -265,6 +265,7 @@ func (s *Store) write() {
 // stmts are the writer's prepared statements.
 type stmts struct {
 	byID, current, insert, idem *sql.Stmt
+	savepoint, release, rollbackTo *sql.Stmt
 }
 
 func prepareStmts(ctx context.Context, db *sql.DB) (*stmts, error) {
@@ -278,6 +279,9 @@ func prepareStmts(ctx context.Context, db *sql.DB) (*stmts, error) {
 		{&st.insert, `INSERT INTO events (id, stream, version, type, recorded_at, actor, correlation_id, causation_id, data)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING position`},
 		{&st.idem, `INSERT INTO idempotency (key, request_hash, status, body, created_at) VALUES (?, ?, ?, ?, ?)`},
+		{&st.savepoint, `SAVEPOINT nc_append`},
+		{&st.release, `RELEASE nc_append`},
+		{&st.rollbackTo, `ROLLBACK TO nc_append`},
 	} {
 		stmt, err := db.PrepareContext(ctx, p.q)
 		if err != nil {
@@ -290,7 +294,7 @@ func prepareStmts(ctx context.Context, db *sql.DB) (*stmts, error) {
 }
 
 func (st *stmts) close() {
-	for _, stmt := range []*sql.Stmt{st.byID, st.current, st.insert, st.idem} {
+	for _, stmt := range []*sql.Stmt{st.byID, st.current, st.insert, st.idem, st.savepoint, st.release, st.rollbackTo} {
 		if stmt != nil {
 			stmt.Close()
 		}
@@ -332,7 +336,7 @@ func (s *Store) commitBatch(batch []*appendReq) {
 			continue
 		}
 		if !single {
-			if _, err := tx.ExecContext(ctx, `SAVEPOINT nc_append`); err != nil {
+			if _, err := tx.StmtContext(ctx, s.st.savepoint).ExecContext(ctx); err != nil {
 				failAll(err)
 				answer()
 				return
@@ -345,7 +349,7 @@ func (s *Store) commitBatch(batch []*appendReq) {
 				answer() // the deferred rollback undoes it
 				return
 			}
-			if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO nc_append`); rerr != nil {
+			if _, rerr := tx.StmtContext(ctx, s.st.rollbackTo).ExecContext(ctx); rerr != nil {
 				// SQLite may have rolled the whole transaction back itself
 				// (a full disk, an I/O error): nothing of the batch stands.
 				failAll(errors.Join(err, rerr))
@@ -357,7 +361,7 @@ func (s *Store) commitBatch(batch []*appendReq) {
 			stored++
 		}
 		if !single {
-			if _, err := tx.ExecContext(ctx, `RELEASE nc_append`); err != nil {
+			if _, err := tx.StmtContext(ctx, s.st.release).ExecContext(ctx); err != nil {
 				failAll(err)
 				answer()
 				return
