@@ -264,7 +264,7 @@ func (s *Store) write() {
 
 // stmts are the writer's prepared statements.
 type stmts struct {
-	byID, current, insert, idem *sql.Stmt
+	byID, current, insert, idem    *sql.Stmt
 	savepoint, release, rollbackTo *sql.Stmt
 }
 
