@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -28,9 +29,10 @@ import (
 func TestMain(m *testing.M) {
 	// `nightcall bench video` starts its clients as a child of the running
 	// binary, which in tests is this test binary.
-	if len(os.Args) > 2 && os.Args[1] == "bench" && os.Args[2] == "video-clients" {
-		if err := videoClients(os.Args[3:], os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "video clients:", err)
+	// Every `bench …-clients` child (video, pager) runs as the command.
+	if len(os.Args) > 2 && os.Args[1] == "bench" && strings.HasSuffix(os.Args[2], "-clients") {
+		if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, os.Args[2]+":", err)
 			os.Exit(1)
 		}
 		os.Exit(0)

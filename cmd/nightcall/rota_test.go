@@ -105,7 +105,7 @@ func TestBenchCommandsRun(t *testing.T) {
 	if err := run(context.Background(), []string{"bench", "video", "-calls", "2", "-measure", "1s"}, &out, &out); err != nil {
 		t.Fatalf("bench video: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"bare gorilla broadcast", "Nightcall raise → page", "raw INSERT (baseline)", "store Append", "rebuild of the audit model", "bare Pion forwarder", "Nightcall SFU"} {
+	for _, want := range []string{"bare gorilla broadcast", "raise → page, 20 sockets", "raw single-row transactions", "one writer, throughput", "audit model rebuild", "admissions-avoided query, p99", "bare Pion v3 forwarder", "SFU server CPU per forwarded packet"} {
 		if !bytes.Contains(out.Bytes(), []byte(want)) {
 			t.Errorf("bench output lacks %q:\n%s", want, out.String())
 		}
