@@ -179,7 +179,7 @@ func raiseForMargaret(t *testing.T, home context.Context) {
 	})
 	js[bool](t, home, `(() => { document.querySelector('input[name=resident][value="rc-101"]').click(); return true; })()`)
 	setObservations(t, home, map[string]string{"respiration_rate": "22", "spo2": "93", "systolic_bp": "104", "pulse": "112", "consciousness": "A", "temperature": "38.4"})
-	waitText(t, home, "news2-total", "8", 5*time.Second)
+	waitText(t, home, "news2-total", "8", 15*time.Second)
 	fill(t, home, "situation", "More breathless since 01:00, not herself")
 	within(t, home, 10*time.Second, chromedp.Click(`#raise-submit`))
 	within(t, home, 10*time.Second, chromedp.Click(`#raise-confirm-yes`))
@@ -246,7 +246,7 @@ func TestBrowserPhoneConsultant(t *testing.T) {
 	decoding(t, console, "the consultant's phone")
 
 	// Without scrolling: who, the raw observations, NEWS2, the care plan's wishes.
-	waitText(t, console, "observations", "Respiration rate", 5*time.Second)
+	waitText(t, console, "observations", "Respiration rate", 15*time.Second)
 	if y := js[float64](t, console, `scrollY`); y != 0 {
 		t.Errorf("the case opened scrolled to %v", y)
 	}
@@ -290,13 +290,13 @@ func TestBrowserPhoneConsultant(t *testing.T) {
 
 	// The decision: tiles, a check, the confirm in words, then locked.
 	tap(t, console, "#review", true)
-	waitText(t, console, "err-outcome", "Choose Stay", 5*time.Second)
+	waitText(t, console, "err-outcome", "Choose Stay", 15*time.Second)
 	tap(t, console, `label:has(input[name=outcome][value=stay])`, true)
 	tap(t, console, `label:has(input[name=counterfactual][value=ed])`, true)
 	fill(t, console, "rationale", "Chest infection; observations stable on antibiotics")
 	fill(t, console, "plan", "Amoxicillin; observations 4-hourly; call back if NEWS2 rises above 5")
 	tap(t, console, "#review", true)
-	waitText(t, console, "confirm-text", "Margaret Ellis stays at Rose Court; without this call they would have gone to A&E", 5*time.Second)
+	waitText(t, console, "confirm-text", "Margaret Ellis stays at Rose Court; without this call they would have gone to A&E", 15*time.Second)
 	tap(t, console, "#confirm-yes", true)
 	waitText(t, console, "decision-result", "Decision recorded", 10*time.Second)
 	locked := js[[]string](t, console, `[...document.querySelectorAll("#decision-form input, #decision-form textarea, #decision-form button")].filter(e => e.id !== "back-to-queue" && !e.disabled).map(e => e.id || e.name + "=" + e.value)`)
@@ -394,10 +394,10 @@ func TestBrowserTabletRaise(t *testing.T) {
 
 	// Choosing names the resident everywhere on the form.
 	js[bool](t, home, `(() => { document.querySelector('input[name=resident][value="rc-103"]').click(); return true; })()`)
-	waitText(t, home, "spo2-scale", "Scale 2", 5*time.Second)
+	waitText(t, home, "spo2-scale", "Scale 2", 15*time.Second)
 	js[bool](t, home, `(() => { document.querySelector('input[name=resident][value="rc-101"]').click(); return true; })()`)
-	waitText(t, home, "raise-submit", "Ask for a consultant for Margaret Ellis", 5*time.Second)
-	waitText(t, home, "chosen", "Margaret Ellis", 5*time.Second)
+	waitText(t, home, "raise-submit", "Ask for a consultant for Margaret Ellis", 15*time.Second)
+	waitText(t, home, "chosen", "Margaret Ellis", 15*time.Second)
 	if c := textOf(t, home, "chosen"); !strings.Contains(c, "12 April 1938") || !strings.Contains(c, "999 000 0018") {
 		t.Errorf("the chosen line says %q", c)
 	}
@@ -416,9 +416,9 @@ func TestBrowserTabletRaise(t *testing.T) {
 
 	// An error survives a re-score.
 	setObservations(t, home, map[string]string{"respiration_rate": "22", "spo2": "93", "systolic_bp": "104", "pulse": "112", "consciousness": "A", "temperature": "38.4"})
-	waitText(t, home, "news2-total", "8", 5*time.Second)
+	waitText(t, home, "news2-total", "8", 15*time.Second)
 	fill(t, home, "temperature", "39.2") // a second re-score, the last edit an observation
-	waitText(t, home, "news2-total", "9", 5*time.Second)
+	waitText(t, home, "news2-total", "9", 15*time.Second)
 	if e := textOf(t, home, "err-sbard.situation"); !strings.Contains(e, "Describe the situation") {
 		t.Errorf("a re-score cleared the situation's error: %q", e)
 	}
@@ -456,7 +456,7 @@ func TestBrowserTabletRaise(t *testing.T) {
 
 	// Withdraw asks first.
 	within(t, home, 10*time.Second, chromedp.Click("#withdraw"))
-	waitText(t, home, "withdraw-confirm-text", "Margaret Ellis", 5*time.Second)
+	waitText(t, home, "withdraw-confirm-text", "Margaret Ellis", 15*time.Second)
 	if n := len(nurse.do("GET", "/api/v1/escalations?status=open", nil).list(t)); n != 1 {
 		t.Fatalf("one tap on Withdraw changed the open escalations to %d", n)
 	}
@@ -589,31 +589,31 @@ func TestBrowserPagesAtBothSizes(t *testing.T) {
 	waitText(t, admin, "rota", "Level 1", 10*time.Second)
 	api := s.signedIn("admin")
 	within(t, admin, 10*time.Second, chromedp.Click(`button[data-edit="rc-102"]`))
-	waitText(t, admin, "resident-edit-title", "Arthur Penrose", 5*time.Second)
+	waitText(t, admin, "resident-edit-title", "Arthur Penrose", 15*time.Second)
 	fill(t, admin, "scale-value", "2")
 	fill(t, admin, "scale-by", "")
 	within(t, admin, 10*time.Second, chromedp.Click(`#scale-form button[type=submit]`))
-	waitText(t, admin, "err-scale-set_by", "clinician", 5*time.Second)
+	waitText(t, admin, "err-scale-set_by", "clinician", 15*time.Second)
 	fill(t, admin, "scale-by", "Dr Chidi Okafor")
 	within(t, admin, 10*time.Second, chromedp.Click(`#scale-form button[type=submit]`))
-	waitText(t, admin, "scale-saved", "Scale 2", 5*time.Second)
+	waitText(t, admin, "scale-saved", "Scale 2", 15*time.Second)
 	if r := api.do("GET", "/api/v1/residents/rc-102", nil).json(t); r["spo2_scale"] != float64(2) {
 		t.Errorf("after saving Scale 2 the resident has %v", r["spo2_scale"])
 	}
 	fill(t, admin, "baseline-total", "25")
 	within(t, admin, 10*time.Second, chromedp.Click(`#baseline-form button[type=submit]`))
-	waitText(t, admin, "err-baseline-news2_total", "0 to 20", 5*time.Second)
+	waitText(t, admin, "err-baseline-news2_total", "0 to 20", 15*time.Second)
 	fill(t, admin, "baseline-total", "2")
 	within(t, admin, 10*time.Second, chromedp.Click(`#baseline-form button[type=submit]`))
-	waitText(t, admin, "baseline-saved", "2", 5*time.Second)
+	waitText(t, admin, "baseline-saved", "2", 15*time.Second)
 	fill(t, admin, "acp-hospital", "not_wanted")
 	fill(t, admin, "acp-cpr", "do_not_attempt")
 	within(t, admin, 10*time.Second, chromedp.Click(`#acp-form button[type=submit]`))
-	waitText(t, admin, "acp-saved", "does not want hospital admission", 5*time.Second)
+	waitText(t, admin, "acp-saved", "does not want hospital admission", 15*time.Second)
 	fill(t, admin, "move-home", "elm-house")
 	fill(t, admin, "move-room", "9")
 	within(t, admin, 10*time.Second, chromedp.Click(`#move-form button[type=submit]`))
-	waitText(t, admin, "move-saved", "Elm House, room 9", 5*time.Second)
+	waitText(t, admin, "move-saved", "Elm House, room 9", 15*time.Second)
 	if r := api.do("GET", "/api/v1/residents/rc-102", nil).json(t); r["care_home_id"] != "elm-house" || r["room"] != "9" {
 		t.Errorf("after the move the resident is in %v room %v", r["care_home_id"], r["room"])
 	}
@@ -622,15 +622,15 @@ func TestBrowserPagesAtBothSizes(t *testing.T) {
 	within(t, admin, 10*time.Second, chromedp.Click(`li[data-user="dr.patel"] button:nth-of-type(2)`))
 	fill(t, admin, "new-password", "short")
 	within(t, admin, 10*time.Second, chromedp.Click(`#password-form button[type=submit]`))
-	waitText(t, admin, "err-password-password", "12 characters", 5*time.Second)
+	waitText(t, admin, "err-password-password", "12 characters", 15*time.Second)
 	fill(t, admin, "new-password", "a-new-long-password")
 	within(t, admin, 10*time.Second, chromedp.Click(`#password-form button[type=submit]`))
-	waitText(t, admin, "password-saved", "Password changed for dr.patel", 5*time.Second)
+	waitText(t, admin, "password-saved", "Password changed for dr.patel", 15*time.Second)
 	if st := newClient(t, s.base).do("POST", "/api/v1/session", map[string]string{"username": "dr.patel", "password": "a-new-long-password"}).status; st != 204 {
 		t.Errorf("signing in with the new password: %d", st)
 	}
 	within(t, admin, 10*time.Second, chromedp.Click(`li[data-user="dr.adams"] button:nth-of-type(1)`))
-	waitText(t, admin, "users-status", "dr.adams is disabled", 5*time.Second)
+	waitText(t, admin, "users-status", "dr.adams is disabled", 15*time.Second)
 	waitFor(t, 5*time.Second, "the list shows the account disabled", func() bool {
 		return strings.Contains(js[string](t, admin, `document.querySelector('li[data-user="dr.adams"]').textContent`), "disabled")
 	})
@@ -638,7 +638,7 @@ func TestBrowserPagesAtBothSizes(t *testing.T) {
 		t.Errorf("a disabled account signs in: %d", st)
 	}
 	within(t, admin, 10*time.Second, chromedp.Click(`li[data-user="dr.adams"] button:nth-of-type(1)`))
-	waitText(t, admin, "users-status", "dr.adams is enabled", 5*time.Second)
+	waitText(t, admin, "users-status", "dr.adams is enabled", 15*time.Second)
 
 	// The rota: a shift's problems at its fields, then saved; cover arranged.
 	fill(t, admin, "shift-id", "weeknights")
@@ -647,14 +647,14 @@ func TestBrowserPagesAtBothSizes(t *testing.T) {
 	fill(t, admin, "shift-end", "08:00")
 	fill(t, admin, "shift-levels", "dr.nobody")
 	within(t, admin, 10*time.Second, chromedp.Click(`#shift-form button[type=submit]`))
-	waitText(t, admin, "err-shift-days", "days", 5*time.Second)
+	waitText(t, admin, "err-shift-days", "days", 15*time.Second)
 	js[bool](t, admin, `(() => { ["mon","tue","wed","thu"].forEach(d => document.getElementById("shift-day-" + d).click()); return true; })()`)
 	within(t, admin, 10*time.Second, chromedp.Click(`#shift-form button[type=submit]`))
-	waitText(t, admin, "err-shift-levels", "not a consultant", 5*time.Second)
+	waitText(t, admin, "err-shift-levels", "not a consultant", 15*time.Second)
 	fill(t, admin, "shift-levels", "dr.okafor\ndr.patel, dr.adams")
 	within(t, admin, 10*time.Second, chromedp.Click(`#shift-form button[type=submit]`))
-	waitText(t, admin, "shift-saved", "weeknights saved", 5*time.Second)
-	waitText(t, admin, "shifts", "20:00–08:00", 5*time.Second)
+	waitText(t, admin, "shift-saved", "weeknights saved", 15*time.Second)
+	waitText(t, admin, "shifts", "20:00–08:00", 15*time.Second)
 	london := mustLoc(t, "Europe/London")
 	from := time.Now().In(london).Add(24 * time.Hour)
 	fill(t, admin, "override-covered", "dr.okafor")
@@ -664,12 +664,12 @@ func TestBrowserPagesAtBothSizes(t *testing.T) {
 	fill(t, admin, "override-to-date", from.Format("2006-01-02"))
 	fill(t, admin, "override-to-time", "19:00")
 	within(t, admin, 10*time.Second, chromedp.Click(`#override-form button[type=submit]`))
-	waitText(t, admin, "err-override-to", "after the start", 5*time.Second)
+	waitText(t, admin, "err-override-to", "after the start", 15*time.Second)
 	fill(t, admin, "override-to-date", from.Add(24*time.Hour).Format("2006-01-02"))
 	fill(t, admin, "override-to-time", "08:00")
 	within(t, admin, 10*time.Second, chromedp.Click(`#override-form button[type=submit]`))
-	waitText(t, admin, "override-saved", "Cover arranged", 5*time.Second)
-	waitText(t, admin, "overrides", "Dr Grace Adams (dr.adams) covers Dr Chidi Okafor (dr.okafor) from "+from.Format("2 Jan 2006")+" 20:00", 5*time.Second)
+	waitText(t, admin, "override-saved", "Cover arranged", 15*time.Second)
+	waitText(t, admin, "overrides", "Dr Grace Adams (dr.adams) covers Dr Chidi Okafor (dr.okafor) from "+from.Format("2 Jan 2006")+" 20:00", 15*time.Second)
 	checkPage(t, admin, "admin after edits (tablet)")
 
 	// The audit page.
@@ -680,6 +680,7 @@ func TestBrowserPagesAtBothSizes(t *testing.T) {
 	if p := textOf(t, audit, "period"); !strings.Contains(p, "Follow-up window 72 hours") || !strings.Contains(p, "Figures as of") {
 		t.Errorf("the period says %q", p)
 	}
+	waitText(t, audit, "headline", "% of", 15*time.Second) // the figures load after the period
 	if hl := textOf(t, audit, "headline"); !strings.Contains(hl, "% of") || !strings.Contains(hl, "median") {
 		t.Errorf("no rates beside the counts: %q", hl)
 	}
