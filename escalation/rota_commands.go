@@ -177,3 +177,12 @@ func (s *Service) RotaAt(ctx context.Context, a Actor, t time.Time) ([][]Usernam
 	}
 	return s.cfg.Read.RotaLevelsAt(t), nil
 }
+
+// CurrentRota is the rota as the log has it now: the read model is caught up
+// first, so an admin who has just saved a shift or a cover sees it listed.
+func (s *Service) CurrentRota(ctx context.Context) (Rota, error) {
+	if err := s.catchUp(ctx); err != nil {
+		return Rota{}, err
+	}
+	return s.cfg.Read.Rota(), nil
+}

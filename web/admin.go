@@ -164,7 +164,11 @@ func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request, a *esca
 }
 
 func (s *Server) handleListHomes(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
-	homes := s.cfg.Service.Read().Homes()
+	homes, err := s.cfg.Service.CareHomes(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	out := make([]escalation.CareHome, 0, len(homes))
 	for _, h := range homes {
 		if a.Role == escalation.RoleCareHome && h.ID != a.CareHomeID {

@@ -262,7 +262,12 @@ func (s *Server) handleNEWS2(w http.ResponseWriter, r *http.Request, a *escalati
 }
 
 func (s *Server) handleRotaNow(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
-	writeJSON(w, http.StatusOK, map[string]any{"levels": s.people(r.Context(), s.cfg.Service.Read().RotaLevelsAt(time.Now()))})
+	levels, err := s.cfg.Service.RotaAt(r.Context(), *a, time.Now())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"levels": s.people(r.Context(), levels)})
 }
 
 func (s *Server) handleFollowUp(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {

@@ -30,7 +30,12 @@ func (s *Server) handleGetRota(w http.ResponseWriter, r *http.Request, a *escala
 		s.writeError(w, r, errForbidden)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.cfg.Service.Read().Rota())
+	rota, err := s.cfg.Service.CurrentRota(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rota)
 }
 
 // handleRotaAt answers who was on call at ?time= (default now), so that the

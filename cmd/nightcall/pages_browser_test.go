@@ -654,9 +654,9 @@ func TestBrowserPagesAtBothSizes(t *testing.T) {
 	fill(t, admin, "shift-levels", "dr.okafor\ndr.patel, dr.adams")
 	within(t, admin, 10*time.Second, chromedp.Click(`#shift-form button[type=submit]`))
 	waitText(t, admin, "shift-saved", "weeknights saved", 15*time.Second)
-	// The shift is saved (above, from the API's answer); the list's refresh
-	// after a save is not asserted here: under the full suite's load it
-	// showed the rota from before the save (see the session note).
+	// The list is re-read after the save and shows it: GET /api/v1/rota
+	// catches the read model up to the log first (read your writes).
+	waitText(t, admin, "shifts", "20:00–08:00", 15*time.Second)
 	london := mustLoc(t, "Europe/London")
 	from := time.Now().In(london).Add(24 * time.Hour)
 	fill(t, admin, "override-covered", "dr.okafor")

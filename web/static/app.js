@@ -1142,8 +1142,15 @@ function adminPage() {
   function saved(prefix, text) { clearErrors(prefix); $(prefix + "-saved").textContent = text; }
   const homeName = (id) => (homes.find((x) => x.id === id) || { name: id }).name;
 
+  // load re-reads everything after each save; saves can follow one another
+  // faster than the reads answer, so only the newest load may draw (an older
+  // one answering late would put the state from before a save back).
+  let loads = 0;
   async function load() {
-    [homes, residents, users, rota] = await Promise.all([api("GET", "/api/v1/care-homes"), api("GET", "/api/v1/residents"), api("GET", "/api/v1/users"), api("GET", "/api/v1/rota")]);
+    const n = ++loads;
+    const got = await Promise.all([api("GET", "/api/v1/care-homes"), api("GET", "/api/v1/residents"), api("GET", "/api/v1/users"), api("GET", "/api/v1/rota")]);
+    if (n !== loads) return;
+    [homes, residents, users, rota] = got;
     $("homes").replaceChildren(...homes.map((x) => h("li", {}, h("span", { class: "grow" }, x.name + " (" + x.id + ") — fallback " + x.fallback_phone + (x.active === false ? " — inactive" : "")))));
     $("residents-table").replaceChildren(...residents.map((r) => h("tr", {}, h("td", {}, r.name), h("td", {}, r.id), h("td", {}, homeName(r.care_home_id)), h("td", {}, r.room), h("td", {}, r.status),
       h("td", {}, r.spo2_scale === 2 ? "Scale 2" : "Scale 1"),
@@ -1152,6 +1159,7 @@ function adminPage() {
     renderUsers();
     renderRota();
     const now = await api("GET", "/api/v1/rota/now");
+    if (n !== loads) return;
     $("rota").replaceChildren(...now.levels.map((l, i) => h("li", {}, "Level " + (i + 1) + ": " + l.map((p) => p.name).join(", "))));
   }
 
