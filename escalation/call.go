@@ -85,7 +85,7 @@ func init() {
 }
 
 // applyCall adds a call event to the escalation's timeline.
-func (e *Escalation) applyCall(ev Event, at time.Time) {
+func (e *EscalationView) applyCall(ev Event, at time.Time) {
 	e.noteDelivery(ev, at)
 	switch c := ev.(type) {
 	case *CallStarted:

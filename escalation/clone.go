@@ -19,12 +19,9 @@ func clonePtr[T any](p *T) *T {
 	return &c
 }
 
-// clone returns a copy of e that shares nothing apply changes; nil for nil.
-func (e *Escalation) clone() *Escalation {
-	if e == nil {
-		return nil
-	}
-	c := *e
+// clone returns a copy of e that shares nothing apply changes.
+func (e EscalationView) clone() EscalationView {
+	c := e
 	c.NEWS2 = cloneResult(e.NEWS2)
 	c.AcceptedBy = clonePtr(e.AcceptedBy)
 	c.AcceptedAt = clonePtr(e.AcceptedAt)
@@ -39,35 +36,71 @@ func (e *Escalation) clone() *Escalation {
 	c.Timeline = slices.Clone(e.Timeline)
 	c.Delivery = e.Delivery.clone()
 	c.Snapshots = slices.Clone(e.Snapshots)
-	return &c
+	return c
 }
 
-// clone returns a copy of r, its escalations and its series included, that
-// shares nothing apply changes.
-func (r *Resident) clone() *Resident {
-	c := *r
-	c.Baseline = clonePtr(r.Baseline)
-	c.AdvanceCarePlan = clonePtr(r.AdvanceCarePlan)
-	c.Allergies = slices.Clone(r.Allergies)
-	c.SpO2ScaleSetAt = clonePtr(r.SpO2ScaleSetAt)
-	c.DiedExpected = clonePtr(r.DiedExpected)
-	c.Observations = slices.Clone(r.Observations)
-	c.Admissions = slices.Clone(r.Admissions)
-	c.Escalations = make([]*Escalation, len(r.Escalations))
-	for i, e := range r.Escalations {
-		c.Escalations[i] = e.clone()
+// cloneRef returns a pointer to a copy of *e, or nil for nil.
+func (e *EscalationView) cloneRef() *EscalationView {
+	if e == nil {
+		return nil
 	}
-	c.changes = changes{version: r.version}
+	c := e.clone()
 	return &c
 }
 
-// cloneObservations copies a recorded set and its map of absent values. The
-// values themselves are recorded facts that nothing changes once scored.
+// clone returns a copy of v, its escalations and its series included, that
+// shares nothing apply changes.
+func (v ResidentView) clone() ResidentView {
+	c := v
+	c.Baseline = clonePtr(v.Baseline)
+	c.AdvanceCarePlan = clonePtr(v.AdvanceCarePlan)
+	c.Allergies = slices.Clone(v.Allergies)
+	c.SpO2ScaleSetAt = clonePtr(v.SpO2ScaleSetAt)
+	c.DiedExpected = clonePtr(v.DiedExpected)
+	c.Observations = nil
+	if v.Observations != nil {
+		c.Observations = make([]ObservationRecord, len(v.Observations))
+		for i, o := range v.Observations {
+			c.Observations[i] = o.clone()
+		}
+	}
+	c.Admissions = slices.Clone(v.Admissions)
+	c.Escalations = nil
+	if v.Escalations != nil {
+		c.Escalations = make([]EscalationView, len(v.Escalations))
+		for i, e := range v.Escalations {
+			c.Escalations[i] = e.clone()
+		}
+	}
+	return c
+}
+
+// clone returns a copy of o that shares no value with it.
+func (o ObservationRecord) clone() ObservationRecord {
+	o.NEWS2 = *cloneResult(&o.NEWS2)
+	o.Observations = *cloneObservations(&o.Observations)
+	return o
+}
+
+// cloneRef returns a pointer to a copy of *v, or nil for nil.
+func (v *ResidentView) cloneRef() *ResidentView {
+	if v == nil {
+		return nil
+	}
+	c := v.clone()
+	return &c
+}
+
+// cloneObservations copies a recorded set: its values and its map of
+// absent values.
 func cloneObservations(o *Observations) *Observations {
 	if o == nil {
 		return nil
 	}
 	c := *o
+	c.RespirationRate, c.SpO2, c.OnOxygen = clonePtr(o.RespirationRate), clonePtr(o.SpO2), clonePtr(o.OnOxygen)
+	c.SystolicBP, c.Pulse, c.Consciousness = clonePtr(o.SystolicBP), clonePtr(o.Pulse), clonePtr(o.Consciousness)
+	c.Temperature, c.OxygenLitresPerMin = clonePtr(o.Temperature), clonePtr(o.OxygenLitresPerMin)
 	c.Absent = maps.Clone(o.Absent)
 	return &c
 }

@@ -17,7 +17,7 @@ type RaiseInput struct {
 }
 
 // Raise opens an escalation for a resident of the actor's home.
-func (s *Service) Raise(ctx context.Context, meta Meta, in RaiseInput) (*Escalation, error) {
+func (s *Service) Raise(ctx context.Context, meta Meta, in RaiseInput) (*EscalationView, error) {
 	if meta.Actor.Role != RoleCareHome {
 		return nil, ErrForbidden
 	}
@@ -27,7 +27,7 @@ func (s *Service) Raise(ctx context.Context, meta Meta, in RaiseInput) (*Escalat
 	id := EscalationID(s.cfg.NewID())
 	now := s.cfg.Now()
 	res, err := s.update(ctx, in.ResidentID, meta, func(r *Resident) error {
-		if r.CareHomeID != meta.Actor.CareHomeID {
+		if r.CareHomeID() != meta.Actor.CareHomeID {
 			return ErrNotFound
 		}
 		_, err := r.Raise(id, in.Observations, in.SoftSigns, in.SBARD, meta.Actor, now)
@@ -36,23 +36,23 @@ func (s *Service) Raise(ctx context.Context, meta Meta, in RaiseInput) (*Escalat
 	if err != nil {
 		return nil, err
 	}
-	return s.View(res.Resident, id), nil
+	return s.viewOf(res.Resident, id), nil
 }
 
 // FollowUp records where the resident is after a stay (staff of the home).
-func (s *Service) FollowUp(ctx context.Context, meta Meta, id EscalationID, status FollowUpStatus, at time.Time) (*Escalation, error) {
+func (s *Service) FollowUp(ctx context.Context, meta Meta, id EscalationID, status FollowUpStatus, at time.Time) (*EscalationView, error) {
 	if meta.Actor.Role != RoleCareHome {
 		return nil, ErrForbidden
 	}
 	now := s.cfg.Now()
-	return s.escalationCommand(ctx, meta, id, func(r *Resident, esc *Escalation) error {
+	return s.escalationCommand(ctx, meta, id, func(r *Resident, esc *EscalationView) error {
 		return r.FollowUp(id, status, at, now)
 	})
 }
 
 // escalationCommand loads the escalation's resident, checks that the actor can
 // see it, and runs fn on the aggregate.
-func (s *Service) escalationCommand(ctx context.Context, meta Meta, id EscalationID, fn func(r *Resident, esc *Escalation) error) (*Escalation, error) {
+func (s *Service) escalationCommand(ctx context.Context, meta Meta, id EscalationID, fn func(r *Resident, esc *EscalationView) error) (*EscalationView, error) {
 	rid, err := s.residentOf(ctx, id)
 	if err != nil {
 		return nil, err
@@ -67,18 +67,18 @@ func (s *Service) escalationCommand(ctx context.Context, meta Meta, id Escalatio
 	if err != nil {
 		return nil, err
 	}
-	return s.View(res.Resident, id), nil
+	return s.viewOf(res.Resident, id), nil
 }
 
 // Accept lets a consultant who is on call take an escalation. Exactly one
 // consultant wins; the winner accepting again changes nothing.
-func (s *Service) Accept(ctx context.Context, meta Meta, id EscalationID) (*Escalation, error) {
+func (s *Service) Accept(ctx context.Context, meta Meta, id EscalationID) (*EscalationView, error) {
 	if meta.Actor.Role != RoleConsultant {
 		return nil, ErrForbidden
 	}
 	paged := s.pagedFor != nil && s.pagedFor(id, meta.Actor.Username)
 	now := s.cfg.Now()
-	return s.escalationCommand(ctx, meta, id, func(r *Resident, esc *Escalation) error {
+	return s.escalationCommand(ctx, meta, id, func(r *Resident, esc *EscalationView) error {
 		if !meta.Actor.OnCall && !paged && !(esc.AcceptedBy != nil && esc.AcceptedBy.Username == meta.Actor.Username) {
 			return ErrForbidden
 		}
@@ -87,23 +87,23 @@ func (s *Service) Accept(ctx context.Context, meta Meta, id EscalationID) (*Esca
 }
 
 // Decide records the accepting consultant's decision.
-func (s *Service) Decide(ctx context.Context, meta Meta, id EscalationID, d DecisionInput) (*Escalation, error) {
+func (s *Service) Decide(ctx context.Context, meta Meta, id EscalationID, d DecisionInput) (*EscalationView, error) {
 	if meta.Actor.Role != RoleConsultant {
 		return nil, ErrForbidden
 	}
 	now := s.cfg.Now()
-	return s.escalationCommand(ctx, meta, id, func(r *Resident, esc *Escalation) error {
+	return s.escalationCommand(ctx, meta, id, func(r *Resident, esc *EscalationView) error {
 		return r.Decide(id, d, meta.Actor, now)
 	})
 }
 
 // Withdraw lets staff of the home withdraw an escalation until it is decided.
-func (s *Service) Withdraw(ctx context.Context, meta Meta, id EscalationID, reason string) (*Escalation, error) {
+func (s *Service) Withdraw(ctx context.Context, meta Meta, id EscalationID, reason string) (*EscalationView, error) {
 	if meta.Actor.Role != RoleCareHome {
 		return nil, ErrForbidden
 	}
 	now := s.cfg.Now()
-	return s.escalationCommand(ctx, meta, id, func(r *Resident, esc *Escalation) error {
+	return s.escalationCommand(ctx, meta, id, func(r *Resident, esc *EscalationView) error {
 		return r.Withdraw(id, reason, meta.Actor, now)
 	})
 }
@@ -127,7 +127,7 @@ func (s *Service) residentCommand(ctx context.Context, meta Meta, id ResidentID,
 		return Result{}, ErrForbidden
 	}
 	return s.update(ctx, id, meta, func(r *Resident) error {
-		if a.Role == RoleCareHome && r.CareHomeID != a.CareHomeID {
+		if a.Role == RoleCareHome && r.CareHomeID() != a.CareHomeID {
 			return ErrNotFound
 		}
 		return fn(r)
@@ -141,7 +141,7 @@ func (s *Service) RecordHospitalAdmission(ctx context.Context, meta Meta, id Res
 	if err != nil {
 		return HospitalAdmission{}, err
 	}
-	return res.Resident.Admissions[len(res.Resident.Admissions)-1], nil
+	return res.Resident.lastAdmission(), nil
 }
 
 // RecordObservations records a routine observation set.
@@ -157,5 +157,5 @@ func (s *Service) RecordObservations(ctx context.Context, meta Meta, id Resident
 	if err != nil {
 		return ObservationRecord{}, err
 	}
-	return res.Resident.Observations[len(res.Resident.Observations)-1], nil
+	return res.Resident.lastObservation(), nil
 }

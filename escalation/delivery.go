@@ -144,7 +144,7 @@ func consultantsOf(us []Username) []PagedConsultant {
 }
 
 // noteDelivery updates the delivery record with a paging or call event.
-func (e *Escalation) noteDelivery(ev Event, at time.Time) {
+func (e *EscalationView) noteDelivery(ev Event, at time.Time) {
 	d := &e.Delivery
 	switch p := ev.(type) {
 	case *Paged:

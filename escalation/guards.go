@@ -28,7 +28,7 @@ func ObservationsStale(takenAt, raisedAt time.Time) bool {
 // ObservationsStale reports whether the escalation was raised on
 // observations taken more than an hour before the raise. An escalation on
 // soft signs alone has no observations to be stale.
-func (e *Escalation) ObservationsStale() bool {
+func (e *EscalationView) ObservationsStale() bool {
 	return e != nil && e.Observations != nil && ObservationsStale(e.Observations.TakenAt, e.RaisedAt)
 }
 
@@ -88,7 +88,7 @@ func HeldBy(envs []events.Envelope, home CareHomeID) (bool, error) {
 // held but who has since moved elsewhere is refused with ErrResidentMoved,
 // said plainly, rather than as not found. A resident the home never held
 // stays not found, so nothing is told about residents of other homes.
-func (s *Service) GuardedRaise(ctx context.Context, meta Meta, in RaiseInput) (*Escalation, error) {
+func (s *Service) GuardedRaise(ctx context.Context, meta Meta, in RaiseInput) (*EscalationView, error) {
 	esc, err := s.Raise(ctx, meta, in)
 	if !errors.Is(err, ErrNotFound) || meta.Actor.Role != RoleCareHome {
 		return esc, err

@@ -28,16 +28,16 @@ func TestObservationsStale(t *testing.T) {
 			if got := ObservationsStale(raised.Add(-c.age), raised); got != c.stale {
 				t.Errorf("ObservationsStale(age %v) = %v, want %v", c.age, got, c.stale)
 			}
-			esc := &Escalation{RaisedAt: raised, Observations: &Observations{TakenAt: raised.Add(-c.age)}}
+			esc := &EscalationView{RaisedAt: raised, Observations: &Observations{TakenAt: raised.Add(-c.age)}}
 			if got := esc.ObservationsStale(); got != c.stale {
 				t.Errorf("Escalation.ObservationsStale(age %v) = %v, want %v", c.age, got, c.stale)
 			}
 		})
 	}
-	if (&Escalation{RaisedAt: raised}).ObservationsStale() {
+	if (&EscalationView{RaisedAt: raised}).ObservationsStale() {
 		t.Error("an escalation on soft signs alone is flagged stale")
 	}
-	var none *Escalation
+	var none *EscalationView
 	if none.ObservationsStale() {
 		t.Error("a nil escalation is flagged stale")
 	}

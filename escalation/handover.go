@@ -192,7 +192,7 @@ func (s *Service) Handover(ctx context.Context, a Actor, q HandoverQuery) (*Hand
 	if home.ID == "" {
 		return nil, ErrNotFound
 	}
-	var escs []*Escalation
+	var escs []*EscalationView
 	for _, e := range s.cfg.Read.Escalations() {
 		if e.CareHomeID == q.CareHomeID && !e.RaisedAt.Before(from) && e.RaisedAt.Before(to) {
 			s.decorate(e)
@@ -216,7 +216,7 @@ func (s *Service) Handover(ctx context.Context, a Actor, q HandoverQuery) (*Hand
 // BuildHandover assembles a handover from the escalations of one home; those
 // raised outside q's window are left out. resident looks a resident up (nil
 // when unknown). It is pure: Service.Handover feeds it the read model.
-func BuildHandover(home CareHome, q HandoverQuery, escs []*Escalation, resident func(ResidentID) *Resident, now time.Time) *Handover {
+func BuildHandover(home CareHome, q HandoverQuery, escs []*EscalationView, resident func(ResidentID) *ResidentView, now time.Time) *Handover {
 	from, to, _ := HandoverWindow(q.Date, q.Location)
 	h := &Handover{
 		CareHomeID: home.ID, CareHomeName: home.Name, Date: q.Date, From: from.UTC(), To: to.UTC(),
@@ -263,7 +263,7 @@ func BuildHandover(home CareHome, q HandoverQuery, escs []*Escalation, resident 
 	return h
 }
 
-func handoverEntry(e *Escalation, r *Resident, q HandoverQuery, now time.Time) HandoverEntry {
+func handoverEntry(e *EscalationView, r *ResidentView, q HandoverQuery, now time.Time) HandoverEntry {
 	out := HandoverEntry{
 		ID: e.ID, Resident: HandoverResident{ID: e.ResidentID, Name: string(e.ResidentID)},
 		RaisedAt: e.RaisedAt.UTC(), RaisedBy: e.RaisedBy, OutOfHours: q.OutOfHours(e.RaisedAt),

@@ -97,13 +97,13 @@ func TestHandoverDateForEdges(t *testing.T) {
 func handoverInt(v int) *int { return &v }
 
 // handoverEsc is an escalation of rose-court raised at, in status st.
-func handoverEsc(id string, at time.Time, st Status) *Escalation {
+func handoverEsc(id string, at time.Time, st Status) *EscalationView {
 	alert, air := news2.Alert, false
 	obs := &Observations{RespirationRate: handoverInt(22), SpO2: handoverInt(93), OnOxygen: &air, Pulse: handoverInt(112), Consciousness: &alert,
 		Temperature: func() *Tenths { v := Tenths(384); return &v }(), TakenAt: at.Add(-10 * time.Minute),
 		Absent: map[string]AbsentReason{"systolic_bp": "refused"}}
 	score := news2.Score(obs.Vitals(), news2.Scale1)
-	e := &Escalation{ID: EscalationID(id), ResidentID: "rc-101", CareHomeID: "rose-court", Status: st, RaisedAt: at,
+	e := &EscalationView{ID: EscalationID(id), ResidentID: "rc-101", CareHomeID: "rose-court", Status: st, RaisedAt: at,
 		NEWS2: &score, Observations: obs, Advice: AdviceFor(&score, nil), SoftSigns: []SoftSign{}, FollowUps: []FollowUp{}}
 	if st == StatusDecided {
 		e.AcceptedBy = &Person{Username: "dr.okafor", Name: "Dr Chidi Okafor"}
@@ -129,7 +129,7 @@ func TestBuildHandoverBoundariesAndOrder(t *testing.T) {
 	}
 	q := HandoverQuery{CareHomeID: "rose-court", Date: date, Location: loc, OutOfHours: ooh}
 	day := func(h, m int) time.Time { return time.Date(2026, 10, 26, h, m, 0, 0, loc) }
-	escs := []*Escalation{
+	escs := []*EscalationView{
 		handoverEsc("before", from.Add(-time.Nanosecond), StatusDecided),
 		handoverEsc("at-from", from, StatusDecided),         // 08:00 Monday: in hours, first of the window
 		handoverEsc("afternoon", day(14, 0), StatusDecided), // in hours
@@ -141,8 +141,8 @@ func TestBuildHandoverBoundariesAndOrder(t *testing.T) {
 	other := handoverEsc("other-home", day(23, 0), StatusDecided)
 	other.CareHomeID = "elm-house"
 	escs = append(escs, other)
-	residents := func(id ResidentID) *Resident {
-		return &Resident{ID: id, Name: "Margaret Ellis", Room: "12", NHSNumber: "9990000018", SpO2Scale: news2.Scale1}
+	residents := func(id ResidentID) *ResidentView {
+		return &ResidentView{ID: id, Name: "Margaret Ellis", Room: "12", NHSNumber: "9990000018", SpO2Scale: news2.Scale1}
 	}
 	now := time.Date(2026, 10, 27, 8, 30, 0, 0, loc)
 	h := BuildHandover(CareHome{ID: "rose-court", Name: "Rose Court"}, q, escs, residents, now)

@@ -67,7 +67,7 @@ func IsPagingStream(stream string) bool {
 }
 
 // applyPaging adds a paging event to the escalation's timeline and timings.
-func (e *Escalation) applyPaging(ev Event, at time.Time) {
+func (e *EscalationView) applyPaging(ev Event, at time.Time) {
 	e.noteDelivery(ev, at)
 	since := func() string { return fmt.Sprintf(" (%.1f s after raise)", at.Sub(e.RaisedAt).Seconds()) }
 	switch p := ev.(type) {

@@ -11,14 +11,15 @@ import (
 	"github.com/nightcall-health/nightcall/events"
 )
 
-// Projection is the in-memory read model: every resident and escalation,
-// the care homes and the rota, as of a position in the global log. Its
+// Projection is the in-memory read model: every resident and escalation (as
+// views, folded by the read side's apply, never the write aggregate), the
+// care homes and the rota, as of a position in the global log. Its
 // checkpoint lives with its data, so a redelivered event (at-least-once) is
 // recognised by position and changes nothing.
 type Projection struct {
 	mu        sync.RWMutex
 	pos       int64
-	residents map[ResidentID]*Resident
+	residents map[ResidentID]*ResidentView
 	escIndex  map[EscalationID]ResidentID
 	homes     map[CareHomeID]CareHome
 	rota      Rota
@@ -33,7 +34,7 @@ type Projection struct {
 func NewProjection(loc *time.Location) *Projection {
 	return &Projection{
 		loc:       loc,
-		residents: map[ResidentID]*Resident{},
+		residents: map[ResidentID]*ResidentView{},
 		escIndex:  map[EscalationID]ResidentID{},
 		homes:     map[CareHomeID]CareHome{},
 	}
@@ -59,11 +60,15 @@ func (p *Projection) Apply(env events.Envelope) error {
 		id := ResidentID(residentIDFromStream(env.Stream))
 		r := p.residents[id]
 		if r == nil {
-			r = &Resident{}
+			r = &ResidentView{}
 			p.residents[id] = r
 		}
-		if err := r.ApplyEnvelope(env); err != nil {
+		ev, err := Decode(env)
+		if err != nil {
 			return err
+		}
+		if ev != nil {
+			r.apply(ev, env.RecordedAt)
 		}
 		if env.Type == TypeEscalationRaised {
 			var e EscalationRaised
@@ -185,38 +190,35 @@ func (p *Projection) OnCall(username Username) bool {
 }
 
 // Escalations returns copies of every escalation, newest first.
-func (p *Projection) Escalations() []*Escalation {
+func (p *Projection) Escalations() []*EscalationView {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	var out []*Escalation
+	var out []*EscalationView
 	for _, r := range p.residents {
 		for _, e := range r.Escalations {
-			out = append(out, e.clone())
+			c := e.clone()
+			out = append(out, &c)
 		}
 	}
-	slices.SortFunc(out, func(a, b *Escalation) int { return b.RaisedAt.Compare(a.RaisedAt) })
+	slices.SortFunc(out, func(a, b *EscalationView) int { return b.RaisedAt.Compare(a.RaisedAt) })
 	return out
 }
 
 // Residents returns copies of every resident, by ID.
-func (p *Projection) Residents() []*Resident {
+func (p *Projection) Residents() []*ResidentView {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	out := make([]*Resident, 0, len(p.residents))
+	out := make([]*ResidentView, 0, len(p.residents))
 	for _, r := range p.residents {
-		out = append(out, r.clone())
+		out = append(out, r.cloneRef())
 	}
-	slices.SortFunc(out, func(a, b *Resident) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	slices.SortFunc(out, func(a, b *ResidentView) int { return strings.Compare(string(a.ID), string(b.ID)) })
 	return out
 }
 
 // Resident returns a copy of one resident, or nil.
-func (p *Projection) Resident(id ResidentID) *Resident {
+func (p *Projection) Resident(id ResidentID) *ResidentView {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	r := p.residents[id]
-	if r == nil {
-		return nil
-	}
-	return r.clone()
+	return p.residents[id].cloneRef()
 }

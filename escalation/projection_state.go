@@ -13,16 +13,17 @@ const ReadModelSnapshot = "read-model"
 // keeps it (events.EncodeState writes every field, unexported ones too).
 type projectionState struct {
 	Pos       int64
-	Residents map[ResidentID]*Resident
+	Residents map[ResidentID]*ResidentView
 	EscIndex  map[EscalationID]ResidentID
 	Homes     map[CareHomeID]CareHome
 	Rota      Rota
 	RotaLog   []rotaVersion
 }
 
-// stateVersion is bumped when apply changes what the same events build, so
-// that a snapshot taken by the older code is not restored.
-const stateVersion = "1"
+// stateVersion is bumped when apply changes what the same events build, or
+// the state changes meaning, so that a snapshot taken by the older code is
+// not restored. 2: residents are held as views, not write aggregates.
+const stateVersion = "2"
 
 // StateSchema is the shape of the read model's snapshot: a snapshot taken
 // by a build with other types is not restored.
@@ -53,7 +54,7 @@ func (p *Projection) RestoreState(data []byte) error {
 	p.mu.Lock()
 	p.pos, p.residents, p.escIndex, p.homes, p.rota, p.rotaLog = st.Pos, st.Residents, st.EscIndex, st.Homes, st.Rota, st.RotaLog
 	if p.residents == nil {
-		p.residents = map[ResidentID]*Resident{}
+		p.residents = map[ResidentID]*ResidentView{}
 	}
 	if p.escIndex == nil {
 		p.escIndex = map[EscalationID]ResidentID{}

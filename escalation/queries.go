@@ -11,18 +11,27 @@ import (
 // The queries: each answers only what the actor may see (visibility.go) and
 // puts the read on record (accesslog.go).
 
-// View returns a copy of escalation id with the home's fallback number and,
-// for a stay, when the home is asked to confirm where the resident is.
-func (s *Service) View(r *Resident, id EscalationID) *Escalation {
-	esc := r.Escalation(id)
-	if esc == nil {
-		return nil
+// View returns a copy of escalation id of resident r with the home's
+// fallback number and, for a stay, when the home is asked to confirm where
+// the resident is; nil when r has no such escalation.
+func (s *Service) View(r *ResidentView, id EscalationID) *EscalationView {
+	return s.decorated(r.escalation(id).cloneRef())
+}
+
+// viewOf is View for the aggregate a command leaves.
+func (s *Service) viewOf(r *Resident, id EscalationID) *EscalationView {
+	return s.decorated(r.Escalation(id))
+}
+
+// decorated decorates esc (a copy) and returns it; nil stays nil.
+func (s *Service) decorated(esc *EscalationView) *EscalationView {
+	if esc != nil {
+		s.decorate(esc)
 	}
-	s.decorate(esc)
 	return esc
 }
 
-func (s *Service) decorate(esc *Escalation) {
+func (s *Service) decorate(esc *EscalationView) {
 	esc.FallbackPhone = s.cfg.Read.Home(esc.CareHomeID).FallbackPhone
 	if d := esc.Decision; d != nil && d.Outcome == OutcomeStay {
 		due := d.DecidedAt.Add(FollowUpWindow)
@@ -33,7 +42,7 @@ func (s *Service) decorate(esc *Escalation) {
 
 // GetEscalation returns an escalation the actor may see, with its paging
 // history, and records the read.
-func (s *Service) GetEscalation(ctx context.Context, a Actor, id EscalationID) (*Escalation, *Resident, error) {
+func (s *Service) GetEscalation(ctx context.Context, a Actor, id EscalationID) (*EscalationView, *ResidentView, error) {
 	rid, err := s.residentOf(ctx, id)
 	if err != nil {
 		return nil, nil, err
@@ -62,28 +71,30 @@ func (s *Service) GetEscalation(ctx context.Context, a Actor, id EscalationID) (
 		return nil, nil, err
 	}
 	s.decorate(esc)
-	return esc, r, nil
+	v := r.View()
+	return esc, &v, nil
 }
 
 // GetResident returns a resident the actor may see with its stored stream,
 // and records the read.
-func (s *Service) GetResident(ctx context.Context, a Actor, id ResidentID, what string) (*Resident, []events.Envelope, error) {
+func (s *Service) GetResident(ctx context.Context, a Actor, id ResidentID, what string) (*ResidentView, []events.Envelope, error) {
 	r, envs, err := s.getResident(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
-	if !canSeeResident(a, r, s.cfg.Now()) {
+	v := r.View()
+	if !canSeeResident(a, &v, s.cfg.Now()) {
 		return nil, nil, ErrNotFound
 	}
 	if err := s.recordAccess(ctx, a, what, id, ""); err != nil {
 		return nil, nil, err
 	}
-	return r, envs, nil
+	return &v, envs, nil
 }
 
 // ListEscalations returns the escalations the actor may see, newest first,
 // filtered by status ("" for all, "open" for paging, unanswered or accepted).
-func (s *Service) ListEscalations(ctx context.Context, a Actor, status string) ([]*Escalation, error) {
+func (s *Service) ListEscalations(ctx context.Context, a Actor, status string) ([]*EscalationView, error) {
 	if err := s.catchUp(ctx); err != nil {
 		return nil, err
 	}
@@ -91,7 +102,7 @@ func (s *Service) ListEscalations(ctx context.Context, a Actor, status string) (
 		return nil, err
 	}
 	all := s.cfg.Read.Escalations()
-	out := make([]*Escalation, 0, len(all))
+	out := make([]*EscalationView, 0, len(all))
 	for _, e := range all {
 		if !matchStatus(e.Status, status) || !canSeeEscalation(a, e, false, s.cfg.Now()) {
 			continue
@@ -123,7 +134,7 @@ func matchStatus(s Status, filter string) bool {
 }
 
 // ListResidents returns the residents the actor may see.
-func (s *Service) ListResidents(ctx context.Context, a Actor) ([]*Resident, error) {
+func (s *Service) ListResidents(ctx context.Context, a Actor) ([]*ResidentView, error) {
 	if err := s.catchUp(ctx); err != nil {
 		return nil, err
 	}
@@ -131,7 +142,7 @@ func (s *Service) ListResidents(ctx context.Context, a Actor) ([]*Resident, erro
 		return nil, err
 	}
 	all := s.cfg.Read.Residents()
-	out := make([]*Resident, 0, len(all))
+	out := make([]*ResidentView, 0, len(all))
 	for _, r := range all {
 		if canSeeResident(a, r, s.cfg.Now()) {
 			out = append(out, r)

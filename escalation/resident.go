@@ -1,6 +1,7 @@
 package escalation
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -11,144 +12,91 @@ import (
 
 // Resident is the aggregate on stream resident-{id}: the resident's details,
 // clinical baseline and history, and every escalation raised for them.
-// Its fields are for reading; state changes only through the command methods,
-// which decide against the current state and then apply new events.
+// Its state is unexported and always folded from events: it changes only
+// through the command methods, which decide against it and record new
+// events, and it is read only as copies (View, Escalation, OpenEscalation),
+// so nothing outside the aggregate holds a pointer into it. A Resident is
+// made by NewResident (a new admission) or Rehydrate (a stored stream).
 type Resident struct {
-	ID              ResidentID          `json:"id"`
-	CareHomeID      CareHomeID          `json:"care_home_id"`
-	Name            string              `json:"name"`
-	DateOfBirth     string              `json:"date_of_birth"`
-	Room            string              `json:"room"`
-	NHSNumber       string              `json:"nhs_number"`
-	Status          ResidentStatus      `json:"status"`
-	SpO2Scale       news2.Scale         `json:"spo2_scale"`
-	Baseline        *Baseline           `json:"baseline"`
-	AdvanceCarePlan *AdvanceCarePlan    `json:"advance_care_plan"`
-	Allergies       []string            `json:"allergies"`
-	SpO2ScaleSetBy  string              `json:"spo2_scale_set_by,omitempty"`
-	SpO2ScaleSetAt  *time.Time          `json:"spo2_scale_set_at,omitempty"`
-	DiedExpected    *bool               `json:"died_expected,omitempty"`
-	Observations    []ObservationRecord `json:"-"`
-	Escalations     []*Escalation       `json:"-"`
-	Admissions      []HospitalAdmission `json:"-"`
-
+	state ResidentView
 	changes
 }
 
-// ObservationRecord is one scored set in the resident's series.
-type ObservationRecord struct {
-	TakenAt      time.Time    `json:"taken_at"`
-	NEWS2        news2.Result `json:"news2"`
-	Observations Observations `json:"observations"`
-}
+// ErrNotAResidentStream means a stream does not open with a resident's
+// admission, so no resident can be rebuilt from it.
+var ErrNotAResidentStream = errors.New("escalation: the stream does not open with " + TypeResidentAdmitted)
 
-// HospitalAdmission is a recorded admission or A&E attendance.
-type HospitalAdmission struct {
-	HospitalAdmissionRecorded
-	RecordedAt time.Time `json:"recorded_at"`
-}
-
-// Escalation is one request for a consultant, inside its resident's stream.
-type Escalation struct {
-	ID             EscalationID    `json:"id"`
-	ResidentID     ResidentID      `json:"resident_id"`
-	CareHomeID     CareHomeID      `json:"care_home_id"`
-	Status         Status          `json:"status"`
-	NEWS2          *news2.Result   `json:"news2"`
-	RaisedAt       time.Time       `json:"raised_at"`
-	FallbackPhone  string          `json:"fallback_phone"`
-	Advice         Advice          `json:"advice"`
-	AcceptedBy     *Person         `json:"accepted_by"`
-	AcceptedAt     *time.Time      `json:"accepted_at"`
-	Decision       *Decision       `json:"decision"`
-	Observations   *Observations   `json:"observations"`
-	SoftSigns      []SoftSign      `json:"soft_signs"`
-	SBARD          SBARD           `json:"sbard"`
-	RaisedBy       Username        `json:"raised_by"`
-	EverUnanswered bool            `json:"ever_unanswered"`
-	Withdrawal     *Withdrawal     `json:"withdrawal,omitempty"`
-	FollowUps      []FollowUp      `json:"follow_ups"`
-	FirstPagedAt   *time.Time      `json:"first_paged_at"`
-	FirstReceiptAt *time.Time      `json:"first_receipt_at"`
-	FollowUpDueAt  *time.Time      `json:"follow_up_due_at"`
-	FollowUpNeeded bool            `json:"follow_up_needed"`
-	Timeline       []TimelineEntry `json:"timeline"`
-	// Delivery is how the pages reached the consultants (delivery.go).
-	Delivery Delivery `json:"delivery"`
-	// Snapshots are the stills taken in the call (snapshot.go).
-	Snapshots []Snapshot `json:"snapshots,omitempty"`
-}
-
-// Decision is the consultant's recorded decision.
-type Decision struct {
-	Outcome        Outcome        `json:"outcome"`
-	Counterfactual Counterfactual `json:"counterfactual"`
-	Rationale      string         `json:"rationale"`
-	Plan           string         `json:"plan"`
-	DecidedBy      Username       `json:"decided_by"`
-	DecidedByName  string         `json:"decided_by_name"`
-	DecidedAt      time.Time      `json:"decided_at"`
-}
-
-// Withdrawal records why the home withdrew.
-type Withdrawal struct {
-	Reason string    `json:"reason"`
-	By     Username  `json:"by"`
-	At     time.Time `json:"at"`
-}
-
-// FollowUp is the home's confirmation of where the resident is after a stay.
-type FollowUp struct {
-	Status     FollowUpStatus `json:"status"`
-	At         time.Time      `json:"at"`
-	RecordedAt time.Time      `json:"recorded_at"`
-}
-
-// TimelineEntry is one line of an escalation's history.
-type TimelineEntry struct {
-	At     time.Time `json:"at"`
-	Type   string    `json:"type"`
-	Detail string    `json:"detail"`
-}
-
-// Version is the stream version the aggregate was loaded at plus its pending events.
-func (r *Resident) Version() int64 { return r.version }
-
-// Escalation returns a copy of the escalation with id, or nil.
-func (r *Resident) Escalation(id EscalationID) *Escalation { return r.escalation(id).clone() }
-
-// OpenEscalation returns a copy of the resident's open escalation, or nil.
-func (r *Resident) OpenEscalation() *Escalation { return r.openEscalation().clone() }
-
-// escalation is the aggregate's own escalation with id, for apply and the
-// commands to change; nil when there is none.
-func (r *Resident) escalation(id EscalationID) *Escalation {
-	for _, e := range r.Escalations {
-		if e.ID == id {
-			return e
-		}
+// NewResident admits a resident: in is validated (and normalised, as
+// ResidentInput.Validate does) and the admission's events are recorded,
+// ready to open the resident's stream.
+func NewResident(in ResidentInput, now time.Time) (*Resident, error) {
+	if err := in.Validate(now); err != nil {
+		return nil, err
 	}
-	return nil
-}
-
-func (r *Resident) openEscalation() *Escalation {
-	for _, e := range r.Escalations {
-		if e.Status.Open() {
-			return e
-		}
+	r := &Resident{}
+	for _, e := range in.events(now) {
+		r.record(e, now)
 	}
-	return nil
+	return r, nil
 }
 
-// Rehydrate rebuilds a resident from its stored stream.
+// Rehydrate rebuilds a resident from its stored stream, which must open
+// with the resident's admission.
 func Rehydrate(envs []events.Envelope) (*Resident, error) {
+	if len(envs) == 0 || envs[0].Type != TypeResidentAdmitted {
+		return nil, ErrNotAResidentStream
+	}
 	r := &Resident{}
 	for _, env := range envs {
 		if err := r.ApplyEnvelope(env); err != nil {
 			return nil, err
 		}
 	}
+	if r.state.ID == "" {
+		return nil, fmt.Errorf("%w: the admission names no resident", ErrNotAResidentStream)
+	}
 	return r, nil
+}
+
+// Version is the stream version the aggregate was loaded at plus its pending events.
+func (r *Resident) Version() int64 { return r.version }
+
+// ID is the resident's ID.
+func (r *Resident) ID() ResidentID { return r.state.ID }
+
+// CareHomeID is the home the resident is in.
+func (r *Resident) CareHomeID() CareHomeID { return r.state.CareHomeID }
+
+// Status is whether the resident is active, left or died.
+func (r *Resident) Status() ResidentStatus { return r.state.Status }
+
+// View returns a deep copy of the resident as read: changing it changes
+// nothing in the aggregate.
+func (r *Resident) View() ResidentView { return r.state.clone() }
+
+// Escalation returns a copy of the escalation with id, or nil.
+func (r *Resident) Escalation(id EscalationID) *EscalationView {
+	return r.state.escalation(id).cloneRef()
+}
+
+// OpenEscalation returns a copy of the resident's open escalation, or nil.
+func (r *Resident) OpenEscalation() *EscalationView { return r.state.openEscalation().cloneRef() }
+
+// escalation is the aggregate's own escalation with id, for the commands
+// to decide against; nil when there is none. It never leaves the package.
+func (r *Resident) escalation(id EscalationID) *EscalationView { return r.state.escalation(id) }
+
+func (r *Resident) openEscalation() *EscalationView { return r.state.openEscalation() }
+
+// lastObservation is a copy of the newest set in the resident's series; the
+// series is not empty.
+func (r *Resident) lastObservation() ObservationRecord {
+	return r.state.Observations[len(r.state.Observations)-1].clone()
+}
+
+// lastAdmission is the newest recorded admission; there is one.
+func (r *Resident) lastAdmission() HospitalAdmission {
+	return r.state.Admissions[len(r.state.Admissions)-1]
 }
 
 // ApplyEnvelope applies one stored event.
@@ -171,113 +119,9 @@ func (r *Resident) record(e Event, at time.Time) {
 	r.keep(e, at)
 }
 
-// apply mutates state; it never fails.
-func (r *Resident) apply(ev Event, at time.Time) {
-	switch e := ev.(type) {
-	case *ResidentAdmitted:
-		r.ID, r.CareHomeID, r.Name, r.DateOfBirth, r.Room, r.NHSNumber = e.ResidentID, e.CareHomeID, e.Name, e.DateOfBirth, e.Room, e.NHSNumber
-		r.SpO2Scale, r.Status = e.SpO2Scale, ResidentStatusActive
-		if !r.SpO2Scale.Valid() {
-			r.SpO2Scale = news2.Scale1
-		}
-	case *BaselineRecorded:
-		b := e.Baseline
-		r.Baseline = &b
-	case *CarePlanRecorded:
-		p := e.Plan
-		r.AdvanceCarePlan = &p
-	case *SpO2ScaleChanged:
-		setAt := e.SetAt
-		r.SpO2Scale, r.SpO2ScaleSetBy, r.SpO2ScaleSetAt = e.Scale, e.SetBy, &setAt
-	case *ResidentMoved:
-		r.CareHomeID = e.To
-		if e.Room != "" {
-			r.Room = e.Room
-		}
-	case *AllergiesRecorded:
-		r.Allergies = e.Allergies
-	case *ObservationsRecorded:
-		r.Observations = append(r.Observations, ObservationRecord{TakenAt: e.Observations.TakenAt, NEWS2: e.NEWS2, Observations: e.Observations})
-	case *HospitalAdmissionRecorded:
-		r.Admissions = append(r.Admissions, HospitalAdmission{HospitalAdmissionRecorded: *e, RecordedAt: at})
-	case *ResidentLeft:
-		r.Status = ResidentStatusLeft
-	case *ResidentDied:
-		expected := e.Expected
-		r.Status, r.DiedExpected = ResidentStatusDied, &expected
-	case *EscalationRaised:
-		esc := &Escalation{
-			ID: e.EscalationID, ResidentID: r.ID, CareHomeID: e.CareHomeID, Status: StatusPaging,
-			NEWS2: e.NEWS2, RaisedAt: at, Advice: e.Advice, Observations: e.Observations,
-			SoftSigns: e.SoftSigns, SBARD: e.SBARD, RaisedBy: e.RaisedBy, FollowUps: []FollowUp{},
-		}
-		if esc.SoftSigns == nil {
-			esc.SoftSigns = []SoftSign{}
-		}
-		detail := "raised by " + string(e.RaisedBy) + "; advice " + string(e.Advice.Level)
-		if e.NEWS2 != nil {
-			detail += "; NEWS2 " + e.NEWS2.Label()
-		}
-		esc.Timeline = []TimelineEntry{{At: at, Type: TypeEscalationRaised, Detail: detail}}
-		if e.Observations != nil {
-			r.Observations = append(r.Observations, ObservationRecord{TakenAt: e.Observations.TakenAt, NEWS2: *e.NEWS2, Observations: *e.Observations})
-		}
-		r.Escalations = append(r.Escalations, esc)
-	case *EscalationAccepted:
-		if esc := r.escalation(e.EscalationID); esc != nil {
-			by, t := e.By, at
-			esc.Status, esc.AcceptedBy, esc.AcceptedAt = StatusAccepted, &by, &t
-			esc.Timeline = append(esc.Timeline, TimelineEntry{At: at, Type: TypeEscalationAccepted,
-				Detail: fmt.Sprintf("accepted by %s (%.1f s after raise)", by.Username, at.Sub(esc.RaisedAt).Seconds())})
-		}
-	case *EscalationUnanswered:
-		if esc := r.escalation(e.EscalationID); esc != nil {
-			if esc.Status == StatusPaging {
-				esc.Status = StatusUnanswered
-			}
-			esc.EverUnanswered = true
-			esc.Timeline = append(esc.Timeline, TimelineEntry{At: at, Type: TypeEscalationUnanswered, Detail: e.Reason})
-		}
-	case *EscalationDecided:
-		if esc := r.escalation(e.EscalationID); esc != nil {
-			esc.Status = StatusDecided
-			esc.Decision = &Decision{
-				Outcome: e.Outcome, Counterfactual: e.Counterfactual, Rationale: e.Rationale, Plan: e.Plan,
-				DecidedBy: e.DecidedBy, DecidedByName: e.DecidedByName, DecidedAt: at,
-			}
-			esc.Timeline = append(esc.Timeline, TimelineEntry{At: at, Type: TypeEscalationDecided, Detail: string(e.Outcome) + " by " + string(e.DecidedBy)})
-		}
-	case *EscalationWithdrawn:
-		if esc := r.escalation(e.EscalationID); esc != nil {
-			esc.Status = StatusWithdrawn
-			esc.Withdrawal = &Withdrawal{Reason: e.Reason, By: e.By, At: at}
-			esc.Timeline = append(esc.Timeline, TimelineEntry{At: at, Type: TypeEscalationWithdrawn, Detail: "withdrawn by " + string(e.By)})
-		}
-	case *CallStarted:
-		if esc := r.escalation(e.EscalationID); esc != nil {
-			esc.applyCall(e, at)
-		}
-	case *CallParticipantJoined:
-		if esc := r.escalation(e.EscalationID); esc != nil {
-			esc.applyCall(e, at)
-		}
-	case *CallParticipantLeft:
-		if esc := r.escalation(e.EscalationID); esc != nil {
-			esc.applyCall(e, at)
-		}
-	case *CallEnded:
-		if esc := r.escalation(e.EscalationID); esc != nil {
-			esc.applyCall(e, at)
-		}
-	case *EscalationFollowedUp:
-		if esc := r.escalation(e.EscalationID); esc != nil {
-			esc.FollowUps = append(esc.FollowUps, FollowUp{Status: e.Status, At: e.At, RecordedAt: at})
-			esc.Timeline = append(esc.Timeline, TimelineEntry{At: at, Type: TypeEscalationFollowedUp, Detail: string(e.Status)})
-		}
-	default:
-		r.applyFact(ev, at) // events that bring their own apply (snapshot.go)
-	}
-}
+// apply mutates state by the read side's fold (view.go): the aggregate
+// decides against exactly what a reader is shown. It never fails.
+func (r *Resident) apply(ev Event, at time.Time) { r.state.apply(ev, at) }
 
 // Pending returns the events recorded since load, ready to append.
 func (r *Resident) Pending(actor Username, correlationID string, newID func() string) ([]events.NewEvent, error) {
@@ -285,10 +129,10 @@ func (r *Resident) Pending(actor Username, correlationID string, newID func() st
 }
 
 // Active reports whether the resident can be escalated.
-func (r *Resident) Active() bool { return r.Status == ResidentStatusActive }
+func (r *Resident) Active() bool { return r.state.Status == ResidentStatusActive }
 
 // Raise opens an escalation. obs may be nil when only soft signs are given.
-func (r *Resident) Raise(id EscalationID, obs *Observations, signs []SoftSign, sbard SBARD, by Actor, now time.Time) (*Escalation, error) {
+func (r *Resident) Raise(id EscalationID, obs *Observations, signs []SoftSign, sbard SBARD, by Actor, now time.Time) (*EscalationView, error) {
 	if !r.Active() {
 		return nil, ErrResidentInactive
 	}
@@ -306,15 +150,15 @@ func (r *Resident) Raise(id EscalationID, obs *Observations, signs []SoftSign, s
 	}
 	var score *news2.Result
 	if obs != nil {
-		s := news2.Score(obs.Vitals(), r.SpO2Scale)
+		s := news2.Score(obs.Vitals(), r.state.SpO2Scale)
 		score = &s
 	}
 	if signs == nil {
 		signs = []SoftSign{}
 	}
 	r.record(&EscalationRaised{
-		EscalationID: id, CareHomeID: r.CareHomeID, Observations: obs, NEWS2: score, SpO2Scale: r.SpO2Scale,
-		SoftSigns: signs, SBARD: sbard, Advice: AdviceFor(score, r.AdvanceCarePlan), RaisedBy: by.Username,
+		EscalationID: id, CareHomeID: r.state.CareHomeID, Observations: obs, NEWS2: score, SpO2Scale: r.state.SpO2Scale,
+		SoftSigns: signs, SBARD: sbard, Advice: AdviceFor(score, r.state.AdvanceCarePlan), RaisedBy: by.Username,
 	}, now)
 	return r.Escalation(id), nil
 }
@@ -454,9 +298,9 @@ func (r *Resident) RecordObservations(obs Observations, now time.Time) (Observat
 	if !r.Active() {
 		return ObservationRecord{}, ErrResidentInactive
 	}
-	score := news2.Score(obs.Vitals(), r.SpO2Scale)
-	r.record(&ObservationsRecorded{Observations: obs, NEWS2: score, SpO2Scale: r.SpO2Scale}, now)
-	return r.Observations[len(r.Observations)-1], nil
+	score := news2.Score(obs.Vitals(), r.state.SpO2Scale)
+	r.record(&ObservationsRecorded{Observations: obs, NEWS2: score, SpO2Scale: r.state.SpO2Scale}, now)
+	return r.lastObservation(), nil
 }
 
 // FollowUpWindow is how long after a stay the home is asked where the resident is.

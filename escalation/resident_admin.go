@@ -106,7 +106,7 @@ func (in ResidentInput) events(now time.Time) []Event {
 
 // AdmitResident admits a resident to a home with their baseline. Staff may
 // admit to their own home; admins to any.
-func (s *Service) AdmitResident(ctx context.Context, meta Meta, in ResidentInput) (*Resident, error) {
+func (s *Service) AdmitResident(ctx context.Context, meta Meta, in ResidentInput) (*ResidentView, error) {
 	a := meta.Actor
 	if a.Role != RoleAdmin && !(a.Role == RoleCareHome && a.CareHomeID == in.CareHomeID) {
 		return nil, ErrForbidden
@@ -117,25 +117,34 @@ func (s *Service) AdmitResident(ctx context.Context, meta Meta, in ResidentInput
 	if err := s.admit(ctx, meta, in); err != nil {
 		return nil, err
 	}
-	return s.loadResident(ctx, in.ID)
+	r, err := s.loadResident(ctx, in.ID)
+	if err != nil {
+		return nil, err
+	}
+	v := r.View()
+	return &v, nil
 }
 
 // admit opens a checked resident's stream; one that exists is a duplicate.
 func (s *Service) admit(ctx context.Context, meta Meta, in ResidentInput) error {
 	now := s.cfg.Now()
-	evs := in.events(now)
+	r, err := NewResident(in, now)
+	if err != nil {
+		return err
+	}
+	evs := make([]Event, len(r.pending))
+	for i, p := range r.pending {
+		evs[i] = p.event
+	}
 	var result any
 	if meta.Idempotency != nil {
 		// The record is the resident these events make, as a later read gives it.
-		r := &Resident{}
-		for _, e := range evs {
-			r.apply(e, now)
-		}
-		result = r
+		v := r.View()
+		result = &v
 		resident := meta.Idempotency
-		meta.IdempotencyOf = func(v any) (*events.IdempotencyRecord, error) { return resident(v.(*Resident)) }
+		meta.IdempotencyOf = func(v any) (*events.IdempotencyRecord, error) { return resident(v.(*ResidentView)) }
 	}
-	err := s.repo.createReturning(ctx, ResidentStream(in.ID), meta, now, result, evs...)
+	err = s.repo.createReturning(ctx, ResidentStream(in.ID), meta, now, result, evs...)
 	if errors.Is(err, events.ErrVersionConflict) {
 		return &DuplicateError{Field: "id", Message: "a resident with this id exists"}
 	}
@@ -183,7 +192,7 @@ type ResidentChange struct {
 }
 
 // ChangeResident applies one administrative change (admin, or staff of the home).
-func (s *Service) ChangeResident(ctx context.Context, meta Meta, id ResidentID, c ResidentChange) (*Resident, error) {
+func (s *Service) ChangeResident(ctx context.Context, meta Meta, id ResidentID, c ResidentChange) (*ResidentView, error) {
 	now := s.cfg.Now()
 	if c.MoveTo != "" {
 		if err := s.catchUp(ctx); err != nil {
@@ -197,7 +206,8 @@ func (s *Service) ChangeResident(ctx context.Context, meta Meta, id ResidentID, 
 	if err != nil {
 		return nil, err
 	}
-	return res.Resident, nil
+	v := res.Resident.View()
+	return &v, nil
 }
 
 // change decides one administrative change against the resident's state.
@@ -210,10 +220,10 @@ func (r *Resident) change(c ResidentChange, now time.Time) error {
 		if !r.Active() {
 			return ErrResidentInactive
 		}
-		if c.MoveTo == r.CareHomeID {
+		if c.MoveTo == r.state.CareHomeID {
 			return inputErr(KindInvalidValue, "care_home_id", "the resident is already in this home")
 		}
-		r.record(&ResidentMoved{From: r.CareHomeID, To: c.MoveTo, Room: c.Room}, now)
+		r.record(&ResidentMoved{From: r.state.CareHomeID, To: c.MoveTo, Room: c.Room}, now)
 	case c.LeftAt != nil || c.DiedAt != nil:
 		if !r.Active() {
 			return ErrResidentInactive

@@ -77,8 +77,8 @@ func (s *Service) SetPagedFor(f func(EscalationID, Username) bool) { s.pagedFor 
 func (s *Service) Read() *Projection { return s.cfg.Read }
 
 // IdemFunc builds the idempotency record to store with a command's events,
-// from the state the command leaves. It may return nil.
-type IdemFunc func(r *Resident) (*events.IdempotencyRecord, error)
+// from a copy of the resident as the command leaves it. It may return nil.
+type IdemFunc func(r *ResidentView) (*events.IdempotencyRecord, error)
 
 // Meta carries who runs a command and how it is to be recorded.
 type Meta struct {
@@ -117,7 +117,12 @@ type Result struct {
 // update runs fn against resident id through the repository loop.
 func (s *Service) update(ctx context.Context, id ResidentID, meta Meta, fn func(r *Resident) error) (Result, error) {
 	as := saveFor[*Resident](meta)
-	as.idempotency = meta.Idempotency
+	if idem := meta.Idempotency; idem != nil {
+		as.idempotency = func(r *Resident) (*events.IdempotencyRecord, error) {
+			v := r.View()
+			return idem(&v)
+		}
+	}
 	r, pos, err := update(ctx, s.repo, ResidentStream(id), as, loadResident, fn)
 	if err != nil {
 		return Result{}, err

@@ -133,12 +133,12 @@ type Snapshot struct {
 // escalationFact is an event about one escalation that apply hands to it.
 type escalationFact interface {
 	escalationID() EscalationID
-	applyTo(e *Escalation, at time.Time)
+	applyTo(e *EscalationView, at time.Time)
 }
 
 func (e *SnapshotTaken) escalationID() EscalationID { return e.EscalationID }
 
-func (e *SnapshotTaken) applyTo(esc *Escalation, at time.Time) {
+func (e *SnapshotTaken) applyTo(esc *EscalationView, at time.Time) {
 	esc.Snapshots = append(esc.Snapshots, Snapshot{ID: e.SnapshotID, TakenAt: at, ContentType: e.ContentType, Bytes: e.Bytes,
 		Width: e.Width, Height: e.Height, TakenBy: e.TakenBy, SHA1: e.SHA1, sha256: e.SHA256, stream: e.Stream})
 	esc.Timeline = append(esc.Timeline, TimelineEntry{At: at, Type: TypeSnapshotTaken,
@@ -147,15 +147,15 @@ func (e *SnapshotTaken) applyTo(esc *Escalation, at time.Time) {
 
 func (e *CallFellBackToPhone) escalationID() EscalationID { return e.EscalationID }
 
-func (e *CallFellBackToPhone) applyTo(esc *Escalation, at time.Time) {
+func (e *CallFellBackToPhone) applyTo(esc *EscalationView, at time.Time) {
 	esc.Timeline = append(esc.Timeline, TimelineEntry{At: at, Type: TypeCallFellBackToPhone, Detail: "continued by phone (" + string(e.By) + ")"})
 }
 
 // applyFact applies an escalation fact to its escalation; other events are
 // not facts and change nothing.
-func (r *Resident) applyFact(ev Event, at time.Time) {
+func (v *ResidentView) applyFact(ev Event, at time.Time) {
 	if f, ok := ev.(escalationFact); ok {
-		if esc := r.escalation(f.escalationID()); esc != nil {
+		if esc := v.escalation(f.escalationID()); esc != nil {
 			f.applyTo(esc, at)
 		}
 	}
@@ -191,7 +191,7 @@ func CheckImage(data []byte) (ImageType, image.Config, error) {
 
 // callInProgress reports whether the escalation's call has started and not
 // ended, by the call events in its history.
-func callInProgress(esc *Escalation) bool {
+func callInProgress(esc *EscalationView) bool {
 	for i := len(esc.Timeline) - 1; i >= 0; i-- {
 		switch esc.Timeline[i].Type {
 		case TypeCallStarted:
@@ -205,7 +205,7 @@ func callInProgress(esc *Escalation) bool {
 
 // canTakeSnapshot: the accepting consultant, while the escalation is
 // accepted and its call is on.
-func canTakeSnapshot(esc *Escalation, by Actor) error {
+func canTakeSnapshot(esc *EscalationView, by Actor) error {
 	switch esc.Status {
 	case StatusPaging, StatusUnanswered:
 		return ErrNotAccepted
@@ -340,7 +340,7 @@ func (s *Service) GetSnapshot(ctx context.Context, a Actor, id EscalationID, sid
 // FallBackToPhone records that a participant continues the call by phone,
 // and returns the escalation with the home's fallback number. Staff of the
 // home and the accepting consultant may, while the escalation is accepted.
-func (s *Service) FallBackToPhone(ctx context.Context, meta Meta, id EscalationID) (*Escalation, error) {
+func (s *Service) FallBackToPhone(ctx context.Context, meta Meta, id EscalationID) (*EscalationView, error) {
 	var role CallRole
 	switch meta.Actor.Role {
 	case RoleCareHome:
@@ -351,7 +351,7 @@ func (s *Service) FallBackToPhone(ctx context.Context, meta Meta, id EscalationI
 		return nil, ErrForbidden
 	}
 	now := s.cfg.Now()
-	return s.escalationCommand(ctx, meta, id, func(r *Resident, esc *Escalation) error {
+	return s.escalationCommand(ctx, meta, id, func(r *Resident, esc *EscalationView) error {
 		switch esc.Status {
 		case StatusPaging, StatusUnanswered:
 			return ErrNotAccepted

@@ -66,7 +66,7 @@ func TestCheckImage(t *testing.T) {
 }
 
 func TestCallInProgressFollowsTheLastCallEvent(t *testing.T) {
-	esc := &Escalation{}
+	esc := &EscalationView{}
 	for _, c := range []struct {
 		add  string
 		want bool

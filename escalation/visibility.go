@@ -17,7 +17,7 @@ const AcceptedReadWindow = 72 * time.Hour
 // sees it while it is open and for AcceptedReadWindow after it closed.
 // forAction lets any consultant reach an escalation by ID, so that the
 // lifecycle answers (403 off call, 409 already accepted) rather than 404.
-func canSeeEscalation(a Actor, e *Escalation, forAction bool, now time.Time) bool {
+func canSeeEscalation(a Actor, e *EscalationView, forAction bool, now time.Time) bool {
 	switch a.Role {
 	case RoleAdmin, RoleAuditor:
 		return true
@@ -44,15 +44,15 @@ func canSeeEscalation(a Actor, e *Escalation, forAction bool, now time.Time) boo
 
 // canSeeResident: staff see their own home's residents; auditors and admins
 // all; a consultant those with an escalation the consultant may see.
-func canSeeResident(a Actor, r *Resident, now time.Time) bool {
+func canSeeResident(a Actor, r *ResidentView, now time.Time) bool {
 	switch a.Role {
 	case RoleAdmin, RoleAuditor:
 		return true
 	case RoleCareHome:
 		return r.CareHomeID == a.CareHomeID
 	case RoleConsultant:
-		for _, e := range r.Escalations {
-			if canSeeEscalation(a, e, false, now) {
+		for i := range r.Escalations {
+			if canSeeEscalation(a, &r.Escalations[i], false, now) {
 				return true
 			}
 		}

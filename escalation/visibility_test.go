@@ -13,13 +13,13 @@ func TestAcceptedConsultantReadsFor72HoursAfterTheDecision(t *testing.T) {
 	okafor := Actor{Person: Person{Username: "dr.okafor"}, Role: RoleConsultant}
 	patel := Actor{Person: Person{Username: "dr.patel"}, Role: RoleConsultant}
 	accepted := &Person{Username: "dr.okafor"}
-	decided := &Escalation{Status: StatusDecided, AcceptedBy: accepted, Decision: &Decision{DecidedAt: t0}}
-	withdrawn := &Escalation{Status: StatusWithdrawn, AcceptedBy: accepted, Withdrawal: &Withdrawal{At: t0}}
-	open := &Escalation{Status: StatusAccepted, AcceptedBy: accepted}
+	decided := &EscalationView{Status: StatusDecided, AcceptedBy: accepted, Decision: &Decision{DecidedAt: t0}}
+	withdrawn := &EscalationView{Status: StatusWithdrawn, AcceptedBy: accepted, Withdrawal: &Withdrawal{At: t0}}
+	open := &EscalationView{Status: StatusAccepted, AcceptedBy: accepted}
 	cases := []struct {
 		name string
 		a    Actor
-		e    *Escalation
+		e    *EscalationView
 		at   time.Time
 		want bool
 	}{
@@ -34,7 +34,7 @@ func TestAcceptedConsultantReadsFor72HoursAfterTheDecision(t *testing.T) {
 		if got := canSeeEscalation(c.a, c.e, false, c.at); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
-		r := &Resident{Escalations: []*Escalation{c.e}}
+		r := &ResidentView{Escalations: []EscalationView{*c.e}}
 		if got := canSeeResident(c.a, r, c.at); got != c.want {
 			t.Errorf("%s (resident record): %v, want %v", c.name, got, c.want)
 		}

@@ -212,7 +212,7 @@ func (s *Server) handleAdmitResident(w http.ResponseWriter, r *http.Request, a *
 		return
 	}
 	meta := s.meta(r, a)
-	meta.Idempotency = id.record(http.StatusCreated, func(res *escalation.Resident) any { return viewResident(res) })
+	meta.Idempotency = id.record(http.StatusCreated, func(res *escalation.ResidentView) any { return viewResident(res) })
 	res, err := s.cfg.Service.AdmitResident(r.Context(), meta, in)
 	s.respond(w, r, id, err, http.StatusCreated, func() any { return viewResident(res) })
 }
@@ -324,7 +324,7 @@ func (s *Server) handleChangeResident(w http.ResponseWriter, r *http.Request, a 
 		return
 	}
 	meta := s.meta(r, a)
-	meta.Idempotency = idem.record(http.StatusOK, func(res *escalation.Resident) any { return viewResident(res) })
+	meta.Idempotency = idem.record(http.StatusOK, func(res *escalation.ResidentView) any { return viewResident(res) })
 	res, err := s.cfg.Service.ChangeResident(r.Context(), meta, escalation.ResidentID(r.PathValue("id")), c)
 	if err != nil {
 		s.writeError(w, r, err)

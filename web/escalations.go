@@ -91,7 +91,7 @@ func (s *Server) handleRaise(w http.ResponseWriter, r *http.Request, a *escalati
 		return
 	}
 	meta := s.meta(r, a)
-	meta.Idempotency = id.record(http.StatusCreated, func(res *escalation.Resident) any {
+	meta.Idempotency = id.record(http.StatusCreated, func(res *escalation.ResidentView) any {
 		return viewEscalation(s.cfg.Service.View(res, res.Escalations[len(res.Escalations)-1].ID))
 	})
 	esc, err := s.cfg.Service.GuardedRaise(r.Context(), meta, in)
@@ -114,28 +114,28 @@ var errResidentMoved = &apiError{Status: http.StatusConflict, Code: "resident_in
 // domain computes for it: observations_stale is true when the observations
 // were taken more than an hour before the raise.
 type escalationView struct {
-	*escalation.Escalation
+	*escalation.EscalationView
 	ObservationsStale bool `json:"observations_stale"`
 }
 
 // viewEscalation renders e (nil stays null).
-func viewEscalation(e *escalation.Escalation) any {
+func viewEscalation(e *escalation.EscalationView) any {
 	if e == nil {
 		return nil
 	}
-	return escalationView{Escalation: e, ObservationsStale: e.ObservationsStale()}
+	return escalationView{EscalationView: e, ObservationsStale: e.ObservationsStale()}
 }
 
 // escalationAction runs accept, decision or withdraw with the shared plumbing.
 func (s *Server) escalationAction(w http.ResponseWriter, r *http.Request, a *escalation.Actor, status int, dst any, emptyOK bool,
-	run func(meta escalation.Meta, id escalation.EscalationID) (*escalation.Escalation, error)) {
+	run func(meta escalation.Meta, id escalation.EscalationID) (*escalation.EscalationView, error)) {
 	eid := escalation.EscalationID(r.PathValue("id"))
 	id, ok := s.command(w, r, a, dst, emptyOK)
 	if !ok {
 		return
 	}
 	meta := s.meta(r, a)
-	meta.Idempotency = id.record(status, func(res *escalation.Resident) any { return viewEscalation(s.cfg.Service.View(res, eid)) })
+	meta.Idempotency = id.record(status, func(res *escalation.ResidentView) any { return viewEscalation(s.cfg.Service.View(res, eid)) })
 	esc, err := run(meta, eid)
 	s.respond(w, r, id, err, status, func() any { return viewEscalation(esc) })
 }
@@ -146,7 +146,7 @@ func (s *Server) handleAccept(w http.ResponseWriter, r *http.Request, a *escalat
 		return
 	}
 	var req struct{}
-	s.escalationAction(w, r, a, http.StatusOK, &req, true, func(meta escalation.Meta, id escalation.EscalationID) (*escalation.Escalation, error) {
+	s.escalationAction(w, r, a, http.StatusOK, &req, true, func(meta escalation.Meta, id escalation.EscalationID) (*escalation.EscalationView, error) {
 		esc, err := s.cfg.Service.Accept(r.Context(), meta, id)
 		if err == nil {
 			s.log.InfoContext(r.Context(), "escalation accepted", "escalation_id", id, "consultant", a.Username)
@@ -168,7 +168,7 @@ func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request, a *escal
 		return
 	}
 	var req decisionRequest
-	s.escalationAction(w, r, a, http.StatusCreated, &req, false, func(meta escalation.Meta, id escalation.EscalationID) (*escalation.Escalation, error) {
+	s.escalationAction(w, r, a, http.StatusCreated, &req, false, func(meta escalation.Meta, id escalation.EscalationID) (*escalation.EscalationView, error) {
 		d := escalation.DecisionInput{
 			Outcome: escalation.Outcome(req.Outcome), Counterfactual: escalation.Counterfactual(req.Counterfactual),
 			Rationale: req.Rationale, Plan: req.Plan,
@@ -192,7 +192,7 @@ func (s *Server) handleWithdraw(w http.ResponseWriter, r *http.Request, a *escal
 	var req struct {
 		Reason string `json:"reason"`
 	}
-	s.escalationAction(w, r, a, http.StatusOK, &req, false, func(meta escalation.Meta, id escalation.EscalationID) (*escalation.Escalation, error) {
+	s.escalationAction(w, r, a, http.StatusOK, &req, false, func(meta escalation.Meta, id escalation.EscalationID) (*escalation.EscalationView, error) {
 		return s.cfg.Service.Withdraw(r.Context(), meta, id, req.Reason)
 	})
 }
@@ -279,7 +279,7 @@ func (s *Server) handleFollowUp(w http.ResponseWriter, r *http.Request, a *escal
 		Status string     `json:"status"`
 		At     *time.Time `json:"at"`
 	}
-	s.escalationAction(w, r, a, http.StatusCreated, &req, false, func(meta escalation.Meta, id escalation.EscalationID) (*escalation.Escalation, error) {
+	s.escalationAction(w, r, a, http.StatusCreated, &req, false, func(meta escalation.Meta, id escalation.EscalationID) (*escalation.EscalationView, error) {
 		var at time.Time
 		if req.At != nil {
 			at = *req.At

@@ -132,7 +132,7 @@ type fhirCase struct {
 	FollowUpDueAt *time.Time
 }
 
-func caseOfEscalation(esc *escalation.Escalation, res *escalation.Resident) fhirCase {
+func caseOfEscalation(esc *escalation.EscalationView, res *escalation.ResidentView) fhirCase {
 	return fhirCase{
 		ID: esc.ID, Resident: escalation.HandoverResident{ID: res.ID, Name: res.Name, DateOfBirth: res.DateOfBirth, NHSNumber: res.NHSNumber, SpO2Scale: res.SpO2Scale},
 		RaisedAt: esc.RaisedAt, Status: esc.Status, Observations: esc.Observations, NEWS2: esc.NEWS2, AcceptedBy: esc.AcceptedBy,
@@ -474,7 +474,7 @@ func (s *Server) handleFHIR(w http.ResponseWriter, r *http.Request, a *escalatio
 // patient (by NHS number), the seven NEWS2 parameters as Observations, the
 // NEWS2 total derived from them with its sub-scores, a virtual Encounter, and
 // the decision as a ClinicalImpression with the plan as a CarePlan.
-func buildBundle(esc *escalation.Escalation, res *escalation.Resident, now time.Time) ([]byte, error) {
+func buildBundle(esc *escalation.EscalationView, res *escalation.ResidentView, now time.Time) ([]byte, error) {
 	var b bundleBuilder
 	if _, err := addCase(&b, caseOfEscalation(esc, res)); err != nil {
 		return nil, err

@@ -18,13 +18,13 @@ func intp(v int) *int { return &v }
 
 func tenths(v int) *escalation.Tenths { t := escalation.Tenths(v); return &t }
 
-var testResident = &escalation.Resident{ID: "rc-101", CareHomeID: "rose-court", Name: "Margaret Ellis", Room: "12",
+var testResident = &escalation.ResidentView{ID: "rc-101", CareHomeID: "rose-court", Name: "Margaret Ellis", Room: "12",
 	DateOfBirth: "1938-04-02", NHSNumber: "9990000018", SpO2Scale: news2.Scale1}
 
 // fhirEscalation is an escalation of testResident with obs, in status st.
-func fhirEscalation(id string, obs *escalation.Observations, scale news2.Scale, st escalation.Status) *escalation.Escalation {
+func fhirEscalation(id string, obs *escalation.Observations, scale news2.Scale, st escalation.Status) *escalation.EscalationView {
 	raised := time.Date(2026, 11, 24, 2, 15, 0, 0, time.UTC)
-	e := &escalation.Escalation{ID: escalation.EscalationID(id), ResidentID: "rc-101", CareHomeID: "rose-court", Status: st,
+	e := &escalation.EscalationView{ID: escalation.EscalationID(id), ResidentID: "rc-101", CareHomeID: "rose-court", Status: st,
 		RaisedAt: raised, Observations: obs, SoftSigns: []escalation.SoftSign{"breathless"},
 		SBARD: escalation.SBARD{Situation: "More breathless since 01:00 <b>not</b> herself"}}
 	if obs != nil {
@@ -109,7 +109,7 @@ func TestEscalationBundleIsValidR4(t *testing.T) {
 
 	for _, tc := range []struct {
 		name   string
-		esc    *escalation.Escalation
+		esc    *escalation.EscalationView
 		scale  news2.Scale
 		obs    int    // Observations expected (seven parameters and the score)
 		value  string // the NEWS2 value
@@ -203,8 +203,8 @@ func handoverOf(t *testing.T) (*escalation.Handover, []string) {
 	withdrawn.RaisedAt = withdrawn.RaisedAt.Add(2 * time.Hour)
 	withdrawn.Withdrawal.At = withdrawn.RaisedAt.Add(5 * time.Minute)
 	q := HandoverQuery("rose-court", "2026-11-24", loc)
-	h := escalation.BuildHandover(escalation.CareHome{ID: "rose-court", Name: "Rose Court"}, q, []*escalation.Escalation{stay, withdrawn, admit},
-		func(escalation.ResidentID) *escalation.Resident { return testResident }, time.Date(2026, 11, 24, 8, 30, 0, 0, time.UTC))
+	h := escalation.BuildHandover(escalation.CareHome{ID: "rose-court", Name: "Rose Court"}, q, []*escalation.EscalationView{stay, withdrawn, admit},
+		func(escalation.ResidentID) *escalation.ResidentView { return testResident }, time.Date(2026, 11, 24, 8, 30, 0, 0, time.UTC))
 	return h, []string{"admit-1", "stay-1", "withdrawn-1"}
 }
 

@@ -63,11 +63,11 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request, id *idem) bool {
 }
 
 // record returns the domain hook that stores the response with the events.
-func (id *idem) record(status int, render func(r *escalation.Resident) any) escalation.IdemFunc {
+func (id *idem) record(status int, render func(r *escalation.ResidentView) any) escalation.IdemFunc {
 	if id.key == "" {
 		return nil
 	}
-	return func(r *escalation.Resident) (*events.IdempotencyRecord, error) {
+	return func(r *escalation.ResidentView) (*events.IdempotencyRecord, error) {
 		b, err := json.Marshal(render(r))
 		if err != nil {
 			return nil, err

@@ -185,7 +185,7 @@ func (s *Server) serviceWorker(w http.ResponseWriter, r *http.Request) {
 
 // nameDelivery puts each paged consultant's name beside their username, for
 // the home's waiting page ("Dr Okafor: received 02:11 on the phone").
-func (s *Server) nameDelivery(ctx context.Context, esc *escalation.Escalation) {
+func (s *Server) nameDelivery(ctx context.Context, esc *escalation.EscalationView) {
 	names := map[escalation.Username]string{}
 	for i := range esc.Delivery.Pages {
 		cs := esc.Delivery.Pages[i].Consultants

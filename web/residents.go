@@ -54,12 +54,12 @@ const recent = 20
 
 // viewResident renders r now, reading calendar dates in UTC; the server's
 // own handlers use Server.viewResident, which reads them in --timezone.
-func viewResident(r *escalation.Resident) residentView {
+func viewResident(r *escalation.ResidentView) residentView {
 	return viewResidentAt(r, time.Now(), time.UTC)
 }
 
 // viewResident renders r now in the server's --timezone.
-func (s *Server) viewResident(r *escalation.Resident) residentView {
+func (s *Server) viewResident(r *escalation.ResidentView) residentView {
 	loc := s.cfg.Location
 	if loc == nil {
 		loc = time.UTC
@@ -67,7 +67,7 @@ func (s *Server) viewResident(r *escalation.Resident) residentView {
 	return viewResidentAt(r, time.Now(), loc)
 }
 
-func viewResidentAt(r *escalation.Resident, now time.Time, loc *time.Location) residentView {
+func viewResidentAt(r *escalation.ResidentView, now time.Time, loc *time.Location) residentView {
 	v := residentView{
 		ID: r.ID, CareHomeID: r.CareHomeID, Name: r.Name, DateOfBirth: r.DateOfBirth, Room: r.Room,
 		NHSNumber: r.NHSNumber, Status: r.Status, SpO2Scale: int(r.SpO2Scale), Baseline: r.Baseline,
@@ -177,7 +177,7 @@ func (s *Server) handleRecordObservations(w http.ResponseWriter, r *http.Request
 		return
 	}
 	meta := s.meta(r, a)
-	meta.Idempotency = id.record(http.StatusCreated, func(res *escalation.Resident) any { return res.Observations[len(res.Observations)-1] })
+	meta.Idempotency = id.record(http.StatusCreated, func(res *escalation.ResidentView) any { return res.Observations[len(res.Observations)-1] })
 	rec, err := s.cfg.Service.RecordObservations(r.Context(), meta, escalation.ResidentID(r.PathValue("id")), obs)
 	s.respond(w, r, id, err, http.StatusCreated, func() any { return rec })
 }
@@ -209,7 +209,7 @@ func (s *Server) handleHospitalAdmission(w http.ResponseWriter, r *http.Request,
 	}
 	h := escalation.HospitalAdmissionRecorded{At: *req.At, Kind: escalation.AdmissionKind(req.Kind), Unplanned: *req.Unplanned, Reason: req.Reason}
 	meta := s.meta(r, a)
-	meta.Idempotency = id.record(http.StatusCreated, func(res *escalation.Resident) any { return res.Admissions[len(res.Admissions)-1] })
+	meta.Idempotency = id.record(http.StatusCreated, func(res *escalation.ResidentView) any { return res.Admissions[len(res.Admissions)-1] })
 	adm, err := s.cfg.Service.RecordHospitalAdmission(r.Context(), meta, escalation.ResidentID(r.PathValue("id")), h)
 	s.respond(w, r, id, err, http.StatusCreated, func() any { return adm })
 }

@@ -71,9 +71,6 @@ type Config struct {
 	// TURN hands browsers TURN servers with short-lived credentials on
 	// /api/v1/calls/{id}/ice-servers. Optional.
 	TURN TURNConfig
-	// ConsultantPhone looks up a consultant's phone for "continue by
-	// phone". Optional; without it the home is told no number is on record.
-	ConsultantPhone func(ctx context.Context, username escalation.Username) (string, error)
 	// Hosts chooses the instance that hosts each call (distributed mode). Optional.
 	Hosts Claimer
 	// AdvertiseURL is how other instances reach this one (http://10.0.0.5:8080).

@@ -80,7 +80,7 @@ func (s *Server) handleTakeSnapshot(w http.ResponseWriter, r *http.Request, a *e
 	}
 	id := escalation.EscalationID(r.PathValue("id"))
 	meta := s.meta(r, a)
-	meta.Idempotency = idem.record(http.StatusCreated, func(res *escalation.Resident) any {
+	meta.Idempotency = idem.record(http.StatusCreated, func(res *escalation.ResidentView) any {
 		snaps := res.Escalation(id).Snapshots
 		return viewSnapshot(snaps[len(snaps)-1])
 	})
@@ -126,8 +126,8 @@ func (s *Server) handlePhoneFallback(w http.ResponseWriter, r *http.Request, a *
 	}
 	id := escalation.EscalationID(r.PathValue("id"))
 	meta := s.meta(r, a)
-	view := func(esc *escalation.Escalation) any { return s.phoneView(r.Context(), a, esc) }
-	meta.Idempotency = idem.record(http.StatusOK, func(res *escalation.Resident) any { return view(s.cfg.Service.View(res, id)) })
+	view := func(esc *escalation.EscalationView) any { return s.phoneView(r.Context(), a, esc) }
+	meta.Idempotency = idem.record(http.StatusOK, func(res *escalation.ResidentView) any { return view(s.cfg.Service.View(res, id)) })
 	esc, err := s.cfg.Service.FallBackToPhone(r.Context(), meta, id)
 	if err == nil {
 		s.log.InfoContext(r.Context(), "call continued by phone", "escalation_id", id, "role", a.Role)
@@ -136,7 +136,7 @@ func (s *Server) handlePhoneFallback(w http.ResponseWriter, r *http.Request, a *
 }
 
 // phoneView is whom the caller should phone.
-func (s *Server) phoneView(ctx context.Context, a *escalation.Actor, esc *escalation.Escalation) any {
+func (s *Server) phoneView(ctx context.Context, a *escalation.Actor, esc *escalation.EscalationView) any {
 	out := map[string]any{"escalation_id": esc.ID, "phone": nil}
 	if a.Role == escalation.RoleConsultant {
 		out["call"] = "carehome"
@@ -149,10 +149,8 @@ func (s *Server) phoneView(ctx context.Context, a *escalation.Actor, esc *escala
 	out["call"] = "consultant"
 	if esc.AcceptedBy != nil {
 		out["name"] = esc.AcceptedBy.Name
-		if s.cfg.ConsultantPhone != nil {
-			if p, err := s.cfg.ConsultantPhone(ctx, esc.AcceptedBy.Username); err == nil && p != "" {
-				out["phone"] = p
-			}
+		if acct, err := s.sessions.account(ctx, string(esc.AcceptedBy.Username)); err == nil && acct.Phone != "" {
+			out["phone"] = acct.Phone
 		}
 	}
 	return out
@@ -165,7 +163,7 @@ const mediaTypeCS = "http://terminology.hl7.org/CodeSystem/media-type"
 // resource of the escalation's encounter. The image itself is referenced by
 // its URL (where every fetch is on record) with its size and SHA-1, not
 // inlined: a bundle stays small and the bytes stay behind the access check.
-func addSnapshotMedia(b *bundleBuilder, esc *escalation.Escalation, res *escalation.Resident) error {
+func addSnapshotMedia(b *bundleBuilder, esc *escalation.EscalationView, res *escalation.ResidentView) error {
 	eid := string(esc.ID)
 	for _, sn := range esc.Snapshots {
 		id := fhirID("escalation", eid, "snapshot", string(sn.ID))

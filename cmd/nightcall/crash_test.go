@@ -182,7 +182,7 @@ func TestCrashSafetySIGKILL(t *testing.T) {
 			}
 		}
 		seen := map[string]int{}
-		for _, e := range r.Escalations {
+		for _, e := range r.View().Escalations {
 			seen[string(e.ID)]++
 		}
 		if len(seen) != len(w.created) {

@@ -54,9 +54,9 @@ var demoUsers = []account.Account{
 	{Username: "night.rose", Name: "Nina Okoro (night nurse)", Role: "carehome", CareHomeID: "rose-court"},
 	{Username: "day.rose", Name: "Dan Rowe (day nurse)", Role: "carehome", CareHomeID: "rose-court"},
 	{Username: "night.elm", Name: "Ella Marsh (night carer)", Role: "carehome", CareHomeID: "elm-house"},
-	{Username: "dr.okafor", Name: "Dr Chidi Okafor", Role: "consultant"},
-	{Username: "dr.patel", Name: "Dr Priya Patel", Role: "consultant"},
-	{Username: "dr.adams", Name: "Dr Grace Adams", Role: "consultant"},
+	{Username: "dr.okafor", Name: "Dr Chidi Okafor", Role: "consultant", Phone: "+447700900101"},
+	{Username: "dr.patel", Name: "Dr Priya Patel", Role: "consultant", Phone: "+447700900102"},
+	{Username: "dr.adams", Name: "Dr Grace Adams", Role: "consultant", Phone: "+447700900103"},
 	{Username: "auditor", Name: "Alex Auditor", Role: "auditor"},
 	{Username: "admin", Name: "Sam Admin", Role: "admin"},
 }

@@ -277,7 +277,7 @@ func TestContinueByPhone(t *testing.T) {
 		t.Fatalf("consultant: %d %s", r.status, r.body)
 	}
 	r = nurse.do("POST", "/api/v1/escalations/"+id+"/phone-fallback", nil)
-	if r.status != 200 || r.json(t)["call"] != "consultant" {
+	if r.status != 200 || r.json(t)["call"] != "consultant" || r.json(t)["phone"] != "+447700900101" {
 		t.Fatalf("home: %d %s", r.status, r.body)
 	}
 	waitFor(t, 10*time.Second, "both pages told", func() bool {
