@@ -133,7 +133,7 @@ func update[A aggregate](ctx context.Context, repo repository, stream string, as
 // commands racing for one stream do not collide again in lockstep.
 func backoff(ctx context.Context, attempt int) error {
 	ceiling := min(time.Duration(1+2*attempt)*time.Millisecond, maxBackoff)
-	t := time.NewTimer(rand.N(ceiling))
+	t := time.NewTimer(rand.N(ceiling)) // #nosec G404 -- retry jitter, not a secret
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

@@ -153,7 +153,8 @@ func (e *stateEncoder) fail(err error) {
 }
 func (e *stateEncoder) uvarint(v uint64) { e.buf = binary.AppendUvarint(e.buf, v) }
 func (e *stateEncoder) varint(v int64)   { e.buf = binary.AppendVarint(e.buf, v) }
-func (e *stateEncoder) str(s string)     { e.uvarint(uint64(len(s))); e.buf = append(e.buf, s...) }
+func (e *stateEncoder) natural(n int)    { e.uvarint(uint64(n)) } // #nosec G115 -- callers pass lengths and nanoseconds, never negative
+func (e *stateEncoder) str(s string)     { e.natural(len(s)); e.buf = append(e.buf, s...) }
 
 type stateDecoder struct {
 	data []byte
@@ -188,13 +189,46 @@ func (d *stateDecoder) varint() int64 {
 	return v
 }
 
+// varintIn reads a varint that must lie in [lo, hi]: a value too big for
+// the field it is read into is corruption, never something to truncate.
+func (d *stateDecoder) varintIn(lo, hi int64) int64 {
+	v := d.varint()
+	if v < lo || v > hi {
+		d.fail()
+		return 0
+	}
+	return v
+}
+
+// uvarintMax reads a uvarint that must be at most hi.
+func (d *stateDecoder) uvarintMax(hi uint64) uint64 {
+	v := d.uvarint()
+	if v > hi {
+		d.fail()
+		return 0
+	}
+	return v
+}
+
+// remaining is the number of bytes not yet read.
+func (d *stateDecoder) remaining() uint64 {
+	return uint64(len(d.data) - d.off) // #nosec G115 -- off never passes len(data)
+}
+
+// count reads a number of items, each of which takes at least one byte, so
+// no more than the bytes that remain.
+func (d *stateDecoder) count() int {
+	return int(d.uvarintMax(d.remaining())) // #nosec G115 -- at most remaining(), itself an int
+}
+
 func (d *stateDecoder) bytes(n uint64) []byte {
-	if n > uint64(len(d.data)-d.off) {
+	if n > d.remaining() {
 		d.fail()
 		return nil
 	}
-	b := d.data[d.off : d.off+int(n)]
-	d.off += int(n)
+	k := int(n) // #nosec G115 -- n ≤ remaining(), itself an int
+	b := d.data[d.off : d.off+k]
+	d.off += k
 	return b
 }
 
@@ -297,22 +331,32 @@ func buildCodec(t reflect.Type, building map[reflect.Type]*stateCodec) (*stateCo
 		c.dec = func(d *stateDecoder, p unsafe.Pointer) { *(*int64)(p) = d.varint() }
 	case reflect.Int32:
 		c.enc = func(e *stateEncoder, p unsafe.Pointer) { e.varint(int64(*(*int32)(p))) }
-		c.dec = func(d *stateDecoder, p unsafe.Pointer) { *(*int32)(p) = int32(d.varint()) }
+		c.dec = func(d *stateDecoder, p unsafe.Pointer) {
+			*(*int32)(p) = int32(d.varintIn(math.MinInt32, math.MaxInt32)) // #nosec G115 -- range checked
+		}
 	case reflect.Int16:
 		c.enc = func(e *stateEncoder, p unsafe.Pointer) { e.varint(int64(*(*int16)(p))) }
-		c.dec = func(d *stateDecoder, p unsafe.Pointer) { *(*int16)(p) = int16(d.varint()) }
+		c.dec = func(d *stateDecoder, p unsafe.Pointer) {
+			*(*int16)(p) = int16(d.varintIn(math.MinInt16, math.MaxInt16)) // #nosec G115 -- range checked
+		}
 	case reflect.Int8:
 		c.enc = func(e *stateEncoder, p unsafe.Pointer) { e.varint(int64(*(*int8)(p))) }
-		c.dec = func(d *stateDecoder, p unsafe.Pointer) { *(*int8)(p) = int8(d.varint()) }
+		c.dec = func(d *stateDecoder, p unsafe.Pointer) {
+			*(*int8)(p) = int8(d.varintIn(math.MinInt8, math.MaxInt8)) // #nosec G115 -- range checked
+		}
 	case reflect.Uint, reflect.Uint64, reflect.Uintptr:
 		c.enc = func(e *stateEncoder, p unsafe.Pointer) { e.uvarint(*(*uint64)(p)) }
 		c.dec = func(d *stateDecoder, p unsafe.Pointer) { *(*uint64)(p) = d.uvarint() }
 	case reflect.Uint32:
 		c.enc = func(e *stateEncoder, p unsafe.Pointer) { e.uvarint(uint64(*(*uint32)(p))) }
-		c.dec = func(d *stateDecoder, p unsafe.Pointer) { *(*uint32)(p) = uint32(d.uvarint()) }
+		c.dec = func(d *stateDecoder, p unsafe.Pointer) {
+			*(*uint32)(p) = uint32(d.uvarintMax(math.MaxUint32)) // #nosec G115 -- range checked
+		}
 	case reflect.Uint16:
 		c.enc = func(e *stateEncoder, p unsafe.Pointer) { e.uvarint(uint64(*(*uint16)(p))) }
-		c.dec = func(d *stateDecoder, p unsafe.Pointer) { *(*uint16)(p) = uint16(d.uvarint()) }
+		c.dec = func(d *stateDecoder, p unsafe.Pointer) {
+			*(*uint16)(p) = uint16(d.uvarintMax(math.MaxUint16)) // #nosec G115 -- range checked
+		}
 	case reflect.Uint8:
 		c.enc = func(e *stateEncoder, p unsafe.Pointer) { e.buf = append(e.buf, *(*uint8)(p)) }
 		c.dec = func(d *stateDecoder, p unsafe.Pointer) { *(*uint8)(p) = d.byte1() }
@@ -459,7 +503,7 @@ func buildCodec(t reflect.Type, building map[reflect.Type]*stateCodec) (*stateCo
 				return
 			}
 			e.buf = append(e.buf, 1)
-			e.uvarint(uint64(h.len))
+			e.natural(h.len)
 			for i := range h.len {
 				elem.enc(e, unsafe.Add(h.data, uintptr(i)*size))
 			}
@@ -469,15 +513,19 @@ func buildCodec(t reflect.Type, building map[reflect.Type]*stateCodec) (*stateCo
 				reflect.NewAt(t, p).Elem().SetZero()
 				return
 			}
-			n := d.uvarint()
-			if n > uint64(len(d.data)-d.off) && size > 0 { // every element takes at least a byte
-				d.fail()
+			var n int
+			if size > 0 {
+				n = d.count() // every element takes at least a byte
+			} else {
+				n = int(d.uvarintMax(math.MaxInt32)) // #nosec G115 -- range checked; elements of no size take no bytes
+			}
+			if d.err != nil {
 				return
 			}
-			s := reflect.MakeSlice(t, int(n), int(n))
+			s := reflect.MakeSlice(t, n, n)
 			reflect.NewAt(t, p).Elem().Set(s)
 			h := (*sliceHeader)(p)
-			for i := range int(n) {
+			for i := range n {
 				elem.dec(d, unsafe.Add(h.data, uintptr(i)*size))
 				if d.err != nil {
 					return
@@ -500,7 +548,7 @@ func buildCodec(t reflect.Type, building map[reflect.Type]*stateCodec) (*stateCo
 				return
 			}
 			e.buf = append(e.buf, 1)
-			e.uvarint(uint64(m.Len()))
+			e.natural(m.Len())
 			type entry struct{ k, v []byte }
 			entries := make([]entry, 0, m.Len())
 			key, val := reflect.New(t.Key()).Elem(), reflect.New(t.Elem()).Elem()
@@ -530,13 +578,12 @@ func buildCodec(t reflect.Type, building map[reflect.Type]*stateCodec) (*stateCo
 				m.SetZero()
 				return
 			}
-			n := d.uvarint()
-			if n > uint64(len(d.data)-d.off) {
-				d.fail()
+			n := d.count()
+			if d.err != nil {
 				return
 			}
-			mm := reflect.MakeMapWithSize(t, int(n))
-			for range int(n) {
+			mm := reflect.MakeMapWithSize(t, n)
+			for range n {
 				key, val := reflect.New(t.Key()), reflect.New(t.Elem())
 				kc.dec(d, key.UnsafePointer())
 				vc.dec(d, val.UnsafePointer())
@@ -572,7 +619,7 @@ func buildCodec(t reflect.Type, building map[reflect.Type]*stateCodec) (*stateCo
 func encTime(e *stateEncoder, p unsafe.Pointer) {
 	t := *(*time.Time)(p)
 	e.varint(t.Unix())
-	e.uvarint(uint64(t.Nanosecond()))
+	e.natural(t.Nanosecond())
 	loc := t.Location()
 	switch {
 	case loc == time.UTC:
@@ -594,8 +641,8 @@ func encTime(e *stateEncoder, p unsafe.Pointer) {
 
 func decTime(d *stateDecoder, p unsafe.Pointer) {
 	sec := d.varint()
-	nsec := d.uvarint()
-	t := time.Unix(sec, int64(nsec)).UTC()
+	nsec := d.uvarintMax(999_999_999)
+	t := time.Unix(sec, int64(nsec)).UTC() // #nosec G115 -- nsec < 1e9
 	switch d.byte1() {
 	case 0:
 	case 1:

@@ -140,6 +140,55 @@ func TestStateCorruptIsAnError(t *testing.T) {
 	}
 }
 
+// A number too big for the field it is read back into is corruption, not a
+// value to truncate: each narrow integer, nanoseconds past a second, and a
+// count of zero-size elements beyond any slice's reach. The bytes are made
+// by encoding a wider type of the same layout.
+func TestStateOutOfRangeIsCorrupt(t *testing.T) {
+	type wide struct{ V int64 }
+	type uwide struct{ V uint64 }
+	cases := []struct {
+		name string
+		in   any
+		into func() any
+	}{
+		{"int8", &wide{V: 128}, func() any { return &struct{ V int8 }{} }},
+		{"int8 low", &wide{V: -129}, func() any { return &struct{ V int8 }{} }},
+		{"int16", &wide{V: 1 << 15}, func() any { return &struct{ V int16 }{} }},
+		{"int32", &wide{V: -1<<31 - 1}, func() any { return &struct{ V int32 }{} }},
+		{"uint16", &uwide{V: 1 << 16}, func() any { return &struct{ V uint16 }{} }},
+		{"uint32", &uwide{V: 1 << 32}, func() any { return &struct{ V uint32 }{} }},
+		// time.Time is seconds (varint), nanoseconds (uvarint), zone (a byte; 0 is UTC).
+		{"nanoseconds", &struct {
+			S int64
+			N uint64
+			Z uint8
+		}{S: 0, N: 1_000_000_000, Z: 0}, func() any { return &struct{ T time.Time }{} }},
+		// A non-nil slice is a byte 1 then its length (uvarint).
+		{"zero-size elements", &struct {
+			Set uint8
+			N   uint64
+		}{Set: 1, N: 1 << 63}, func() any { return &struct{ V []struct{} }{} }},
+	}
+	for _, c := range cases {
+		data, err := events.EncodeState(c.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := events.DecodeState(data, c.into()); !errors.Is(err, events.ErrStateCorrupt) {
+			t.Errorf("%s: %v, want ErrStateCorrupt", c.name, err)
+		}
+	}
+	// The edges themselves still read back.
+	for _, v := range []int64{-128, 127} {
+		data, _ := events.EncodeState(&wide{V: v})
+		var out struct{ V int8 }
+		if err := events.DecodeState(data, &out); err != nil || int64(out.V) != v {
+			t.Errorf("int8 %d: %v, %d", v, err, out.V)
+		}
+	}
+}
+
 type shared struct {
 	a, b *inner
 }

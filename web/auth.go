@@ -451,7 +451,7 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	http.SetCookie(w, sessionCookie(r, &http.Cookie{Name: SessionCookie, Value: id, Path: "/", Expires: expires}))
+	http.SetCookie(w, sessionCookie(r, &http.Cookie{Name: SessionCookie, Value: id, Path: "/", Expires: expires})) // #nosec G124 -- sessionCookie sets Secure, HttpOnly, SameSite
 	s.log.InfoContext(r.Context(), "signed in", "user", acct.Username, "role", acct.Role)
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -478,7 +478,7 @@ func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	http.SetCookie(w, sessionCookie(r, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1}))
+	http.SetCookie(w, sessionCookie(r, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1})) // #nosec G124 -- sessionCookie sets Secure, HttpOnly, SameSite
 	w.WriteHeader(http.StatusNoContent)
 }
 

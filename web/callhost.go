@@ -67,7 +67,7 @@ func (s *Server) proxySignal(w http.ResponseWriter, r *http.Request, host string
 	}
 	down, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
-		upstream.Close()
+		_ = upstream.Close()
 		return true
 	}
 	// Limits and deadlines on both legs. Liveness passes through: the
@@ -108,8 +108,8 @@ func (s *Server) proxySignal(w http.ResponseWriter, r *http.Request, host string
 	go pump(upstream, down)
 	go pump(down, upstream)
 	<-done
-	upstream.Close()
-	down.Close()
+	_ = upstream.Close() // ends the other pump; the call is over either way
+	_ = down.Close()
 	<-done
 	return true
 }

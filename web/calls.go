@@ -356,7 +356,7 @@ func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	http.SetCookie(w, sessionCookie(r, &http.Cookie{Name: GuestCookie, Value: sid, Path: "/", Expires: expires}))
+	http.SetCookie(w, sessionCookie(r, &http.Cookie{Name: GuestCookie, Value: sid, Path: "/", Expires: expires})) // #nosec G124 -- sessionCookie sets Secure, HttpOnly, SameSite
 	s.log.Info("invite used", "escalation_id", id, "role", role)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)

@@ -126,6 +126,9 @@ func auditCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			_ = cw.Write(append([]string{string(h.CareHomeID)}, countValues(h.Counts)...))
 		}
 		cw.Flush()
+		if err := cw.Error(); err != nil {
+			return fmt.Errorf("audit: writing the figures: %w", err)
+		}
 	case "table":
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintf(tw, "as of %s, window %s\t\n", f.AsOf.Format(time.RFC3339), f.Window)
@@ -142,7 +145,9 @@ func auditCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 			fmt.Fprintln(tw, line)
 		}
-		tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return fmt.Errorf("audit: writing the figures: %w", err)
+		}
 	default:
 		return errors.New(auditUsage)
 	}

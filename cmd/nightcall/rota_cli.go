@@ -26,7 +26,7 @@ type offline struct {
 // Close stops feeding the read model and closes the store.
 func (o *offline) Close() {
 	o.stop()
-	o.store.Close()
+	_ = o.store.Close() // each append was committed when it returned; a failed close loses none
 }
 
 // feed keeps the read model up with the log, as the server's consumer does,
@@ -83,13 +83,13 @@ func openOffline(ctx context.Context, dataDir, timezone string) (*offline, error
 	}
 	if err != nil {
 		stop()
-		store.Close()
+		_ = store.Close() // the error returned is the one that matters
 		return nil, err
 	}
 	svc, err := escalation.NewService(escalation.Config{Store: store, Read: read, NewID: newID})
 	if err != nil {
 		stop()
-		store.Close()
+		_ = store.Close() // the error returned is the one that matters
 		return nil, err
 	}
 	return &offline{store: store, read: read, service: svc, stop: stop}, nil

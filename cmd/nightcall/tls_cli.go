@@ -82,14 +82,16 @@ func tlsCmd(_ context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
+	// The directory and the certificate are public (every tablet gets the
+	// certificate); only the key is private.
+	if err := os.MkdirAll(*out, 0o755); err != nil { // #nosec G301 -- holds a public certificate; the key is 0600
 		return err
 	}
 	certPath, keyPath := filepath.Join(*out, "nightcall.crt"), filepath.Join(*out, "nightcall.key")
-	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil { // #nosec G306 -- a certificate is public
 		return err
 	}
-	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	if err := writePrivate(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})); err != nil {
 		return err
 	}
 	fp := sha256.Sum256(der)
@@ -110,4 +112,23 @@ Check the fingerprint above on the device before you trust it. For anything beyo
 pilot use a certificate from a public CA, or TLS at a reverse proxy (see the README).
 `, certPath, keyPath, tmpl.NotAfter.UTC().Format("2006-01-02"), strings.Join(names, ", "), fp, certPath, keyPath, names[0])
 	return nil
+}
+
+// writePrivate writes data to path readable by this user only, also when
+// path already exists with a looser mode (os.WriteFile keeps an existing
+// file's mode): the file is emptied, made 0600, and only then written.
+func writePrivate(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600) // #nosec G304 -- the operator's own --out
+	if err != nil {
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }

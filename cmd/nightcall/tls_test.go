@@ -116,3 +116,25 @@ func TestServeFlagsRefuseHalfATLSPair(t *testing.T) {
 		t.Errorf("bad --trusted-proxies: %v", err)
 	}
 }
+
+// TestTLSSelfSignedKeyIsPrivateOverAnOldFile: a key file left with a looser
+// mode (an earlier pair copied by hand) is rewritten 0600 with the new key,
+// not written into with its old mode kept.
+func TestTLSSelfSignedKeyIsPrivateOverAnOldFile(t *testing.T) {
+	dir := t.TempDir()
+	keyPath := filepath.Join(dir, "nightcall.key")
+	if err := os.WriteFile(keyPath, []byte("an old key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(keyPath, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	selfSigned(t, dir, "127.0.0.1") // checks the mode is 0600
+	b, err := os.ReadFile(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(b, []byte("-----BEGIN PRIVATE KEY-----")) {
+		t.Errorf("the key file does not hold the new key: %q", b[:min(len(b), 40)])
+	}
+}

@@ -52,12 +52,12 @@ func migrateAccounts(ctx context.Context, w *sql.DB) error {
 	for rows.Next() {
 		var n string
 		if err := rows.Scan(&n); err != nil {
-			rows.Close()
+			_ = rows.Close()
 			return err
 		}
 		have[n] = true
 	}
-	rows.Close()
+	_ = rows.Close() // rows.Err reports what went wrong while reading
 	if err := rows.Err(); err != nil {
 		return err
 	}

@@ -47,7 +47,9 @@ func BenchRawInsert(ctx context.Context, path string, n int) ([]time.Duration, e
 	if err != nil {
 		return nil, err
 	}
-	s.Close()
+	if err := s.Close(); err != nil {
+		return nil, err
+	}
 	db, err := sql.Open("sqlite", DSN(path, 5*time.Second, true))
 	if err != nil {
 		return nil, err
@@ -63,7 +65,7 @@ func BenchRawInsert(ctx context.Context, path string, n int) ([]time.Duration, e
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO events (id, stream, version, type, recorded_at, data) VALUES (?, ?, ?, ?, ?, ?)`,
 			uuid.NewString(), "resident-bench", i+1, "resident.observations_recorded", time.Now().UnixNano(), benchData); err != nil {
-			tx.Rollback()
+			_ = tx.Rollback() // the insert's error is the one returned
 			return nil, err
 		}
 		if err := tx.Commit(); err != nil {
@@ -110,7 +112,9 @@ func BenchConcurrentRawInsert(ctx context.Context, path string, writers, n int) 
 	if err != nil {
 		return BenchConcurrent{}, err
 	}
-	s.Close()
+	if err := s.Close(); err != nil {
+		return BenchConcurrent{}, err
+	}
 	db, err := sql.Open("sqlite", DSN(path, 5*time.Second, true))
 	if err != nil {
 		return BenchConcurrent{}, err
@@ -124,7 +128,7 @@ func BenchConcurrentRawInsert(ctx context.Context, path string, writers, n int) 
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO events (id, stream, version, type, recorded_at, data) VALUES (?, ?, ?, ?, ?, ?)`,
 			uuid.NewString(), fmt.Sprintf("resident-bench-%d", w), i+1, "resident.observations_recorded", time.Now().UnixNano(), benchData); err != nil {
-			tx.Rollback()
+			_ = tx.Rollback() // the insert's error is the one returned
 			return err
 		}
 		return tx.Commit()

@@ -137,23 +137,23 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
 	if _, err := w.ExecContext(ctx, schema+snapshotSchema); err != nil {
-		w.Close()
+		_ = w.Close() // the error returned is the one that matters
 		return nil, fmt.Errorf("sqlite: create schema: %w", err)
 	}
 	if err := migrateAccounts(ctx, w); err != nil {
-		w.Close()
+		_ = w.Close()
 		return nil, fmt.Errorf("sqlite: migrate accounts: %w", err)
 	}
 	r, err := sql.Open("sqlite", DSN(cfg.Path, cfg.BusyTimeout, false))
 	if err != nil {
-		w.Close()
+		_ = w.Close()
 		return nil, fmt.Errorf("sqlite: open readers: %w", err)
 	}
 	r.SetMaxOpenConns(cfg.ReadConns)
 	st, err := prepareStmts(ctx, w)
 	if err != nil {
-		w.Close()
-		r.Close()
+		_ = w.Close()
+		_ = r.Close()
 		return nil, fmt.Errorf("sqlite: prepare: %w", err)
 	}
 	s := &Store{w: w, r: r, st: st, reqs: make(chan *appendReq), stop: make(chan struct{}), writerDone: make(chan struct{}),
@@ -296,7 +296,7 @@ func prepareStmts(ctx context.Context, db *sql.DB) (*stmts, error) {
 func (st *stmts) close() {
 	for _, stmt := range []*sql.Stmt{st.byID, st.current, st.insert, st.idem, st.savepoint, st.release, st.rollbackTo} {
 		if stmt != nil {
-			stmt.Close()
+			_ = stmt.Close() // the connections close next; nothing to do about a failure here
 		}
 	}
 }

@@ -130,7 +130,7 @@ func Backoff(n int, initial, max time.Duration) time.Duration {
 	d = min(d, max)
 	j := int64(d) / 4
 	if j > 0 {
-		d += time.Duration(rand.Int64N(2*j) - j)
+		d += time.Duration(rand.Int64N(2*j) - j) // #nosec G404 -- retry jitter, not a secret
 	}
 	return d
 }
