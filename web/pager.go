@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -24,11 +25,16 @@ import (
 
 // Pager websocket timings and limits.
 const (
-	pagerWriteWait  = 10 * time.Second
-	pagerPongWait   = 60 * time.Second
-	pagerPingEvery  = 20 * time.Second
-	pagerReadLimit  = 4096
-	pagerSendQueue  = 64
+	pagerWriteWait = 10 * time.Second
+	pagerPongWait  = 60 * time.Second
+	pagerPingEvery = 20 * time.Second
+	pagerReadLimit = 4096
+	pagerSendQueue = 64
+	// pagerPushQueue bounds the pushes waiting in all escalations' chains.
+	pagerPushQueue = 8192
+	// pagerReadWait is how long a page waits for the read model to know its
+	// escalation before it goes without the details.
+	pagerReadWait   = 2 * time.Second
 	pagerFrameRate  = 10 // frames per second allowed from a client
 	pagerFrameBurst = 30
 )
@@ -37,26 +43,48 @@ const (
 // pages and cancellations to them. Pushing never blocks: each connection has
 // a bounded queue, and a client too slow to drain it is disconnected (it gets
 // its pages again when it reconnects).
+//
+// Pushes go out in order per escalation, each escalation on its own chain:
+// a page waiting for the read model to know its escalation holds up only the
+// pushes of that escalation, never another escalation's page.
 type PagerHub struct {
 	log  *slog.Logger
 	read *escalation.Projection
+	// readWait is how long a page waits for the read model (pagerReadWait).
+	readWait time.Duration
+	// pingEvery is how often each socket is pinged (pagerPingEvery).
+	pingEvery time.Duration
 
 	mu    sync.Mutex
 	conns map[escalation.Username]map[*pagerConn]struct{}
 	pager *paging.Pager
 
-	queue chan func()
+	cmu sync.Mutex
+	// chains are the pushes waiting per escalation; each chain has one
+	// goroutine draining it while it is not empty, and none when it is.
+	chains map[escalation.EscalationID]*pushChain
+	// queued counts the pushes waiting in all chains (bounded by pagerPushQueue).
+	queued int
+	// stopped is closed when Run ends: waits end and pushes are dropped.
+	stopped  chan struct{}
+	stopOnce sync.Once
+
 	// slots bounds each consultant's pager sockets and closes them when the
 	// session or the account is revoked.
 	slots *socketSlots
 }
 
-// NewPagerHub returns a hub; Run must be running for pushes to go out.
+// pushChain is one escalation's pushes, in the order they were made.
+type pushChain struct{ fs []func() }
+
+// NewPagerHub returns a hub. Pushes go out as soon as they are made; Run
+// holds the hub until its context ends, then closes every socket.
 func NewPagerHub(read *escalation.Projection, log *slog.Logger) *PagerHub {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &PagerHub{log: log, read: read, conns: map[escalation.Username]map[*pagerConn]struct{}{}, queue: make(chan func(), 8192), slots: newSocketSlots(MaxSocketsPerUser)}
+	return &PagerHub{log: log, read: read, readWait: pagerReadWait, pingEvery: pagerPingEvery, conns: map[escalation.Username]map[*pagerConn]struct{}{},
+		chains: map[escalation.EscalationID]*pushChain{}, stopped: make(chan struct{}), slots: newSocketSlots(MaxSocketsPerUser)}
 }
 
 // SetPager connects the hub to the pager that records receipts and knows
@@ -73,24 +101,60 @@ func (h *PagerHub) getPager() *paging.Pager {
 	return h.pager
 }
 
-// Run delivers queued pushes in order until ctx is done, then closes every socket.
+// Run waits until ctx is done, then stops the pushes and closes every socket.
 func (h *PagerHub) Run(ctx context.Context) {
-	defer h.closeAll()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case f := <-h.queue:
-			f()
-		}
+	<-ctx.Done()
+	h.stopOnce.Do(func() { close(h.stopped) })
+	h.closeAll()
+}
+
+// enqueue adds f to the chain of escalation id, starting the chain's
+// goroutine when the chain was empty. It never blocks.
+func (h *PagerHub) enqueue(id escalation.EscalationID, f func()) {
+	select {
+	case <-h.stopped:
+		return
+	default:
+	}
+	h.cmu.Lock()
+	if h.queued >= pagerPushQueue {
+		h.cmu.Unlock()
+		h.log.Error("pager push queue full; devices will get their pages on reconnect")
+		return
+	}
+	h.queued++
+	ch := h.chains[id]
+	start := ch == nil
+	if start {
+		ch = &pushChain{}
+		h.chains[id] = ch
+	}
+	ch.fs = append(ch.fs, f)
+	h.cmu.Unlock()
+	if start {
+		go h.drain(id, ch)
 	}
 }
 
-func (h *PagerHub) enqueue(f func()) {
-	select {
-	case h.queue <- f:
-	default:
-		h.log.Error("pager push queue full; devices will get their pages on reconnect")
+// drain runs the pushes of one escalation in order until its chain is empty.
+func (h *PagerHub) drain(id escalation.EscalationID, ch *pushChain) {
+	for {
+		h.cmu.Lock()
+		if len(ch.fs) == 0 {
+			delete(h.chains, id)
+			h.cmu.Unlock()
+			return
+		}
+		f := ch.fs[0]
+		ch.fs[0] = nil
+		ch.fs = ch.fs[1:]
+		h.queued--
+		h.cmu.Unlock()
+		select {
+		case <-h.stopped:
+		default:
+			f()
+		}
 	}
 }
 
@@ -119,7 +183,7 @@ type idName struct {
 // the escalation (it is fed by a separate consumer).
 func (h *PagerHub) message(n paging.Notice) []byte {
 	sum := pageSummary{ID: n.EscalationID, Resident: idName{ID: string(n.ResidentID)}, CareHome: idName{ID: string(n.CareHomeID)}, RaisedAt: n.RaisedAt}
-	timeout := time.NewTimer(2 * time.Second)
+	timeout := time.NewTimer(h.readWait)
 	defer timeout.Stop()
 look:
 	for {
@@ -135,6 +199,8 @@ look:
 		case <-changed: // the read model applied an event: look again
 		case <-timeout.C:
 			break look // the page goes without the details
+		case <-h.stopped:
+			break look
 		}
 	}
 	sum.CareHome.Name = h.read.Home(n.CareHomeID).Name
@@ -144,7 +210,7 @@ look:
 
 // Page implements paging.Notifier.
 func (h *PagerHub) Page(n paging.Notice) {
-	h.enqueue(func() {
+	h.enqueue(n.EscalationID, func() {
 		msg := h.message(n)
 		for _, u := range n.Consultants {
 			for _, c := range h.connsOf(u) {
@@ -156,7 +222,7 @@ func (h *PagerHub) Page(n paging.Notice) {
 
 // Cancel implements paging.Notifier.
 func (h *PagerHub) Cancel(id escalation.EscalationID, users []escalation.Username, acceptedBy escalation.Username, reason string) {
-	h.enqueue(func() {
+	h.enqueue(id, func() {
 		for _, u := range users {
 			r := reason
 			if reason == "accepted" && u != acceptedBy {
@@ -203,6 +269,21 @@ func (h *PagerHub) CloseSession(hash, reason string) int {
 	return h.slots.closeSession(hash, reason)
 }
 
+// open makes ws user's pager socket on device: it is added to the hub and
+// pinged. Its reader calls close when it ends.
+func (h *PagerHub) open(ws *websocket.Conn, user escalation.Username, device string, log *slog.Logger) *pagerConn {
+	c := &pagerConn{wsEnd: newWSEnd(ws), user: user, device: device, log: log, pingEvery: h.pingEvery}
+	h.add(c)
+	c.startPing()
+	return c
+}
+
+// close removes c from the hub and stops its pings.
+func (h *PagerHub) close(c *pagerConn) {
+	c.stopPing()
+	h.remove(c)
+}
+
 func (h *PagerHub) add(c *pagerConn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -235,45 +316,109 @@ func (h *PagerHub) closeAll() {
 	}
 }
 
+// pagerConn is one pager socket. An idle one holds one goroutine (its
+// reader), a small read buffer and a ping timer: the write buffer comes from
+// a pool for each write, and the send queue and its writer goroutine exist
+// only while frames are waiting.
 type pagerConn struct {
 	wsEnd
 	user   escalation.Username
 	device string
-	out    chan []byte
 	log    *slog.Logger
+
+	mu sync.Mutex
+	// queue holds the frames waiting to be written; nil while none are.
+	queue [][]byte
+	// writing is whether a writer goroutine is draining queue.
+	writing bool
+	// ping sends the next ping, every pingEvery; nil once the socket has ended.
+	ping      *time.Timer
+	pingEvery time.Duration
 }
 
 // send queues b without blocking; a full queue disconnects the slow client.
 func (c *pagerConn) send(b []byte) {
 	select {
 	case <-c.done:
-	case c.out <- b:
+		return
 	default:
+	}
+	c.mu.Lock()
+	if len(c.queue) >= pagerSendQueue {
+		c.mu.Unlock()
 		c.log.Warn("pager client too slow; disconnecting", "user", c.user)
-		c.closeWith(websocket.ClosePolicyViolation, "too slow to read pages; reconnect")
+		// The close frame may wait for the slow client: not on the pusher.
+		go c.closeWith(websocket.ClosePolicyViolation, "too slow to read pages; reconnect")
+		return
+	}
+	c.queue = append(c.queue, b)
+	start := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	if start {
+		go c.write()
 	}
 }
 
-func (c *pagerConn) writeLoop() {
-	ping := time.NewTicker(pagerPingEvery)
-	defer ping.Stop()
+// write writes the queued frames in order, then ends, dropping the queue.
+func (c *pagerConn) write() {
 	for {
+		c.mu.Lock()
+		if len(c.queue) == 0 {
+			c.queue, c.writing = nil, false
+			c.mu.Unlock()
+			return
+		}
+		b := c.queue[0]
+		c.queue[0] = nil
+		c.queue = c.queue[1:]
+		c.mu.Unlock()
 		select {
 		case <-c.done:
+			c.mu.Lock()
+			c.queue = nil // writing stays true: nothing is written again
+			c.mu.Unlock()
 			return
-		case b := <-c.out:
-			_ = c.ws.SetWriteDeadline(time.Now().Add(pagerWriteWait))
-			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
-				c.closeWith(websocket.CloseGoingAway, "write failed")
-				return
-			}
-		case <-ping.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(pagerWriteWait)); err != nil {
-				c.closeWith(websocket.CloseGoingAway, "ping failed")
-				return
-			}
+		default:
+		}
+		_ = c.ws.SetWriteDeadline(time.Now().Add(pagerWriteWait))
+		if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+			c.closeWith(websocket.CloseGoingAway, "write failed")
 		}
 	}
+}
+
+// startPing arms the ping timer. The first ping comes at a random point of
+// the second half of the interval, so that sockets connected together do
+// not all ping at once.
+func (c *pagerConn) startPing() {
+	first := c.pingEvery/2 + mrand.N(c.pingEvery/2+1)
+	c.mu.Lock()
+	c.ping = time.AfterFunc(first, c.sendPing)
+	c.mu.Unlock()
+}
+
+// sendPing runs on the timer's own goroutine: gorilla's WriteControl may
+// run beside the writer.
+func (c *pagerConn) sendPing() {
+	if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(pagerWriteWait)); err != nil {
+		c.closeWith(websocket.CloseGoingAway, "ping failed")
+		return
+	}
+	c.mu.Lock()
+	if c.ping != nil {
+		c.ping.Reset(c.pingEvery)
+	}
+	c.mu.Unlock()
+}
+
+func (c *pagerConn) stopPing() {
+	c.mu.Lock()
+	if c.ping != nil {
+		c.ping.Stop()
+		c.ping = nil
+	}
+	c.mu.Unlock()
 }
 
 var deviceRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
@@ -298,6 +443,19 @@ func (s *Server) sameOrigin(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// pagerWriteBuffers lends pager sockets a write buffer for each write only.
+var pagerWriteBuffers sync.Pool
+
+// pagerUpgrader keeps an idle pager socket small: a 512-byte read buffer
+// (client frames are receipts of under 100 bytes; a longer frame is read in
+// several reads) and write buffers from a pool.
+var pagerUpgrader = websocket.Upgrader{
+	ReadBufferSize:  512,
+	WriteBufferSize: 4096,
+	WriteBufferPool: &pagerWriteBuffers,
+	CheckOrigin:     func(*http.Request) bool { return true },
 }
 
 var upgrader = websocket.Upgrader{
@@ -326,33 +484,40 @@ func (s *Server) handlePager(w http.ResponseWriter, r *http.Request, a *escalati
 		s.writeError(w, r, rateLimited(time.Minute, "Too many pager connections are open for this account; close one."))
 		return
 	}
-	defer slot.release()
 	device := r.URL.Query().Get("device")
 	if !deviceRE.MatchString(device) {
 		b := make([]byte, 8)
 		_, _ = rand.Read(b)
 		device = hex.EncodeToString(b)
 	}
-	ws, err := upgrader.Upgrade(w, r, nil)
+	ws, err := pagerUpgrader.Upgrade(w, r, nil)
 	if err != nil {
+		slot.release()
 		return // the upgrader has answered
 	}
-	c := &pagerConn{wsEnd: newWSEnd(ws), user: a.Username, device: device, out: make(chan []byte, pagerSendQueue), log: s.log}
-	hub.add(c)
-	defer hub.remove(c)
+	c := hub.open(ws, a.Username, device, s.log)
 	slot.attach(func(reason string) { c.closeWith(closeSessionEnded, reason) })
-	defer closeAtDeadline(sessionEnds(r), func(reason string) { c.closeWith(closeSessionEnded, reason) })()
-	go c.writeLoop()
+	stopDeadline := closeAtDeadline(sessionEnds(r), func(reason string) { c.closeWith(closeSessionEnded, reason) })
 	s.log.Info("pager connected", "user", a.Username, "device", device)
 
-	// Pages not yet accepted are sent again on every (re)connect.
+	// Pages not yet accepted are sent again on every (re)connect, each in
+	// its escalation's order.
 	if p := hub.getPager(); p != nil {
 		for _, n := range p.Pending(a.Username) {
-			c.send(hub.message(n))
+			hub.enqueue(n.EscalationID, func() { c.send(hub.message(n)) })
 		}
 	}
-	s.pagerReadLoop(c, hub)
-	s.log.Info("pager disconnected", "user", a.Username, "device", device)
+	// The socket is read on a goroutine of its own and this handler returns,
+	// so that the HTTP server's connection goroutine, its stack and its
+	// 4 KiB read and write buffers are not held for the socket's life.
+	user := a.Username
+	go func() {
+		defer slot.release()
+		defer hub.close(c)
+		defer stopDeadline()
+		s.pagerReadLoop(c, hub)
+		s.log.Info("pager disconnected", "user", user, "device", device)
+	}()
 }
 
 type pagerFrame struct {

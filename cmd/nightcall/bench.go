@@ -73,13 +73,17 @@ type benchSizes struct {
 	Measure      time.Duration `json:"measure"`
 	AcceptRuns   int           `json:"accept_runs"`
 	SingleAppend int           `json:"single_appends"`
+	RedisSockets int           `json:"redis_sockets"`
+	RedisRaises  int           `json:"redis_raises"`
 }
 
 var fullSizes = benchSizes{AuditEvents: 1_000_000, Queries: 50, Sockets: 10_000, Raises: 50, MemSockets: 10_000, Writers: 32,
-	Appends: 6400, Calls: 10, PPS: 150, Payload: 1111, Measure: 10 * time.Second, AcceptRuns: 10, SingleAppend: 3000}
+	Appends: 6400, Calls: 10, PPS: 150, Payload: 1111, Measure: 10 * time.Second, AcceptRuns: 10, SingleAppend: 3000,
+	RedisSockets: 1000, RedisRaises: 50}
 
 var quickSizes = benchSizes{AuditEvents: 200_000, Queries: 50, Sockets: 1000, Raises: 20, MemSockets: 2000, Writers: 32,
-	Appends: 3200, Calls: 2, PPS: 150, Payload: 1111, Measure: 4 * time.Second, AcceptRuns: 3, SingleAppend: 1000}
+	Appends: 3200, Calls: 2, PPS: 150, Payload: 1111, Measure: 4 * time.Second, AcceptRuns: 3, SingleAppend: 1000,
+	RedisSockets: 200, RedisRaises: 20}
 
 // heapProfile is where the memory scenario writes a heap profile ("": none).
 var heapProfile string
@@ -108,13 +112,15 @@ var benchScenarios = []benchScenario{
 	{"append", "append with concurrent writers (group commit) beside raw single-row transactions", benchAppendScenario},
 	{"append-1", "append from one writer beside raw single-row transactions", benchAppendOneScenario},
 	{"paging", "raise → page to every socket beside a bare gorilla broadcast (clients in a child process)", benchPagingScenario},
+	{"paging-redis", "raise → page across two instances on one redis-server beside one instance on Redis (needs redis-server)", benchPagingRedisScenario},
 	{"memory", "memory per idle pager socket beside gorilla/websocket defaults (clients in a child process)", benchMemoryScenario},
 	{"video", "SFU server CPU per forwarded packet beside a bare Pion forwarder (clients in a child process)", benchVideoScenario},
 	{"accept", "accept → first decoded frame in Chromium (runs the Go benchmark; needs the source and Chromium)", benchAcceptScenario},
+	{"turn", "first frame through TURN/TCP beside UDP, CPU per relayed packet, limit → layer switch (Go benchmarks; source, Chromium, root)", benchTURNScenario},
 }
 
 // quickScenarios are what --quick runs when no --scenario is given.
-var quickScenarios = []string{"audit", "rebuild", "restart", "append", "append-1", "paging", "memory", "video"}
+var quickScenarios = []string{"audit", "rebuild", "restart", "append", "append-1", "paging", "paging-redis", "memory", "video"}
 
 type stringList []string
 
@@ -129,7 +135,7 @@ func (l *stringList) Set(v string) error {
 }
 
 const benchUsage = `usage: nightcall bench [--scenario NAME ...] [--quick] [--json FILE] [size flags]
-scenarios: audit rebuild restart append append-1 paging memory video accept (default: all; --quick: all but accept)
+scenarios: audit rebuild restart append append-1 paging paging-redis memory video accept (default: all; --quick: all but accept)
 older forms: nightcall bench append|paging|audit|video [flags]`
 
 func bench(ctx context.Context, args []string, stdout io.Writer) error {
@@ -160,6 +166,8 @@ func bench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&sizes.Queries, "queries", sizes.Queries, "audit queries to time")
 	fs.IntVar(&sizes.Sockets, "sockets", sizes.Sockets, "connected consultant sockets (paging)")
 	fs.IntVar(&sizes.Raises, "raises", sizes.Raises, "escalations raised (paging)")
+	fs.IntVar(&sizes.RedisSockets, "redis-sockets", sizes.RedisSockets, "connected consultant sockets (paging-redis)")
+	fs.IntVar(&sizes.RedisRaises, "redis-raises", sizes.RedisRaises, "escalations raised (paging-redis)")
 	fs.IntVar(&sizes.MemSockets, "memory-sockets", sizes.MemSockets, "idle sockets (memory)")
 	fs.IntVar(&sizes.Writers, "writers", sizes.Writers, "concurrent writers (append)")
 	fs.IntVar(&sizes.Appends, "appends", sizes.Appends, "appends in all (append)")

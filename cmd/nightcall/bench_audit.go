@@ -21,43 +21,19 @@ import (
 // seedAuditLog writes about n events from resident number first on:
 // residents with escalations raised, accepted and decided, follow-ups and
 // admissions, and reads on record. It returns the events written and the
-// next resident number.
+// next resident number. (Appending from several writers at once seeds no
+// faster: the store's one writer is CPU-bound on the inserts, not on fsync.)
 func seedAuditLog(ctx context.Context, store *sqlite.Store, n, first int) (int, int, error) {
-	mk := func(e escalation.Event, at time.Time) events.NewEvent {
-		b, _ := json.Marshal(e)
-		return events.NewEvent{ID: uuid.NewString(), Type: e.EventType(), RecordedAt: at, Actor: "bench", Data: b}
-	}
 	total, r := 0, first
-	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
-	total7 := 7
-	risk := news2.RiskHigh
-	score := &news2.Result{Total: &total7, Risk: &risk}
 	for total < n {
-		rid := escalation.ResidentID(fmt.Sprintf("r%06d", r))
-		home := escalation.CareHomeID(fmt.Sprintf("home-%02d", r%20))
-		at := start.Add(time.Duration(r) * 7 * time.Minute)
-		batch := []events.NewEvent{mk(&escalation.ResidentAdmitted{ResidentID: rid, CareHomeID: home, Name: "x", SpO2Scale: 1}, at)}
-		for k := 0; k < 60 && total+len(batch) < n; k++ {
-			eid := escalation.EscalationID(uuid.NewString())
-			t := at.Add(time.Duration(k) * 96 * time.Hour)
-			outcome, cf := escalation.OutcomeStay, escalation.CounterfactualED
-			if k%3 == 0 {
-				outcome = escalation.OutcomeAdmit
-			}
-			batch = append(batch,
-				mk(&escalation.EscalationRaised{EscalationID: eid, CareHomeID: home, NEWS2: score, SBARD: escalation.SBARD{Situation: "s"}}, t),
-				mk(&escalation.EscalationAccepted{EscalationID: eid, By: escalation.Person{Username: "dr.okafor"}}, t.Add(90*time.Second)),
-				mk(&escalation.EscalationDecided{EscalationID: eid, Outcome: outcome, Counterfactual: cf, DecidedBy: "dr.okafor"}, t.Add(10*time.Minute)),
-				mk(&escalation.RecordAccessed{Username: "dr.okafor", Role: "consultant", What: "escalation", ResidentID: rid, EscalationID: eid}, t.Add(5*time.Minute)),
-			)
-			if outcome == escalation.OutcomeStay {
-				if k%4 == 1 {
-					batch = append(batch, mk(&escalation.HospitalAdmissionRecorded{At: t.Add(30 * time.Hour), Kind: "admission", Unplanned: true}, t.Add(30*time.Hour)))
-				} else {
-					batch = append(batch, mk(&escalation.EscalationFollowedUp{EscalationID: eid, Status: "at_home", At: t.Add(80 * time.Hour)}, t.Add(80*time.Hour)))
-				}
+		size, k := 1, 0
+		for ; k < 60 && total+size < n; k++ {
+			size += 4
+			if k%3 != 0 { // stay: a follow-up or an admission
+				size++
 			}
 		}
+		rid, batch := seedResident(r, k)
 		if _, err := store.Append(ctx, escalation.ResidentStream(rid), events.NoStream, batch, events.AppendOptions{}); err != nil {
 			return total, r, err
 		}
@@ -65,6 +41,46 @@ func seedAuditLog(ctx context.Context, store *sqlite.Store, n, first int) (int, 
 		r++
 	}
 	return total, r, nil
+}
+
+// seedResident is resident number r's stream: admitted, then escs
+// escalations raised, accepted, read and decided, a third admitted, the
+// rest followed up or admitted later.
+func seedResident(r, escs int) (escalation.ResidentID, []events.NewEvent) {
+	mk := func(e escalation.Event, at time.Time) events.NewEvent {
+		b, _ := json.Marshal(e)
+		return events.NewEvent{ID: uuid.NewString(), Type: e.EventType(), RecordedAt: at, Actor: "bench", Data: b}
+	}
+	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	total7 := 7
+	risk := news2.RiskHigh
+	score := &news2.Result{Total: &total7, Risk: &risk}
+	rid := escalation.ResidentID(fmt.Sprintf("r%06d", r))
+	home := escalation.CareHomeID(fmt.Sprintf("home-%02d", r%20))
+	at := start.Add(time.Duration(r) * 7 * time.Minute)
+	batch := []events.NewEvent{mk(&escalation.ResidentAdmitted{ResidentID: rid, CareHomeID: home, Name: "x", SpO2Scale: 1}, at)}
+	for k := 0; k < escs; k++ {
+		eid := escalation.EscalationID(uuid.NewString())
+		t := at.Add(time.Duration(k) * 96 * time.Hour)
+		outcome, cf := escalation.OutcomeStay, escalation.CounterfactualED
+		if k%3 == 0 {
+			outcome = escalation.OutcomeAdmit
+		}
+		batch = append(batch,
+			mk(&escalation.EscalationRaised{EscalationID: eid, CareHomeID: home, NEWS2: score, SBARD: escalation.SBARD{Situation: "s"}}, t),
+			mk(&escalation.EscalationAccepted{EscalationID: eid, By: escalation.Person{Username: "dr.okafor"}}, t.Add(90*time.Second)),
+			mk(&escalation.EscalationDecided{EscalationID: eid, Outcome: outcome, Counterfactual: cf, DecidedBy: "dr.okafor"}, t.Add(10*time.Minute)),
+			mk(&escalation.RecordAccessed{Username: "dr.okafor", Role: "consultant", What: "escalation", ResidentID: rid, EscalationID: eid}, t.Add(5*time.Minute)),
+		)
+		if outcome == escalation.OutcomeStay {
+			if k%4 == 1 {
+				batch = append(batch, mk(&escalation.HospitalAdmissionRecorded{At: t.Add(30 * time.Hour), Kind: "admission", Unplanned: true}, t.Add(30*time.Hour)))
+			} else {
+				batch = append(batch, mk(&escalation.EscalationFollowedUp{EscalationID: eid, Status: "at_home", At: t.Add(80 * time.Hour)}, t.Add(80*time.Hour)))
+			}
+		}
+	}
+	return rid, batch
 }
 
 // seededLog is the log the audit, rebuild and restart scenarios share,
@@ -77,8 +93,10 @@ type seededLog struct {
 	// rawTook is a sequential read of the whole log applying nothing;
 	// readTook and auditTook are rebuilds of the read model and the audit model.
 	rawTook, readTook, auditTook time.Duration
-	read                         *escalation.Projection
-	audit                        *audit.Model
+	// heapMiB is the Go heap in use with both models built (after a collection).
+	heapMiB float64
+	read    *escalation.Projection
+	audit   *audit.Model
 }
 
 func (env *benchEnv) closeLog() {
@@ -118,7 +136,22 @@ func (env *benchEnv) seeded(ctx context.Context) (*seededLog, error) {
 	if l.auditTook, err = timeReplay(ctx, store, l.audit.Apply); err != nil {
 		return nil, fmt.Errorf("audit model: %w", err)
 	}
+	l.heapMiB = float64(memNow().heap) / (1 << 20)
 	return l, nil
+}
+
+// models rebuilds the read and audit models when a restart dropped them.
+func (l *seededLog) models(ctx context.Context) error {
+	if l.read != nil && l.audit != nil {
+		return nil
+	}
+	read, am := escalation.NewProjection(l.loc), audit.NewModel()
+	am.Keep(l.loc, 72*time.Hour)
+	if _, _, err := events.Replay(ctx, l.store, 0, func(e events.Envelope) error { return applyBoth(read, am, e) }); err != nil {
+		return err
+	}
+	l.read, l.audit = read, am
+	return nil
 }
 
 func timeReplay(ctx context.Context, store events.Store, apply func(events.Envelope) error) (time.Duration, error) {
@@ -134,6 +167,9 @@ func timeReplay(ctx context.Context, store events.Store, apply func(events.Envel
 func benchAuditScenario(ctx context.Context, env *benchEnv) ([]benchResult, error) {
 	l, err := env.seeded(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if err := l.models(ctx); err != nil {
 		return nil, err
 	}
 	q := audit.Query{Window: 72 * time.Hour, WindowText: "72h", AsOf: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), Location: l.loc}
@@ -204,6 +240,7 @@ func benchRebuildScenario(ctx context.Context, env *benchEnv) ([]benchResult, er
 	}{{"read model rebuild", l.readTook}, {"audit model rebuild (buckets kept)", l.auditTook}} {
 		r := result("rebuild", m.name, "events/s", rate(m.took), "raw sequential read", rate(l.rawTook), "≥ 0.8× raw", met(rate(m.took) >= 0.8*rate(l.rawTook)))
 		r.Params = params
+		r.Extra = map[string]float64{"heap_mib_both_models": l.heapMiB}
 		out = append(out, r)
 	}
 	return out, nil
@@ -218,16 +255,10 @@ func benchRestartScenario(ctx context.Context, env *benchEnv) ([]benchResult, er
 	if err != nil {
 		return nil, err
 	}
-	t := time.Now()
-	rs, err := events.SaveSnapshot(ctx, l.store, escalation.ReadModelSnapshot, l.read)
+	saveTook, snapshotMiB, err := l.saveSnapshots(ctx)
 	if err != nil {
 		return nil, err
 	}
-	as, err := events.SaveSnapshot(ctx, l.store, audit.SnapshotName, l.audit)
-	if err != nil {
-		return nil, err
-	}
-	saveTook := time.Since(t)
 	tail := max(1000, l.events/100)
 	written, next, err := seedAuditLog(ctx, l.store, tail, l.nextResident)
 	if err != nil {
@@ -238,40 +269,23 @@ func benchRestartScenario(ctx context.Context, env *benchEnv) ([]benchResult, er
 	if err != nil {
 		return nil, err
 	}
-
-	t = time.Now()
-	read, am := escalation.NewProjection(l.loc), audit.NewModel()
-	am.Keep(l.loc, 72*time.Hour)
-	if _, err := events.RestoreSnapshot(ctx, l.store, escalation.ReadModelSnapshot, read, head); err != nil {
+	// One copy of the models at a time, so that 10M events fit in memory.
+	restoreTook, restartTook, d1, a1, err := l.restart(ctx, head)
+	if err != nil {
 		return nil, err
 	}
-	if _, err := events.RestoreSnapshot(ctx, l.store, audit.SnapshotName, am, head); err != nil {
-		return nil, err
-	}
-	restoreTook := time.Since(t)
-	if _, _, err := events.Replay(ctx, l.store, min(read.Position(), am.Position()), func(e events.Envelope) error {
-		return applyBoth(read, am, e)
-	}); err != nil {
-		return nil, err
-	}
-	restartTook := time.Since(t)
-
-	t = time.Now()
+	t := time.Now()
 	full, fullAudit := escalation.NewProjection(l.loc), audit.NewModel()
 	fullAudit.Keep(l.loc, 72*time.Hour)
 	if _, _, err := events.Replay(ctx, l.store, 0, func(e events.Envelope) error { return applyBoth(full, fullAudit, e) }); err != nil {
 		return nil, err
 	}
 	fullTook := time.Since(t)
-	d1, err := read.Digest()
-	if err != nil {
-		return nil, err
-	}
 	d2, err := full.Digest()
 	if err != nil {
 		return nil, err
 	}
-	if d1 != d2 || am.Digest() != fullAudit.Digest() {
+	if d1 != d2 || a1 != fullAudit.Digest() {
 		return nil, fmt.Errorf("a restart from the snapshots differs from a full rebuild")
 	}
 	r := result("restart", "restart: snapshots + tail (read model, audit model)", "s", restartTook.Seconds(),
@@ -281,8 +295,54 @@ func benchRestartScenario(ctx context.Context, env *benchEnv) ([]benchResult, er
 	}
 	r.Params = map[string]any{"events": l.events + written, "tail": written}
 	r.Extra = map[string]float64{"restore_s": restoreTook.Seconds(), "save_s": saveTook.Seconds(),
-		"snapshot_mib": float64(len(rs.Data)+len(as.Data)) / (1 << 20)}
+		"snapshot_mib": snapshotMiB}
 	return []benchResult{r}, nil
+}
+
+// saveSnapshots saves both models' snapshots and then drops the models (a
+// later scenario that needs them rebuilds them: see models).
+func (l *seededLog) saveSnapshots(ctx context.Context) (took time.Duration, mib float64, err error) {
+	if err := l.models(ctx); err != nil {
+		return 0, 0, err
+	}
+	t := time.Now()
+	rs, err := events.SaveSnapshot(ctx, l.store, escalation.ReadModelSnapshot, l.read)
+	if err != nil {
+		return 0, 0, err
+	}
+	as, err := events.SaveSnapshot(ctx, l.store, audit.SnapshotName, l.audit)
+	if err != nil {
+		return 0, 0, err
+	}
+	took = time.Since(t)
+	l.read, l.audit = nil, nil
+	return took, float64(len(rs.Data)+len(as.Data)) / (1 << 20), nil
+}
+
+// restart restores both snapshots and applies the tail up to head, as a
+// restart does, and returns how long the restore and the whole restart
+// took and the digests of the models it ends with.
+func (l *seededLog) restart(ctx context.Context, head int64) (restore, restart time.Duration, read, aud string, err error) {
+	t := time.Now()
+	rm, am := escalation.NewProjection(l.loc), audit.NewModel()
+	am.Keep(l.loc, 72*time.Hour)
+	if _, err := events.RestoreSnapshot(ctx, l.store, escalation.ReadModelSnapshot, rm, head); err != nil {
+		return 0, 0, "", "", err
+	}
+	if _, err := events.RestoreSnapshot(ctx, l.store, audit.SnapshotName, am, head); err != nil {
+		return 0, 0, "", "", err
+	}
+	restore = time.Since(t)
+	if _, _, err := events.Replay(ctx, l.store, min(rm.Position(), am.Position()), func(e events.Envelope) error {
+		return applyBoth(rm, am, e)
+	}); err != nil {
+		return 0, 0, "", "", err
+	}
+	restart = time.Since(t)
+	if read, err = rm.Digest(); err != nil {
+		return 0, 0, "", "", err
+	}
+	return restore, restart, read, am.Digest(), nil
 }
 
 func applyBoth(read *escalation.Projection, am *audit.Model, e events.Envelope) error {

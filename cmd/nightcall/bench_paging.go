@@ -290,9 +290,27 @@ type benchApp struct {
 	pagerURL string
 }
 
+// startBenchApp starts an instance on SQLite and prepares it for sockets.
 func startBenchApp(ctx context.Context, dir string, sockets int) (*benchApp, error) {
+	b, err := startBenchInstance(ctx, dir, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.prepare(ctx, b, dir, sockets); err != nil {
+		b.stop()
+		return nil, err
+	}
+	return b, nil
+}
+
+// startBenchInstance starts an instance (demo data) with the bench's
+// settings, changed by mod when not nil, and waits until it answers.
+func startBenchInstance(ctx context.Context, dir string, mod func(*serveConfig)) (*benchApp, error) {
 	cfg := serveConfig{Addr: "127.0.0.1:0", DataDir: dir, Store: "sqlite", Demo: true, DemoPassword: "bench",
 		PageTimeout: 10 * time.Minute, PageReceiptTimeout: 10 * time.Minute, Timezone: "Europe/London", LogLevel: "error"}
+	if mod != nil {
+		mod(&cfg)
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	actx, stop := context.WithCancel(ctx)
 	a, err := newApp(actx, cfg, log)
@@ -308,33 +326,35 @@ func startBenchApp(ctx context.Context, dir string, sockets int) (*benchApp, err
 	done := make(chan error, 1)
 	go func() { done <- a.run(actx, ln) }()
 	b := &benchApp{a: a, base: "http://" + ln.Addr().String(), stop: func() { stop(); <-done }}
-	if err := b.prepare(ctx, dir, sockets); err != nil {
+	if err := benchWait("the service to answer", 30*time.Second, func() bool { return reachable(ln.Addr().String()) }); err != nil {
 		b.stop()
 		return nil, err
 	}
 	return b, nil
 }
 
-func (b *benchApp) prepare(ctx context.Context, dir string, sockets int) error {
-	addr := strings.TrimPrefix(b.base, "http://")
-	if err := benchWait("the service to answer", 30*time.Second, func() bool { return reachable(addr) }); err != nil {
-		return err
+// signIn signs user in on b.
+func (b *benchApp) signIn(user string) (*http.Client, error) {
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 60 * time.Second}
+	resp, err := c.Post(b.base+"/api/v1/session", "application/json", strings.NewReader(`{"username":"`+user+`","password":"bench"}`))
+	if err != nil {
+		return nil, err
 	}
-	signIn := func(user string) (*http.Client, error) {
-		jar, _ := cookiejar.New(nil)
-		c := &http.Client{Jar: jar, Timeout: 60 * time.Second}
-		resp, err := c.Post(b.base+"/api/v1/session", "application/json", strings.NewReader(`{"username":"`+user+`","password":"bench"}`))
-		if err != nil {
-			return nil, err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusNoContent {
-			return nil, fmt.Errorf("sign in %s: %d", user, resp.StatusCode)
-		}
-		return c, nil
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return nil, fmt.Errorf("sign in %s: %d", user, resp.StatusCode)
 	}
+	return c, nil
+}
+
+// prepare signs the nurse in on b, and creates the consultants for sockets
+// sockets, puts them on the rota's first level and signs them in on
+// sockets' instance (b itself, or another instance on the same store), whose
+// pager URL and cookies the clients then use.
+func (b *benchApp) prepare(ctx context.Context, on *benchApp, dir string, sockets int) error {
 	var err error
-	if b.nurse, err = signIn("night.rose"); err != nil {
+	if b.nurse, err = b.signIn("night.rose"); err != nil {
 		return err
 	}
 	users := (sockets + web.MaxSocketsPerUser - 1) / web.MaxSocketsPerUser
@@ -353,7 +373,7 @@ func (b *benchApp) prepare(ctx context.Context, dir string, sockets int) error {
 	if _, err := b.a.service.SetStanding(ctx, admin, [][]escalation.Username{level}, func(context.Context, escalation.Username) (bool, error) { return true, nil }); err != nil {
 		return fmt.Errorf("bench rota: %w", err)
 	}
-	u, _ := url.Parse(b.base)
+	u, _ := url.Parse(on.base)
 	cookies := make([]string, users)
 	var next atomic.Int64
 	errs := make(chan error, 4)
@@ -367,7 +387,7 @@ func (b *benchApp) prepare(ctx context.Context, dir string, sockets int) error {
 				if i >= users {
 					return
 				}
-				c, err := signIn(string(level[i]))
+				c, err := on.signIn(string(level[i]))
 				if err != nil {
 					errs <- err
 					return
@@ -385,11 +405,11 @@ func (b *benchApp) prepare(ctx context.Context, dir string, sockets int) error {
 	if err := <-errs; err != nil {
 		return err
 	}
-	b.cookies = benchDir(dir, "cookies.txt")
-	if err := os.WriteFile(b.cookies, []byte(strings.Join(cookies, "\n")), 0o600); err != nil {
+	on.cookies = benchDir(dir, "cookies.txt")
+	if err := os.WriteFile(on.cookies, []byte(strings.Join(cookies, "\n")), 0o600); err != nil {
 		return err
 	}
-	b.pagerURL = "ws" + strings.TrimPrefix(b.base, "http") + "/api/v1/pager?device=d{i}"
+	on.pagerURL = "ws" + strings.TrimPrefix(on.base, "http") + "/api/v1/pager?device=d{i}"
 	return nil
 }
 
@@ -474,24 +494,7 @@ func benchPagingScenario(ctx context.Context, env *benchEnv) ([]benchResult, err
 		if err := benchWait("pager sockets", time.Minute, func() bool { return b.a.hub.Connections() >= n }); err != nil {
 			return nil, err
 		}
-		raise := `{"resident_id":"rc-101","soft_signs":["not_themselves"],"sbard":{"situation":"bench"}}`
-		var all []time.Duration
-		for i := 0; i < raises; i++ {
-			start := time.Now()
-			esc, err := b.post("/api/v1/escalations", raise)
-			if err != nil {
-				return nil, err
-			}
-			lat, err := p.collect(n, start)
-			if err != nil {
-				return nil, err
-			}
-			all = append(all, lat...)
-			if _, err := b.post("/api/v1/escalations/"+fmt.Sprint(esc["id"])+"/withdraw", `{"reason":"bench"}`); err != nil {
-				return nil, err
-			}
-		}
-		return all, nil
+		return b.raiseAndCollect(p, n, raises)
 	}()
 	if err != nil {
 		return nil, fmt.Errorf("nightcall: %w", err)
@@ -507,23 +510,60 @@ func benchPagingScenario(ctx context.Context, env *benchEnv) ([]benchResult, err
 	return []benchResult{r}, nil
 }
 
+// raiseAndCollect raises (as b's nurse) and withdraws an escalation raises
+// times, and returns the latency of each of the n sockets' pages.
+func (b *benchApp) raiseAndCollect(p *clientProc, n, raises int) ([]time.Duration, error) {
+	raise := `{"resident_id":"rc-101","soft_signs":["not_themselves"],"sbard":{"situation":"bench"}}`
+	var all []time.Duration
+	for i := 0; i < raises; i++ {
+		start := time.Now()
+		esc, err := b.post("/api/v1/escalations", raise)
+		if err != nil {
+			return nil, err
+		}
+		lat, err := p.collect(n, start)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, lat...)
+		if _, err := b.post("/api/v1/escalations/"+fmt.Sprint(esc["id"])+"/withdraw", `{"reason":"bench"}`); err != nil {
+			return nil, err
+		}
+	}
+	return all, nil
+}
+
 func benchDir(dir, name string) string { return dir + string(os.PathSeparator) + name }
 
+// memSample is the process's memory at one instant, after a collection.
+type memSample struct {
+	heap, stack, rss uint64
+	goroutines       int
+}
+
 // memNow is the Go memory in use (heap spans and stacks) after a collection.
-func memNow() (goMem, rss uint64) {
+func memNow() memSample {
 	runtime.GC()
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	goMem = m.HeapInuse + m.StackInuse
+	s := memSample{heap: m.HeapInuse, stack: m.StackInuse, goroutines: runtime.NumGoroutine()}
 	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
 		if f := strings.Fields(string(b)); len(f) > 1 {
 			if pages, err := strconv.ParseUint(f[1], 10, 64); err == nil {
-				rss = pages * uint64(os.Getpagesize())
+				s.rss = pages * uint64(os.Getpagesize())
 			}
 		}
 	}
-	return goMem, rss
+	return s
+}
+
+// perSocket is the growth from a to b per socket: Go heap + stacks, the
+// heap and the stacks alone (KiB), RSS (KiB) and goroutines.
+func perSocket(a, b memSample, n int) (goMem, heap, stack, rss, goroutines float64) {
+	d := func(x, y uint64) float64 { return float64(int64(y)-int64(x)) / float64(n) / 1024 }
+	return d(a.heap+a.stack, b.heap+b.stack), d(a.heap, b.heap), d(a.stack, b.stack), d(a.rss, b.rss),
+		float64(b.goroutines-a.goroutines) / float64(n)
 }
 
 // benchMemoryScenario: the server's memory per idle pager socket (Go heap
@@ -532,32 +572,35 @@ func memNow() (goMem, rss uint64) {
 // reading goroutine per socket.
 func benchMemoryScenario(ctx context.Context, env *benchEnv) ([]benchResult, error) {
 	n := env.sizes.MemSockets
-	measure := func(start func() (string, string, func() int, func(), error)) (float64, float64, error) {
+	type perSock struct{ goMem, heap, stack, rss, goroutines float64 }
+	measure := func(start func() (string, string, func() int, func(), error)) (perSock, error) {
+		var ps perSock
 		u, cookie, count, stop, err := start()
 		if err != nil {
-			return 0, 0, err
+			return ps, err
 		}
 		defer stop()
-		m0, r0 := memNow()
+		m0 := memNow()
 		p, err := startClients(ctx, u, n, cookie)
 		if err != nil {
-			return 0, 0, err
+			return ps, err
 		}
 		defer p.stop()
 		if err := benchWait("idle sockets", time.Minute, func() bool { return count() >= n }); err != nil {
-			return 0, 0, err
+			return ps, err
 		}
 		time.Sleep(time.Second) // let the sockets' first messages go out and their buffers be released
-		m1, r1 := memNow()
+		m1 := memNow()
 		if heapProfile != "" && cookie != "" {
 			if f, err := os.Create(heapProfile); err == nil {
 				_ = pprof.WriteHeapProfile(f)
 				f.Close()
 			}
 		}
-		return float64(int64(m1)-int64(m0)) / float64(n) / 1024, float64(int64(r1)-int64(r0)) / float64(n) / 1024, nil
+		ps.goMem, ps.heap, ps.stack, ps.rss, ps.goroutines = perSocket(m0, m1, n)
+		return ps, nil
 	}
-	bareGo, bareRSS, err := measure(func() (string, string, func() int, func(), error) {
+	bare, err := measure(func() (string, string, func() int, func(), error) {
 		b, err := startBare()
 		if err != nil {
 			return "", "", nil, nil, err
@@ -567,7 +610,7 @@ func benchMemoryScenario(ctx context.Context, env *benchEnv) ([]benchResult, err
 	if err != nil {
 		return nil, fmt.Errorf("bare: %w", err)
 	}
-	fullGo, fullRSS, err := measure(func() (string, string, func() int, func(), error) {
+	full, err := measure(func() (string, string, func() int, func(), error) {
 		b, err := startBenchApp(ctx, benchDir(env.dir, "memory"), n)
 		if err != nil {
 			return "", "", nil, nil, err
@@ -577,9 +620,10 @@ func benchMemoryScenario(ctx context.Context, env *benchEnv) ([]benchResult, err
 	if err != nil {
 		return nil, fmt.Errorf("nightcall: %w", err)
 	}
-	r := result("memory", fmt.Sprintf("memory per idle pager socket, %d sockets (Go heap + stacks)", n), "KiB", fullGo,
-		"gorilla defaults", bareGo, "≤ 16 KiB", met(fullGo <= 16))
+	r := result("memory", fmt.Sprintf("memory per idle pager socket, %d sockets (Go heap + stacks)", n), "KiB", full.goMem,
+		"gorilla defaults", bare.goMem, "≤ 16 KiB", met(full.goMem <= 16))
 	r.Params = map[string]any{"sockets": n}
-	r.Extra = map[string]float64{"rss_kib": fullRSS, "baseline_rss_kib": bareRSS}
+	r.Extra = map[string]float64{"heap_kib": full.heap, "stack_kib": full.stack, "rss_kib": full.rss, "goroutines": full.goroutines,
+		"baseline_heap_kib": bare.heap, "baseline_stack_kib": bare.stack, "baseline_rss_kib": bare.rss, "baseline_goroutines": bare.goroutines}
 	return []benchResult{r}, nil
 }

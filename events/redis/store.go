@@ -50,9 +50,16 @@ type Store struct {
 
 	mu     sync.Mutex
 	closed bool
+	// appended is closed at the next append seen (Appended); nil until asked.
+	appended chan struct{}
+	// watching is whether the watcher of the global stream is running;
+	// stopWatch ends it.
+	watching  bool
+	stopWatch context.CancelFunc
 }
 
 var _ events.Store = (*Store)(nil)
+var _ events.Notifier = (*Store)(nil)
 
 // appendScript: KEYS = stream, all, position counter, event-id index,
 // idempotency key ("" for none). ARGV = stream name, expected version, event
@@ -161,7 +168,114 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs [
 		out[i].Version = current + int64(i) + 1
 		out[i].Position, _ = strconv.ParseInt(res[i+2], 10, 64)
 	}
+	s.notify()
 	return out, nil
+}
+
+// Appended implements events.Notifier: the channel is closed at the next
+// append by this instance or, through a watcher blocked on the global
+// stream (XREAD BLOCK), by any other instance on the same Redis, so that
+// tailing subscribers wake at once instead of at their next poll.
+//
+// The first call starts the watcher from the log's head as it reads it
+// then (one round trip), so that any append after the call returns is seen.
+func (s *Store) Appended() <-chan struct{} {
+	s.mu.Lock()
+	if s.appended == nil {
+		s.appended = make(chan struct{})
+	}
+	ch := s.appended
+	var ctx context.Context
+	start := !s.watching && !s.closed
+	if start {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(context.Background())
+		s.watching, s.stopWatch = true, cancel
+	}
+	s.mu.Unlock()
+	if start {
+		last := int64(-1) // unknown: the watcher reads the head itself
+		hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if head, err := s.Head(hctx); err == nil {
+			last = head
+		}
+		cancel()
+		go s.watch(ctx, last)
+	}
+	return ch
+}
+
+// notify closes the channel Appended gave out, if any.
+func (s *Store) notify() {
+	s.mu.Lock()
+	if s.appended != nil {
+		close(s.appended)
+		s.appended = nil
+	}
+	s.mu.Unlock()
+}
+
+// watchBlock is how long one blocking read of the global stream waits.
+const watchBlock = 5 * time.Second
+
+// watch blocks on the global stream after position last and notifies at
+// every new entry, until ctx ends or the store is closed. It reads one
+// entry only, then the head, so a burst of appends costs two round trips.
+// After a failed read it goes on from the same position.
+func (s *Store) watch(ctx context.Context, last int64) {
+	defer func() {
+		s.mu.Lock()
+		s.watching = false
+		s.mu.Unlock()
+	}()
+	for ctx.Err() == nil {
+		if last < 0 {
+			head, err := s.Head(ctx)
+			if err != nil {
+				if !s.watchPause(ctx) {
+					return
+				}
+				continue
+			}
+			last = head
+		}
+		res, err := s.c.XRead(ctx, &goredis.XReadArgs{Streams: []string{s.key("all"), "0-" + strconv.FormatInt(last, 10)}, Count: 1, Block: watchBlock}).Result()
+		if errors.Is(err, goredis.Nil) {
+			continue // nothing new within watchBlock
+		}
+		if err != nil {
+			if !s.watchPause(ctx) {
+				return
+			}
+			continue
+		}
+		for _, st := range res {
+			for _, m := range st.Messages {
+				last = max(last, versionOf(m.ID))
+			}
+		}
+		if head, err := s.Head(ctx); err == nil {
+			last = max(last, head)
+		}
+		s.notify()
+	}
+}
+
+// watchPause waits a moment after a failed read; false when the watcher
+// should end (the store was closed or ctx ended).
+func (s *Store) watchPause(ctx context.Context) bool {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return false
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(100 * time.Millisecond):
+		return true
+	}
 }
 
 func versionOf(id string) int64 {
@@ -302,6 +416,9 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	if s.stopWatch != nil {
+		s.stopWatch()
+	}
 	return s.c.Close()
 }
 

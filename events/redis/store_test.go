@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -49,4 +50,37 @@ func TestRedisAccountStoreContract(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		return s
 	})
+}
+
+// An append by one instance wakes a reader waiting on another instance's
+// Appended (through the watcher of the global stream), every time, and an
+// append on the same instance wakes its own readers.
+func TestRedisAppendedWakesOtherInstances(t *testing.T) {
+	url := redistest.Start(t)
+	open := func() *redis.Store {
+		s, err := redis.Open(context.Background(), redis.Config{URL: url, Prefix: "wake:"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a, b := open(), open()
+	waitClosed := func(what string, ch <-chan struct{}) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: not woken", what)
+		}
+	}
+	for i := 1; i <= 3; i++ {
+		woke := b.Appended()
+		own := a.Appended()
+		if _, err := a.Append(context.Background(), "s", events.AnyVersion, []events.NewEvent{eventstest.Event("wake", i)}, events.AppendOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitClosed("the appending instance", own)
+		waitClosed("the other instance", woke)
+	}
 }

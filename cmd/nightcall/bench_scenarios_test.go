@@ -1,0 +1,49 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// The scenarios added for the pager and Redis run end to end at tiny sizes
+// and write their figures as JSON (speed is reported, never asserted): the
+// raise → page across two instances on a real redis-server, the memory per
+// idle socket, and the restart that holds one copy of the models at a time.
+func TestBenchScenariosRun(t *testing.T) {
+	var out bytes.Buffer
+	js := filepath.Join(t.TempDir(), "bench.json")
+	args := []string{"bench", "--scenario", "paging-redis,memory,restart,audit", "--redis-sockets", "9", "--redis-raises", "2",
+		"--memory-sockets", "16", "--audit-events", "3000", "--queries", "3", "--json", js}
+	if err := run(context.Background(), args, &out, &out); err != nil {
+		t.Fatalf("bench: %v\n%s", err, out.String())
+	}
+	b, err := os.ReadFile(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep benchReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]benchResult{}
+	for _, r := range rep.Results {
+		got[r.Scenario] = r
+	}
+	if r, ok := got["paging-redis"]; !ok || r.BaselineValue == nil || r.Params["deliveries"] != float64(18) {
+		t.Errorf("paging-redis: %+v (want 2 raises × 9 sockets delivered, beside one instance)", r)
+	}
+	if r, ok := got["memory"]; !ok || r.BaselineValue == nil || r.Extra["goroutines"] == 0 {
+		t.Errorf("memory: %+v", r)
+	}
+	if _, ok := got["restart"]; !ok {
+		t.Errorf("no restart figure:\n%s", out.String())
+	}
+	// The audit scenario ran after the restart dropped the seeded models.
+	if _, ok := got["audit"]; !ok {
+		t.Errorf("no audit figure:\n%s", out.String())
+	}
+}
