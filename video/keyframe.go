@@ -19,7 +19,11 @@ func isKeyframe(mime string, pkt []byte) bool {
 	if len(pkt) <= off {
 		return false
 	}
-	payload := pkt[off:]
+	return isKeyframePayload(mime, pkt[off:])
+}
+
+// isKeyframePayload reports whether an RTP payload starts a keyframe.
+func isKeyframePayload(mime string, payload []byte) bool {
 	switch {
 	case strings.EqualFold(mime, "video/VP8"):
 		return vp8Keyframe(payload)
@@ -27,6 +31,12 @@ func isKeyframe(mime string, pkt []byte) bool {
 		return h264Keyframe(payload)
 	}
 	return false
+}
+
+// keyframesKnown reports whether isKeyframe can find this codec's
+// keyframes: a layer switch waits for one only then.
+func keyframesKnown(mime string) bool {
+	return strings.EqualFold(mime, "video/VP8") || strings.EqualFold(mime, "video/H264")
 }
 
 func vp8Keyframe(p []byte) bool {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/pion/interceptor/pkg/stats"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v3"
 )
@@ -41,7 +40,9 @@ type Room struct {
 
 	mu       sync.Mutex
 	peers    map[string]*peer
-	tracks   map[string]*forward
+	tracks   map[string]*forward     // audio, by publisher and track
+	sources  map[string]*videoSource // video, by publisher and track
+	done     chan struct{}           // closed when the room ends
 	endTimer *time.Timer
 	ended    bool
 	quality  []Quality
@@ -53,7 +54,12 @@ type peer struct {
 	conn Conn
 	pc   *webrtc.PeerConnection
 	room *Room
-	sts  func() stats.Getter
+	// meters are the peer's stats and the estimate of its downlink.
+	meters *meters
+	// videoRecv is the m-line the peer's camera is sent on.
+	videoRecv *webrtc.RTPTransceiver
+	// down is what its feedback tells of its downlink, and its probes.
+	down downlink
 
 	negMu       sync.Mutex
 	negotiating bool
@@ -68,17 +74,18 @@ type peer struct {
 	joined time.Time
 }
 
-// forward relays one published track to every other peer.
+// forward relays one published audio track, untouched, to every other
+// peer: one local track shared by all subscribers. Video goes through a
+// videoSource instead (simulcast.go), one local track per subscriber.
 type forward struct {
 	owner     *peer
 	remote    *webrtc.TrackRemote
 	local     *webrtc.TrackLocalStaticRTP
 	senders   map[string]*webrtc.RTPSender // by subscriber peer id
-	keyframe  atomic.Bool                  // a keyframe is wanted
-	lastPLI   atomic.Int64
 	subs      atomic.Int64
 	packets   atomic.Uint64
 	bytes     atomic.Uint64
+	rate      rateMeter
 	firstSeen time.Time
 }
 
@@ -95,7 +102,7 @@ func (r *Room) participants() []Participant {
 }
 
 func (r *Room) join(ctx context.Context, who Participant, conn Conn) error {
-	api, sts, err := r.sfu.newAPI()
+	api, mt, err := r.sfu.newAPI()
 	if err != nil {
 		return err
 	}
@@ -103,11 +110,15 @@ func (r *Room) join(ctx context.Context, who Participant, conn Conn) error {
 	if err != nil {
 		return err
 	}
-	p := &peer{id: uuid.NewString(), who: who, conn: conn, pc: pc, room: r, sts: sts, closed: make(chan struct{}), joined: time.Now()}
+	p := &peer{id: uuid.NewString(), who: who, conn: conn, pc: pc, room: r, meters: mt, closed: make(chan struct{}), joined: time.Now()}
 	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
-		if _, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		tr, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
+		if err != nil {
 			pc.Close()
 			return err
+		}
+		if kind == webrtc.RTPCodecTypeVideo {
+			p.videoRecv = tr
 		}
 	}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
@@ -136,6 +147,9 @@ func (r *Room) join(ctx context.Context, who Participant, conn Conn) error {
 	r.peers[p.id] = p
 	for _, f := range r.tracks {
 		r.subscribeLocked(p, f)
+	}
+	for _, src := range r.sources {
+		r.subscribeVideoLocked(p, src)
 	}
 	r.mu.Unlock()
 	r.sfu.emit(RoomEvent{Kind: EventJoined, Room: r.id, CallID: r.callID, Role: who.Role, At: time.Now()})
@@ -213,6 +227,7 @@ func (p *peer) negotiate() {
 		opts = &webrtc.OfferOptions{ICERestart: true}
 	}
 	p.negMu.Unlock()
+	first := p.pc.RemoteDescription() == nil
 	offer, err := p.pc.CreateOffer(opts)
 	if err == nil {
 		err = p.pc.SetLocalDescription(offer)
@@ -223,7 +238,14 @@ func (p *peer) negotiate() {
 		p.negMu.Unlock()
 		return // the peer is closing
 	}
-	_ = p.conn.Send(Message{Type: "offer", SDP: offer.SDP})
+	wire := offer.SDP
+	if first && p.videoRecv != nil {
+		// The first offer asks for the camera as simulcast (Pion v3 has no
+		// API for it, and takes its own offer back unchanged only); later
+		// offers repeat the rids the answer agreed, as Pion copies them.
+		wire = requestSimulcast(wire, p.videoRecv.Mid())
+	}
+	_ = p.conn.Send(Message{Type: "offer", SDP: wire})
 }
 
 func (p *peer) answer(sdp string) {
@@ -238,7 +260,7 @@ func (p *peer) answer(sdp string) {
 		p.fail("bad_sdp", "the answer is not a session description this call can use")
 		return
 	}
-	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: dropEchoedSimulcast(sdp)}); err != nil {
 		p.fail("bad_sdp", "the answer could not be applied: "+err.Error())
 		return
 	}
@@ -271,14 +293,20 @@ func (p *peer) candidate(c webrtc.ICECandidateInit) {
 	}
 }
 
-// publish starts forwarding a track the peer sends.
+// publish starts forwarding a track the peer sends: audio as it comes to
+// everyone, video (each simulcast layer is a track of its own) through a
+// videoSource.
 func (r *Room) publish(p *peer, t *webrtc.TrackRemote) {
+	if t.Kind() == webrtc.RTPCodecTypeVideo {
+		r.publishVideo(p, t)
+		return
+	}
 	local, err := webrtc.NewTrackLocalStaticRTP(t.Codec().RTPCodecCapability, t.Kind().String(), p.id)
 	if err != nil {
 		return
 	}
 	f := &forward{owner: p, remote: t, local: local, senders: map[string]*webrtc.RTPSender{}, firstSeen: time.Now()}
-	key := p.id + "/" + t.ID()
+	key := p.id + "/" + t.ID() + "/" + t.RID()
 	r.mu.Lock()
 	if r.ended {
 		r.mu.Unlock()
@@ -295,7 +323,6 @@ func (r *Room) publish(p *peer, t *webrtc.TrackRemote) {
 	for _, o := range renegotiate {
 		o.negotiate()
 	}
-	go f.keyframes(p)
 	buf := make([]byte, 1500)
 	for {
 		n, _, err := t.Read(buf)
@@ -304,11 +331,7 @@ func (r *Room) publish(p *peer, t *webrtc.TrackRemote) {
 		}
 		f.packets.Add(1)
 		f.bytes.Add(uint64(n))
-		pkt := buf[:n]
-		if t.Kind() == webrtc.RTPCodecTypeVideo && f.keyframe.Load() && isKeyframe(t.Codec().MimeType, pkt) {
-			f.keyframe.Store(false)
-		}
-		if _, err := local.Write(pkt); err != nil && !errors.Is(err, io.ErrClosedPipe) {
+		if _, err := local.Write(buf[:n]); err != nil && !errors.Is(err, io.ErrClosedPipe) {
 			break
 		}
 		r.sfu.forwarded.Add(uint64(f.subs.Load()))
@@ -328,55 +351,27 @@ func (r *Room) subscribeLocked(p *peer, f *forward) bool {
 	}
 	f.senders[p.id] = sender
 	f.subs.Add(1)
-	f.keyframe.Store(true) // the new subscriber needs a keyframe
-	go f.drain(sender)
+	go drainRTCP(sender, nil, &p.down)
 	return true
 }
 
-// drain reads RTCP from a subscriber's sender so the interceptors (NACK,
-// reports) run, and passes the subscriber's keyframe requests to the publisher.
-func (f *forward) drain(s *webrtc.RTPSender) {
+// drainRTCP reads RTCP from a subscriber's sender so the interceptors
+// (NACK, reports, congestion control) run, counts its transport-wide
+// feedback in dl, and passes its keyframe requests to onKeyframe.
+func drainRTCP(s *webrtc.RTPSender, onKeyframe func(), dl *downlink) {
 	for {
 		pkts, _, err := s.ReadRTCP()
 		if err != nil {
 			return
 		}
 		for _, pkt := range pkts {
-			switch pkt.(type) {
+			switch pkt := pkt.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				f.requestKeyframe()
-			}
-		}
-	}
-}
-
-// requestKeyframe sends a PLI to the publisher, at most every 200ms.
-func (f *forward) requestKeyframe() {
-	if f.remote.Kind() != webrtc.RTPCodecTypeVideo {
-		return
-	}
-	now := time.Now().UnixNano()
-	last := f.lastPLI.Load()
-	if now-last < int64(200*time.Millisecond) || !f.lastPLI.CompareAndSwap(last, now) {
-		return
-	}
-	_ = f.owner.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(f.remote.SSRC())}})
-}
-
-// keyframes asks the publisher for a keyframe (PLI) while one is wanted.
-func (f *forward) keyframes(p *peer) {
-	if f.remote.Kind() != webrtc.RTPCodecTypeVideo {
-		return
-	}
-	t := time.NewTicker(250 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-p.closed:
-			return
-		case <-t.C:
-			if f.keyframe.Load() {
-				f.requestKeyframe()
+				if onKeyframe != nil {
+					onKeyframe()
+				}
+			case *rtcp.TransportLayerCC:
+				dl.feedback(pkt)
 			}
 		}
 	}
@@ -420,18 +415,29 @@ func (r *Room) broadcastParticipants() {
 // quality summarises what p sent and received, from the stats interceptor.
 func (r *Room) qualityOf(p *peer) Quality {
 	q := Quality{Role: p.who.Role, Seconds: time.Since(p.joined).Seconds()}
-	g := p.sts()
+	g := p.meters.stats()
+	type upstream struct {
+		remote *webrtc.TrackRemote
+		bytes  uint64
+	}
 	r.mu.Lock()
-	var up []*forward
+	var up []upstream
 	for _, f := range r.tracks {
 		if f.owner == p {
-			up = append(up, f)
+			up = append(up, upstream{f.remote, f.bytes.Load()})
+		}
+	}
+	for _, src := range r.sources {
+		if src.owner == p {
+			for _, l := range src.layerList() {
+				up = append(up, upstream{l.remote, l.bytes.Load()})
+			}
 		}
 	}
 	r.mu.Unlock()
 	var bytes uint64
 	for _, f := range up {
-		bytes += f.bytes.Load()
+		bytes += f.bytes
 		if g != nil {
 			if s := g.Get(uint32(f.remote.SSRC())); s != nil {
 				q.UpPackets += s.InboundRTPStreamStats.PacketsReceived
@@ -477,6 +483,9 @@ func (r *Room) leave(p *peer) {
 			f.subs.Add(-1)
 		}
 	}
+	for _, src := range r.sources {
+		src.removeSubscriber(p.id)
+	}
 	r.quality = append(r.quality, q)
 	empty := len(r.peers) == 0 && !r.ended
 	if empty {
@@ -499,6 +508,7 @@ func (r *Room) end(reason string) {
 		return
 	}
 	r.ended = true
+	close(r.done)
 	if r.endTimer != nil {
 		r.endTimer.Stop()
 	}

@@ -19,6 +19,8 @@ import (
 	"github.com/pion/dtls/v2"
 	"github.com/pion/ice/v2"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/interceptor/pkg/gcc"
 	"github.com/pion/interceptor/pkg/stats"
 	"github.com/pion/webrtc/v3"
 )
@@ -46,6 +48,10 @@ type Config struct {
 	// RejoinGrace is how long a room waits for a participant whose connection
 	// was lost before the call ends. Optional, default 30s.
 	RejoinGrace time.Duration
+	// InitialBitrate is the estimate of a subscriber's downlink, in bits per
+	// second, before its congestion feedback arrives: it picks the first
+	// simulcast layer. Optional, default 1 Mbit/s.
+	InitialBitrate int
 	// OnEvent receives room lifecycle events. Optional.
 	OnEvent func(RoomEvent)
 	// Logger is optional; nil discards.
@@ -60,6 +66,9 @@ func (c Config) Validate() error {
 	}
 	if c.TCPPort < 0 || c.TCPPort > 65535 {
 		errs = append(errs, fmt.Errorf("video: TCPPort %d out of range", c.TCPPort))
+	}
+	if c.InitialBitrate < 0 {
+		errs = append(errs, fmt.Errorf("video: InitialBitrate %d is negative", c.InitialBitrate))
 	}
 	if c.PublicIP != "" && net.ParseIP(c.PublicIP) == nil {
 		errs = append(errs, fmt.Errorf("video: PublicIP %q is not an IP address", c.PublicIP))
@@ -132,6 +141,8 @@ type SFU struct {
 	closed    bool
 	wg        sync.WaitGroup
 	forwarded atomic.Uint64
+	layerUp   atomic.Uint64
+	layerDown atomic.Uint64
 }
 
 // Forwarded is the number of RTP packets written to subscribers so far.
@@ -147,6 +158,9 @@ func New(cfg Config) (*SFU, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.InitialBitrate <= 0 {
+		cfg.InitialBitrate = defaultInitial
 	}
 	s := &SFU{cfg: cfg, rooms: map[RoomID]*Room{}}
 	se := webrtc.SettingEngine{}
@@ -203,14 +217,38 @@ func New(cfg Config) (*SFU, error) {
 var SRTPProfiles = []dtls.SRTPProtectionProfile{dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AEAD_AES_256_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80}
 
 // newAPI builds the Pion API for one peer: default codecs (VP8, H.264,
-// Opus…), the default interceptors (NACK, RTCP reports, TWCC) and a stats
-// interceptor whose getter belongs to that peer.
-func (s *SFU) newAPI() (*webrtc.API, func() stats.Getter, error) {
+// Opus…), the MID and RID header extensions that simulcast needs, the
+// default interceptors (NACK, RTCP reports, TWCC feedback for what the peer
+// sends), transport-wide sequence numbers on what the SFU sends with Google
+// congestion control reading the peer's feedback (the peer's receive
+// estimate, which picks its simulcast layers), and a stats interceptor. The
+// meters belong to that one peer.
+func (s *SFU) newAPI() (*webrtc.API, *meters, error) {
 	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
+	if err := registerCodecs(m); err != nil {
+		return nil, nil, err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
 		return nil, nil, err
 	}
 	reg := &interceptor.Registry{}
+	mt := &meters{initial: s.cfg.InitialBitrate}
+	// Order matters: the congestion controller is the innermost writer, so
+	// it sees the transport-wide sequence number the TWCC interceptor
+	// (registered after it) has set, and NACK retransmissions pass both.
+	bwe, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
+		return gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(s.cfg.InitialBitrate),
+			gcc.SendSideBWEMinBitrate(minBitrate), gcc.SendSideBWEMaxBitrate(maxBitrate),
+			gcc.SendSideBWEPacer(gcc.NewNoOpPacer()))
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	bwe.OnNewPeerConnection(func(_ string, e cc.BandwidthEstimator) { mt.setEstimator(e) })
+	reg.Add(bwe)
+	if err := webrtc.ConfigureTWCCHeaderExtensionSender(m, reg); err != nil {
+		return nil, nil, err
+	}
 	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
 		return nil, nil, err
 	}
@@ -218,16 +256,44 @@ func (s *SFU) newAPI() (*webrtc.API, func() stats.Getter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var mu sync.Mutex
-	var getter stats.Getter
-	sf.OnNewPeerConnection(func(_ string, g stats.Getter) {
-		mu.Lock()
-		getter = g
-		mu.Unlock()
-	})
+	sf.OnNewPeerConnection(func(_ string, g stats.Getter) { mt.setStats(g) })
 	reg.Add(sf)
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(s.setting))
-	return api, func() stats.Getter { mu.Lock(); defer mu.Unlock(); return getter }, nil
+	return api, mt, nil
+}
+
+// Bounds of the send-side estimate of one subscriber's downlink.
+const (
+	minBitrate     = 100_000
+	maxBitrate     = 8_000_000
+	defaultInitial = 1_000_000
+)
+
+// meters are one peer's stats getter and bandwidth estimator, set by the
+// interceptors when its peer connection is built.
+type meters struct {
+	initial int
+	mu      sync.Mutex
+	getter  stats.Getter
+	bwe     cc.BandwidthEstimator
+}
+
+func (m *meters) setStats(g stats.Getter) { m.mu.Lock(); m.getter = g; m.mu.Unlock() }
+
+func (m *meters) setEstimator(e cc.BandwidthEstimator) { m.mu.Lock(); m.bwe = e; m.mu.Unlock() }
+
+func (m *meters) stats() stats.Getter { m.mu.Lock(); defer m.mu.Unlock(); return m.getter }
+
+// estimate is the send-side estimate of what the peer can receive, in
+// bits per second: the initial bitrate until its feedback says otherwise.
+func (m *meters) estimate() int {
+	m.mu.Lock()
+	e := m.bwe
+	m.mu.Unlock()
+	if e == nil {
+		return m.initial
+	}
+	return e.GetTargetBitrate()
 }
 
 // ErrClosed means the SFU or the room is closed.
@@ -242,8 +308,10 @@ func (s *SFU) room(id RoomID) (*Room, error) {
 	}
 	r := s.rooms[id]
 	if r == nil {
-		r = &Room{id: id, callID: uuid.NewString(), sfu: s, peers: map[string]*peer{}, tracks: map[string]*forward{}, started: time.Now()}
+		r = &Room{id: id, callID: uuid.NewString(), sfu: s, peers: map[string]*peer{}, tracks: map[string]*forward{},
+			sources: map[string]*videoSource{}, started: time.Now(), done: make(chan struct{})}
 		s.rooms[id] = r
+		go r.adaptLoop()
 		s.emit(RoomEvent{Kind: EventStarted, Room: id, CallID: r.callID, At: r.started})
 	}
 	return r, nil
@@ -311,4 +379,29 @@ func (s *SFU) Join(ctx context.Context, room RoomID, who Participant, conn Conn)
 	s.wg.Add(1)
 	defer s.wg.Done()
 	return r.join(ctx, who, conn)
+}
+
+// registerCodecs registers Opus, VP8 and H.264 (the codecs the SFU detects
+// keyframes in and forwards), each without its RTX repair stream: in Pion
+// v3.3.6 a simulcast receiver's RTX stream is attached while the track is
+// being read, a data race (pion/webrtc#3332, fixed only in v4). Without RTX
+// a lost packet is still resent after a NACK, on the stream's own SSRC.
+func registerCodecs(m *webrtc.MediaEngine) error {
+	fb := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"},
+		PayloadType:        111,
+	}, webrtc.RTPCodecTypeAudio); err != nil {
+		return err
+	}
+	for _, c := range []webrtc.RTPCodecParameters{
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: fb}, PayloadType: 96},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f", RTCPFeedback: fb}, PayloadType: 102},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", RTCPFeedback: fb}, PayloadType: 106},
+	} {
+		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
+			return err
+		}
+	}
+	return nil
 }

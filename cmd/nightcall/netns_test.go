@@ -37,6 +37,20 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if os.Getenv("NIGHTCALL_NETNS_HELPER") == "simulcast" { // simulcast_netns_test.go
+		if err := simulcastHelper(); err != nil {
+			fmt.Fprintln(os.Stderr, "simulcast helper:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	if os.Getenv("NIGHTCALL_NETNS_HELPER") == "relay-clients" { // simulcast_netns_test.go
+		if err := relayClients(); err != nil {
+			fmt.Fprintln(os.Stderr, "relay clients:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv("NIGHTCALL_NETNS_HELPER") == "1" {
 		if err := netnsHelper(); err != nil {
 			fmt.Fprintln(os.Stderr, "helper:", err)

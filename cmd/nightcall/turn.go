@@ -65,6 +65,7 @@ func parseRelayPorts(s string) (int, int, error) {
 // --turn-port is given (nil otherwise), and registers its metrics.
 func (a *app) startTURN(reg *prometheus.Registry) (*video.TURN, error) {
 	cfg := a.cfg
+	registerLayerMetrics(reg, a.sfu)
 	if cfg.TURNPort == 0 {
 		return nil, nil
 	}
@@ -118,4 +119,25 @@ func (a *app) turnConfig() web.TURNConfig {
 		c.Port, c.TLSPort = a.turn.Port(), a.turn.TLSPort()
 	}
 	return c
+}
+
+// registerLayerMetrics exports the SFU's simulcast layer choice: switches
+// by direction, and subscriber tracks by the layer they receive now. (It
+// runs with the TURN metrics: both are how calls adapt to the network.)
+func registerLayerMetrics(reg *prometheus.Registry, sfu *video.SFU) {
+	for dir, f := range map[string]func(video.LayerStats) uint64{
+		"up":   func(s video.LayerStats) uint64 { return s.SwitchesUp },
+		"down": func(s video.LayerStats) uint64 { return s.SwitchesDown },
+	} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "nightcall_video_layer_switches_total", Help: "Simulcast layer switches of subscribers, up or down, from their receive estimates.",
+			ConstLabels: prometheus.Labels{"direction": dir},
+		}, func() float64 { return float64(f(sfu.LayerStats())) }))
+	}
+	for _, layer := range []string{"q", "h", "f", "single", "none"} {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "nightcall_video_subscribers_by_layer", Help: "Subscriber video tracks by the layer they receive now (q low, h half, f full; single: a publisher without simulcast; none: not started).",
+			ConstLabels: prometheus.Labels{"layer": layer},
+		}, func() float64 { return float64(sfu.LayerStats().Receiving[layer]) }))
+	}
 }

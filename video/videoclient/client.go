@@ -15,7 +15,9 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/dtls/v2"
 	"github.com/pion/ice/v2"
+	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v3"
 )
 
@@ -38,16 +40,42 @@ type Config struct {
 	// RelayOnly gathers and uses relay candidates only
 	// (ICETransportPolicyRelay): every packet goes through TURN. Optional.
 	RelayOnly bool
+	// Simulcast sends the video as three RID encodings, q, h and f, as a
+	// browser does, at about 50, 300 and 700 kbit/s (SimulcastBitrates
+	// changes them). Each packet is a whole VP8 keyframe with a picture ID
+	// and names its layer in the payload, so a receiver can tell which
+	// layer it gets (Stream.Layer). Optional.
+	Simulcast         bool
+	SimulcastBitrates [3]int
+	// NoCamera sends audio only (a participant with the camera off, or
+	// without one). Optional.
+	NoCamera bool
 }
+
+// simulcastRIDs are the rids a simulcast Peer sends, lowest first.
+var simulcastRIDs = [3]string{"q", "h", "f"}
+
+// simulcastPPS are the packets per second of each layer.
+var simulcastPPS = [3]int{25, 50, 100}
 
 // LoopbackAPI gathers loopback UDP candidates only.
 func LoopbackAPI() (*webrtc.API, error) { return LoopbackAPIWith(nil) }
 
 // LoopbackAPIWith is LoopbackAPI with more settings (a proxy dialer for
-// TURN over TLS, say) applied by change.
+// TURN over TLS, say) applied by change. Its peers run Pion's default
+// interceptors, as a browser would: receiver reports, NACKs and
+// transport-wide congestion feedback, from which the SFU estimates what
+// the peer can receive.
 func LoopbackAPIWith(change func(*webrtc.SettingEngine)) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+		return nil, err
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
 		return nil, err
 	}
 	se := webrtc.SettingEngine{}
@@ -59,7 +87,7 @@ func LoopbackAPIWith(change func(*webrtc.SettingEngine)) (*webrtc.API, error) {
 	if change != nil {
 		change(&se)
 	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se)), nil
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(reg)), nil
 }
 
 // Peer is one participant.
@@ -73,6 +101,7 @@ type Peer struct {
 
 	mu           sync.Mutex
 	received     map[string]*atomic.Uint64 // "kind/stream" → packets
+	streams      map[string]*Stream        // "kind/stream" → continuity
 	errs         []string
 	participants []string
 	notices      []string
@@ -120,23 +149,60 @@ func Join(cfg Config, ws *websocket.Conn) (*Peer, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Peer{cfg: cfg, ws: ws, pc: pc, stop: make(chan struct{}), received: map[string]*atomic.Uint64{}}
+	p := &Peer{cfg: cfg, ws: ws, pc: pc, stop: make(chan struct{}), received: map[string]*atomic.Uint64{}, streams: map[string]*Stream{}}
 	audio, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "me")
-	vid, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "me")
-	for _, tr := range []webrtc.TrackLocal{audio, vid} {
+	vp8 := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+	vid, _ := webrtc.NewTrackLocalStaticRTP(vp8, "video", "me")
+	drain := func(s *webrtc.RTPSender) {
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := s.Read(buf); err != nil {
+				return
+			}
+		}
+	}
+	tracks := []webrtc.TrackLocal{audio, vid}
+	if cfg.Simulcast || cfg.NoCamera {
+		tracks = tracks[:1]
+	}
+	for _, tr := range tracks {
 		s, err := pc.AddTrack(tr)
 		if err != nil {
 			pc.Close()
 			return nil, err
 		}
-		go func() {
-			buf := make([]byte, 1500)
-			for {
-				if _, _, err := s.Read(buf); err != nil {
-					return
+		go drain(s)
+	}
+	var layers []*ridTrack
+	if cfg.Simulcast && !cfg.NoCamera {
+		for i, rid := range simulcastRIDs {
+			t, err := webrtc.NewTrackLocalStaticRTP(vp8, "video", "me", webrtc.WithRTPStreamID(rid))
+			if err != nil {
+				pc.Close()
+				return nil, err
+			}
+			rate := cfg.SimulcastBitrates[i]
+			if rate <= 0 {
+				rate = [3]int{50_000, 300_000, 700_000}[i]
+			}
+			layers = append(layers, &ridTrack{TrackLocalStaticRTP: t, pps: simulcastPPS[i], payload: max(16, rate/8/simulcastPPS[i])})
+		}
+		s, err := pc.AddTrack(layers[0])
+		if err == nil {
+			for _, l := range layers[1:] {
+				if err = s.AddEncoding(l); err != nil {
+					break
 				}
 			}
-		}()
+		}
+		if err != nil {
+			pc.Close()
+			return nil, err
+		}
+		for _, l := range layers {
+			l.sender = s
+		}
+		go drain(s)
 	}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c != nil {
@@ -151,17 +217,33 @@ func Join(cfg Config, ws *websocket.Conn) (*Peer, error) {
 			n = &atomic.Uint64{}
 			p.received[key] = n
 		}
+		st := p.streams[key]
+		if st == nil {
+			st = &Stream{}
+			p.streams[key] = st
+		}
+		st.fresh = true // a new track: its numbering starts afresh
 		p.mu.Unlock()
-		buf := make([]byte, 1500)
 		for {
-			if _, _, err := tr.Read(buf); err != nil {
+			pkt, _, err := tr.ReadRTP()
+			if err != nil {
 				return
 			}
 			n.Add(1)
+			p.mu.Lock()
+			st.note(pkt, time.Now())
+			p.mu.Unlock()
 		}
 	})
 	go p.readLoop()
-	go p.sendMedia(audio, vid)
+	if cfg.Simulcast || cfg.NoCamera {
+		go p.sendAudio(audio)
+		for _, l := range layers {
+			go p.sendLayer(l)
+		}
+	} else {
+		go p.sendMedia(audio, vid)
+	}
 	return p, nil
 }
 
@@ -255,6 +337,174 @@ func (p *Peer) sendMedia(audio, vid *webrtc.TrackLocalStaticRTP) {
 			_ = audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: aseq, Timestamp: uint32(aseq) * 960}, Payload: payload[:120]})
 		}
 	}
+}
+
+// ridTrack is one simulcast encoding. Pion does not mark what it sends with
+// the MID and RID header extensions, which a receiver needs to tell the
+// encodings apart: the writer adds them, with the ids Bind learns.
+type ridTrack struct {
+	*webrtc.TrackLocalStaticRTP
+	sender       *webrtc.RTPSender
+	pps, payload int
+	midID, ridID atomic.Uint32
+	mid          atomic.Value // string
+}
+
+// Bind records the negotiated ids of the MID and RID extensions.
+func (t *ridTrack) Bind(c webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	for _, e := range c.HeaderExtensions() {
+		switch e.URI {
+		case sdp.SDESMidURI:
+			t.midID.Store(uint32(e.ID))
+		case sdp.SDESRTPStreamIDURI:
+			t.ridID.Store(uint32(e.ID))
+		}
+	}
+	return t.TrackLocalStaticRTP.Bind(c)
+}
+
+// midOf is the mid of the m-line t is sent on ("" before negotiation).
+func (p *Peer) midOf(t *ridTrack) string {
+	if m, _ := t.mid.Load().(string); m != "" {
+		return m
+	}
+	for _, tr := range p.pc.GetTransceivers() {
+		if tr.Sender() == t.sender {
+			if m := tr.Mid(); m != "" {
+				t.mid.Store(m)
+				return m
+			}
+		}
+	}
+	return ""
+}
+
+// sendLayer writes one simulcast encoding: every packet a whole VP8
+// keyframe with a 15-bit picture ID, naming its layer ("NC" and the rid
+// after the VP8 header).
+func (p *Peer) sendLayer(t *ridTrack) {
+	tick := time.NewTicker(time.Second / time.Duration(t.pps))
+	defer tick.Stop()
+	payload := make([]byte, t.payload)
+	rid := t.RID()
+	var seq, pid uint16
+	var ts uint32
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-tick.C:
+		}
+		mid, midID, ridID := p.midOf(t), t.midID.Load(), t.ridID.Load()
+		if mid == "" || midID == 0 || ridID == 0 {
+			continue
+		}
+		seq++
+		pid = (pid + 1) & 0x7fff
+		ts += 90000 / uint32(t.pps)
+		// X, S, partition 0; I: a 15-bit picture ID; the VP8 header's P bit 0 (keyframe).
+		payload[0], payload[1], payload[2], payload[3], payload[4] = 0x90, 0x80, 0x80|byte(pid>>8), byte(pid), 0x00
+		payload[5], payload[6], payload[7] = 'N', 'C', rid[0]
+		pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: ts, Marker: true}, Payload: payload}
+		_ = pkt.Header.SetExtension(uint8(midID), []byte(mid))
+		_ = pkt.Header.SetExtension(uint8(ridID), []byte(rid))
+		if err := t.WriteRTP(pkt); err == nil {
+			p.sent.Add(1)
+		}
+	}
+}
+
+// sendAudio writes Opus-sized audio (32 kbit/s, a voice call's) at 50
+// packets a second.
+func (p *Peer) sendAudio(audio *webrtc.TrackLocalStaticRTP) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	payload := make([]byte, 80)
+	var seq uint16
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-tick.C:
+		}
+		seq++
+		_ = audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 960}, Payload: payload})
+	}
+}
+
+// Stream is what a peer received on one publisher's track of one kind:
+// its continuity, seen as the receiver's jitter buffer would.
+type Stream struct {
+	Packets uint64
+	// Lost counts sequence numbers skipped (a gap of n counts n); Jumps
+	// counts every step that is not +1 (gaps, reordering, repeats).
+	Lost, Jumps uint64
+	// TimestampBackwards counts packets whose RTP timestamp went back.
+	TimestampBackwards uint64
+	// PictureIDBreaks counts VP8 picture IDs that neither repeat nor
+	// step by one.
+	PictureIDBreaks uint64
+	// Layer is the rid named by the last packet of a simulcast Peer ("" otherwise).
+	Layer string
+	// Gaps are when each loss was noticed (unix milliseconds, the last 1000).
+	Gaps []int64
+
+	fresh   bool
+	lastSeq uint16
+	lastTS  uint32
+	lastPID int
+}
+
+func (s *Stream) note(pkt *rtp.Packet, now time.Time) {
+	s.Packets++
+	pl := pkt.Payload
+	pid := -1
+	if len(pl) >= 8 && pl[0] == 0x90 && pl[1] == 0x80 && pl[2]&0x80 != 0 {
+		pid = int(pl[2]&0x7f)<<8 | int(pl[3])
+		if pl[5] == 'N' && pl[6] == 'C' {
+			s.Layer = string(pl[7:8])
+		}
+	}
+	if s.fresh {
+		s.fresh = false
+	} else {
+		d := pkt.SequenceNumber - s.lastSeq
+		switch {
+		case d == 1:
+		case d == 0 || d >= 0x8000:
+			s.Jumps++ // a repeat, or late: the numbering does not go back
+			return
+		default:
+			s.Jumps++
+			s.Lost += uint64(d - 1)
+			s.Gaps = append(s.Gaps, now.UnixMilli())
+			if len(s.Gaps) > 1000 {
+				s.Gaps = s.Gaps[1:]
+			}
+		}
+		if int32(pkt.Timestamp-s.lastTS) < 0 {
+			s.TimestampBackwards++
+		}
+		if pid >= 0 && s.lastPID >= 0 && pid != s.lastPID && pid != (s.lastPID+1)&0x7fff {
+			s.PictureIDBreaks++
+		}
+	}
+	s.lastSeq, s.lastTS, s.lastPID = pkt.SequenceNumber, pkt.Timestamp, pid
+}
+
+// Streams returns what arrived on each publisher's track of a kind, by stream id.
+func (p *Peer) Streams(kind string) map[string]Stream {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]Stream{}
+	for k, v := range p.streams {
+		if strings.HasPrefix(k, kind+"/") {
+			c := *v
+			c.Gaps = append([]int64(nil), v.Gaps...)
+			out[strings.TrimPrefix(k, kind+"/")] = c
+		}
+	}
+	return out
 }
 
 // Counts returns the packets received per publisher stream for a kind.

@@ -127,6 +127,7 @@ const Call = (() => {
     switch (m.type) {
       case "offer":
         await pc.setRemoteDescription({ type: "offer", sdp: m.sdp });
+        await attachCamera(m.sdp);
         const answer = await pc.createAnswer();
         await pc.setLocalDescription(answer);
         send({ type: "answer", sdp: pc.localDescription.sdp });
@@ -175,7 +176,8 @@ const Call = (() => {
     if (pc) pc.close();
     if (local) local.getTracks().forEach((t) => t.stop());
     if (ws) ws.close();
-    pc = null; ws = null;
+    pc = null; ws = null; cameraSender = null; qualityNow = null;
+    showQuality(null);
     document.dispatchEvent(new CustomEvent("nightcall:call-ended"));
   }
 
@@ -317,6 +319,118 @@ const Call = (() => {
   window.addEventListener("online", () => restartICE());
   if (navigator.connection) navigator.connection.addEventListener("change", () => restartICE());
 
+  // Simulcast. The server makes every offer; its first has a receive slot
+  // for our camera that asks for three layers (rids q, h and f). The
+  // transceiver the browser makes for that slot carries those three
+  // encodings, and the camera goes on it with each layer's size and
+  // bitrate: for the answering side, the equivalent of
+  // addTransceiver(track, {direction: "sendonly", sendEncodings: [...]}).
+  // The server forwards each participant the layer its connection can take.
+  const layers = {
+    q: { scaleResolutionDownBy: 4, maxBitrate: 150000 },
+    h: { scaleResolutionDownBy: 2, maxBitrate: 500000 },
+    f: { scaleResolutionDownBy: 1, maxBitrate: 1500000 },
+  };
+  let cameraSender = null;
+
+  // cameraSlot is the mid of the offer's first video m-line the server
+  // only receives on.
+  function cameraSlot(sdp) {
+    for (const section of sdp.split(/\r\n(?=m=)/)) {
+      if (!section.startsWith("m=video") || !/\r\na=recvonly/.test(section)) continue;
+      const m = section.match(/\r\na=mid:(\S+)/);
+      if (m) return m[1];
+    }
+    return null;
+  }
+
+  async function attachCamera(sdp) {
+    const track = local && local.getVideoTracks()[0];
+    if (!pc || !track || cameraSender) return;
+    const mid = cameraSlot(sdp);
+    const tr = mid === null ? null : pc.getTransceivers().find((t) => t.mid === mid);
+    if (!tr) { cameraSender = pc.addTrack(track, local); return; } // a server that asks for no camera slot
+    tr.direction = "sendonly";
+    await tr.sender.replaceTrack(track);
+    if (tr.sender.setStreams) tr.sender.setStreams(local);
+    const params = tr.sender.getParameters();
+    if (params.encodings && params.encodings.some((e) => e.rid)) {
+      params.encodings.forEach((e) => Object.assign(e, layers[e.rid] || {}));
+      try { await tr.sender.setParameters(params); } catch (e) { /* the browser keeps its own sizes */ }
+    }
+    cameraSender = tr.sender;
+  }
+
+  // The quality indicator: what this side receives, graded good, fair or
+  // poor from getStats every 2 seconds (packet loss, jitter, round-trip
+  // time, frames per second and the size of the picture, which tells the
+  // layer the server sends us). The grade is in words, not colour only.
+  let lastQuality = null, qualityNow = null;
+  function pictureLayer(height) {
+    if (!height) return "";
+    return height >= 540 ? "high" : height >= 270 ? "medium" : "low";
+  }
+  function grade(q) {
+    const video = q.videos > 0;
+    if (q.loss > 0.08 || q.rttMs > 800 || q.jitterMs > 100 || (video && q.fps < 5)) return "poor";
+    if (q.loss > 0.02 || q.rttMs > 300 || q.jitterMs > 30 || (video && (q.fps < 15 || q.layer === "low"))) return "fair";
+    return "good";
+  }
+  async function measureQuality() {
+    if (!pc || pc.connectionState !== "connected") return null;
+    const stats = await pc.getStats();
+    const now = {};
+    const q = { loss: 0, jitterMs: 0, rttMs: 0, fps: 0, width: 0, height: 0, videos: 0, layer: "" };
+    let fps = null;
+    stats.forEach((r) => {
+      if (r.type === "inbound-rtp") {
+        now[r.id] = { recv: r.packetsReceived || 0, lost: Math.max(0, r.packetsLost || 0) };
+        q.jitterMs = Math.max(q.jitterMs, (r.jitter || 0) * 1000);
+        if (r.kind === "video" && (r.framesDecoded || 0) > 0) {
+          q.videos++;
+          fps = fps === null ? (r.framesPerSecond || 0) : Math.min(fps, r.framesPerSecond || 0);
+          if (!q.height || (r.frameHeight || 0) < q.height) { q.height = r.frameHeight || 0; q.width = r.frameWidth || 0; }
+        }
+      }
+      if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded" && typeof r.currentRoundTripTime === "number") q.rttMs = r.currentRoundTripTime * 1000;
+    });
+    let recv = 0, lost = 0;
+    for (const [id, v] of Object.entries(now)) {
+      const before = (lastQuality && lastQuality[id]) || { recv: 0, lost: 0 };
+      recv += Math.max(0, v.recv - before.recv);
+      lost += Math.max(0, v.lost - before.lost);
+    }
+    lastQuality = now;
+    q.loss = recv + lost > 0 ? lost / (recv + lost) : 0;
+    q.fps = fps || 0;
+    q.layer = pictureLayer(q.height);
+    q.grade = grade(q);
+    return q;
+  }
+  function showQuality(q) {
+    let box = el("call-quality");
+    if (!box) {
+      box = document.createElement("p");
+      box.id = "call-quality";
+      box.className = "call-quality";
+      // Over the video, taking no room from what is beside and below it.
+      const videos = document.querySelector(".videos");
+      const anchor = el("call-notice") || el("status");
+      if (videos) videos.appendChild(box); else if (anchor) anchor.after(box); else return;
+    }
+    if (!q) { box.hidden = true; return; }
+    const parts = ["Connection " + q.grade];
+    if (q.videos) parts.push("picture " + q.layer + " (" + q.width + "×" + q.height + ", " + Math.round(q.fps) + " fps)");
+    parts.push("loss " + Math.round(q.loss * 100) + " %", "delay " + Math.round(q.rttMs) + " ms", "jitter " + Math.round(q.jitterMs) + " ms");
+    box.textContent = parts.join(" · ");
+    box.dataset.level = q.grade;
+    box.hidden = false;
+  }
+  setInterval(async () => {
+    try { qualityNow = await measureQuality(); } catch (e) { qualityNow = null; }
+    if (pc || qualityNow === null) showQuality(qualityNow);
+  }, 2000);
+
   async function start(given) {
     const id = given || escalationId();
     if (pc) return;
@@ -329,10 +443,14 @@ const Call = (() => {
     bindControls();
     say("Connecting…");
     const iceServers = await fetchICEServers(id);
-    local = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
+    // 720p where the camera has it: the browser sends three simulcast
+    // layers only from a picture that large (fewer from a smaller one).
+    local = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: { ideal: 1280 }, height: { ideal: 720 } } });
     el("local").srcObject = local;
     pc = new RTCPeerConnection({ iceServers });
-    local.getTracks().forEach((t) => pc.addTrack(t, local));
+    cameraSender = null;
+    lastQuality = null;
+    local.getAudioTracks().forEach((t) => pc.addTrack(t, local));
     pc.ontrack = (e) => attach(e.streams[0] || new MediaStream([e.track]));
     pc.onicecandidate = (e) => { if (e.candidate) send({ type: "candidate", candidate: e.candidate.toJSON() }); };
     pc.onconnectionstatechange = () => {
@@ -454,6 +572,10 @@ const Call = (() => {
     return out;
   }
 
-  return { stats, report, start, finish, adapt, takePhoto, continueByPhone, setPhone, trouble, restartICE, selectedPair };
+  // quality is the last grade of what this side receives (null before
+  // the call is connected), for tests and support.
+  function quality() { return qualityNow; }
+
+  return { stats, report, start, finish, adapt, takePhoto, continueByPhone, setPhone, trouble, restartICE, selectedPair, quality };
 })();
 window.NightcallCall = Call;
