@@ -2,7 +2,6 @@ package escalation
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
 	"strings"
 	"sync"
@@ -70,11 +69,7 @@ func (p *Projection) Apply(env events.Envelope) error {
 		if ev != nil {
 			r.apply(ev, env.RecordedAt)
 		}
-		if env.Type == TypeEscalationRaised {
-			var e EscalationRaised
-			if err := json.Unmarshal(env.Data, &e); err != nil {
-				return err
-			}
+		if e, ok := ev.(*EscalationRaised); ok {
 			p.escIndex[e.EscalationID] = id
 		}
 	case strings.HasPrefix(env.Stream, "carehome-"):
@@ -91,14 +86,11 @@ func (p *Projection) Apply(env events.Envelope) error {
 		if err != nil {
 			return err
 		}
-		var ref struct {
-			EscalationID EscalationID `json:"escalation_id"`
-		}
-		if err := json.Unmarshal(env.Data, &ref); err != nil {
-			return err
-		}
-		if r := p.residents[p.escIndex[ref.EscalationID]]; r != nil && ev != nil {
-			if esc := r.escalation(ref.EscalationID); esc != nil {
+		// The stream's name carries the escalation (PagingStream), so the
+		// event is decoded once.
+		eid := EscalationID(strings.TrimSuffix(strings.TrimPrefix(env.Stream, "escalation-"), "-paging"))
+		if r := p.residents[p.escIndex[eid]]; r != nil && ev != nil {
+			if esc := r.escalation(eid); esc != nil {
 				esc.applyPaging(ev, env.RecordedAt)
 			}
 		}
