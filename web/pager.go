@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
 	"net/http"
@@ -336,15 +337,33 @@ type pagerConn struct {
 	pingEvery time.Duration
 }
 
+// stillPending reports whether page pageID is still one of user's pending pages.
+func stillPending(p *paging.Pager, user escalation.Username, pageID string) bool {
+	for _, n := range p.Pending(user) {
+		if n.PageID == pageID {
+			return true
+		}
+	}
+	return false
+}
+
 // send queues b without blocking; a full queue disconnects the slow client.
-func (c *pagerConn) send(b []byte) {
+func (c *pagerConn) send(b []byte) { c.enqueue(b, false) }
+
+// resend queues a pending page sent again on connect. It is not held to
+// the queue's bound: a consultant with more pending pages than the bound
+// would otherwise be disconnected on every reconnect and never settle; the
+// pending pages are bounded by the open escalations.
+func (c *pagerConn) resend(b []byte) { c.enqueue(b, true) }
+
+func (c *pagerConn) enqueue(b []byte, unbounded bool) {
 	select {
 	case <-c.done:
 		return
 	default:
 	}
 	c.mu.Lock()
-	if len(c.queue) >= pagerSendQueue {
+	if !unbounded && len(c.queue) >= pagerSendQueue {
 		c.mu.Unlock()
 		c.log.Warn("pager client too slow; disconnecting", "user", c.user)
 		// The close frame may wait for the slow client: not on the pusher.
@@ -503,8 +522,16 @@ func (s *Server) handlePager(w http.ResponseWriter, r *http.Request, a *escalati
 	// Pages not yet accepted are sent again on every (re)connect, each in
 	// its escalation's order.
 	if p := hub.getPager(); p != nil {
-		for _, n := range p.Pending(a.Username) {
-			hub.enqueue(n.EscalationID, func() { c.send(hub.message(n)) })
+		user := a.Username
+		for _, n := range p.Pending(user) {
+			hub.enqueue(n.EscalationID, func() {
+				// Still pending when its turn comes: a cancel queued on this
+				// escalation's chain before it has already gone out.
+				if !stillPending(p, user, n.PageID) {
+					return
+				}
+				c.resend(hub.message(n))
+			})
 		}
 	}
 	// The socket is read on a goroutine of its own and this handler returns,
@@ -515,6 +542,13 @@ func (s *Server) handlePager(w http.ResponseWriter, r *http.Request, a *escalati
 		defer slot.release()
 		defer hub.close(c)
 		defer stopDeadline()
+		// Outside the request's middleware now: a panic here must end this
+		// socket, never the process (and with it every page).
+		defer func() {
+			if v := recover(); v != nil {
+				s.log.Error("pager socket panicked; closing it", "user", user, "panic", fmt.Sprint(v))
+			}
+		}()
 		s.pagerReadLoop(c, hub)
 		s.log.Info("pager disconnected", "user", user, "device", device)
 	}()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -236,5 +237,55 @@ func TestPagerSlowClientIsDisconnected(t *testing.T) {
 	case <-sent:
 	case <-time.After(60 * time.Second):
 		t.Fatal("a send blocked")
+	}
+}
+
+// Pending pages sent again on connect are not held to the send queue's
+// bound: a consultant with more pending pages than the bound gets every one
+// of them, in order, and stays connected (before, the resend overflowed the
+// queue, the socket was closed as too slow, and each reconnect did the same).
+func TestPagerResendOfManyPendingPagesIsNotTooSlow(t *testing.T) {
+	hub, ws := pagerHubSocket(t, escalation.NewProjection(time.UTC), "dr.busy")
+	conns := hub.connsOf("dr.busy")
+	if len(conns) != 1 {
+		t.Fatalf("%d sockets", len(conns))
+	}
+	c := conns[0]
+	const n = 3 * pagerSendQueue
+	// Queued under the connection's lock so the writer cannot drain any
+	// of them before all are queued: the bound would be reached at once.
+	c.mu.Lock()
+	writing := c.writing
+	c.writing = true // hold the writer back until every frame is queued
+	c.mu.Unlock()
+	if writing {
+		t.Fatal("a writer was already running on an idle socket")
+	}
+	for i := 0; i < n; i++ {
+		c.resend([]byte(`{"type":"page","page_id":"p` + strconv.Itoa(i) + `"}`))
+	}
+	select {
+	case <-c.done:
+		t.Fatal("the socket was closed while its pending pages were resent")
+	default:
+	}
+	go c.write()
+	got := readFrames(t, ws, n)
+	for i, f := range got {
+		if f.PageID != "p"+strconv.Itoa(i) {
+			t.Fatalf("frame %d is %q", i, f.PageID)
+		}
+	}
+	// The bound still holds for live traffic.
+	c.mu.Lock()
+	c.writing = true
+	c.mu.Unlock()
+	for i := 0; i <= pagerSendQueue; i++ {
+		c.send([]byte(`{"type":"page"}`))
+	}
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("live sends beyond the bound did not disconnect the client")
 	}
 }
