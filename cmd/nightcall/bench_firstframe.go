@@ -71,7 +71,7 @@ func benchTURNScenario(ctx context.Context, env *benchEnv) ([]benchResult, error
 func benchMetrics(out string) map[string]float64 {
 	m := map[string]float64{}
 	for _, line := range strings.Split(out, "\n") {
-		if !strings.HasPrefix(line, "Benchmark") {
+		if !strings.Contains(line, "ns/op") { // Pion may log between a benchmark's name and its figures
 			continue
 		}
 		f := strings.Fields(line)

@@ -99,7 +99,9 @@ func benchAcceptScenario(ctx context.Context, env *benchEnv) ([]benchResult, err
 	}
 	metrics := map[string]float64{}
 	for _, line := range strings.Split(string(out), "\n") {
-		if !strings.HasPrefix(line, "BenchmarkAcceptToFirstFrame") {
+		// The result line: Pion may log between the benchmark's name and
+		// its figures, so it is found by its ns/op, not by its prefix.
+		if !strings.Contains(line, "ns/op") {
 			continue
 		}
 		f := strings.Fields(line)
