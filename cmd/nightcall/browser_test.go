@@ -18,11 +18,21 @@ const chromiumPath = "/usr/bin/chromium"
 // loopback-only WebRTC and no background networking.
 func newBrowser(t testing.TB) context.Context {
 	t.Helper()
+	return startChromium(t, chromiumPath,
+		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		chromedp.WindowSize(1280, 900))
+}
+
+// startChromium starts the headless Chromium at path with a fake camera and
+// microphone, no background networking, and the options in extra; it is
+// stopped when the test ends.
+func startChromium(t testing.TB, path string, extra ...chromedp.ExecAllocatorOption) context.Context {
+	t.Helper()
 	if _, err := exec.LookPath(chromiumPath); err != nil {
 		t.Fatalf("Chromium is needed at %s (make test installs Debian's chromium): %v", chromiumPath, err)
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath),
+		chromedp.ExecPath(path),
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
 		chromedp.UserDataDir(t.TempDir()),
@@ -32,10 +42,9 @@ func newBrowser(t testing.TB) context.Context {
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("use-fake-device-for-media-stream", true),
 		chromedp.Flag("use-fake-ui-for-media-stream", true),
-		chromedp.Flag("allow-loopback-in-peer-connection", true),
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-		chromedp.WindowSize(1280, 900),
 	)
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	bctx, cancelBrowser := chromedp.NewContext(actx)
 	if err := chromedp.Do(bctx); err != nil { // starts the browser

@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -386,8 +385,8 @@ func BenchmarkFirstFrameTURNvsUDP(b *testing.B) {
 		c.WebRTCLoopback, c.WebRTCInterfaces, c.CallRejoinGrace = true, "lo,"+n.hostIf, 2*time.Second
 		c.TURNPort, c.TURNSecret, c.TURNRelayPorts = port, testTURNSecret, "43000-43999"
 	})
-	home := newTab(b, benchBrowserIn(b, n, s.base))
-	doctor := newTab(b, benchBrowserIn(b, nil, s.base))
+	home := newTab(b, newBrowserIn(b, n, s.base))
+	doctor := newTab(b, newBrowserIn(b, nil, s.base))
 	browserSignIn(b, home, s.base, "night.rose", "test-password")
 	browserSignIn(b, doctor, s.base, "dr.okafor", "test-password")
 	nurse, okafor := s.signedIn("night.rose"), s.signedIn("dr.okafor")
@@ -470,41 +469,6 @@ func benchNetns(tb testing.TB) *netns {
 	run("ip", "netns", "exec", n.name, "ip", "link", "set", n.nsIf, "up")
 	run("ip", "netns", "exec", n.name, "ip", "link", "set", "lo", "up")
 	return n
-}
-
-// benchBrowserIn is newBrowserIn for a benchmark.
-func benchBrowserIn(tb testing.TB, n *netns, origin string) context.Context {
-	tb.Helper()
-	path := chromiumPath
-	if n != nil {
-		path = filepath.Join(tb.TempDir(), "chromium-in-netns")
-		if err := os.WriteFile(path, []byte("#!/bin/sh\nexec ip netns exec "+n.name+" "+chromiumPath+" \"$@\"\n"), 0o755); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.Flag("unsafely-treat-insecure-origin-as-secure", origin),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.UserDataDir(tb.TempDir()),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("use-fake-device-for-media-stream", true),
-		chromedp.Flag("use-fake-ui-for-media-stream", true),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	if err := chromedp.Do(bctx); err != nil {
-		cancelBrowser()
-		cancelAlloc()
-		tb.Fatalf("start chromium: %v", err)
-	}
-	tb.Cleanup(func() { cancelBrowser(); cancelAlloc() })
-	return bctx
 }
 
 // BenchmarkSFUCPUPerRelayedPacket measures this process's CPU per

@@ -14,11 +14,8 @@ import (
 // newBrowserIn starts headless Chromium inside network namespace n (on the
 // host when n is nil), treating origin as secure: cameras need a secure
 // context, and the server listens on the veth address, not on localhost.
-func newBrowserIn(t *testing.T, n *netns, origin string) context.Context {
+func newBrowserIn(t testing.TB, n *netns, origin string) context.Context {
 	t.Helper()
-	if _, err := exec.LookPath(chromiumPath); err != nil {
-		t.Fatalf("Chromium is needed at %s: %v", chromiumPath, err)
-	}
 	path := chromiumPath
 	if n != nil {
 		// DevTools runs over pipes, which ip netns exec passes on.
@@ -27,29 +24,7 @@ func newBrowserIn(t *testing.T, n *netns, origin string) context.Context {
 			t.Fatal(err)
 		}
 	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.Flag("unsafely-treat-insecure-origin-as-secure", origin),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("use-fake-device-for-media-stream", true),
-		chromedp.Flag("use-fake-ui-for-media-stream", true),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	if err := chromedp.Do(bctx); err != nil {
-		cancelBrowser()
-		cancelAlloc()
-		t.Fatalf("start chromium in the namespace: %v", err)
-	}
-	t.Cleanup(func() { cancelBrowser(); cancelAlloc() })
-	return bctx
+	return startChromium(t, path, chromedp.Flag("unsafely-treat-insecure-origin-as-secure", origin))
 }
 
 // TestBrowserThroughTURNWhenUDPIsBlocked: the care home's Chromium sits in
