@@ -376,9 +376,16 @@ func (s *videoSource) keyframes() {
 		case <-t.C:
 		}
 		want := map[string]bool{}
+		var lowest string
+		if layers := s.ordered(time.Now()); len(layers) > 0 {
+			lowest = layers[0].rid
+		}
 		for _, d := range s.subscribers() {
 			if rid, ok := d.waiting(); ok {
 				want[rid] = true
+				if !d.started() && ridBelow(lowest, rid) {
+					want[lowest] = true // its first picture, sooner
+				}
 			}
 		}
 		for rid := range want {
@@ -531,6 +538,13 @@ func (d *downTrack) waiting() (string, bool) {
 	return "", false
 }
 
+// started reports whether the subscriber has had its first packet.
+func (d *downTrack) started() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cur != nil
+}
+
 // keyframeRequested passes the subscriber's PLI or FIR on.
 func (d *downTrack) keyframeRequested() {
 	d.mu.Lock()
@@ -543,6 +557,13 @@ func (d *downTrack) keyframeRequested() {
 	if l := d.src.layer(rid); l != nil {
 		l.requestKeyframe()
 	}
+}
+
+// ridBelow reports whether rid is one of the SFU's rids ranked below target's.
+func ridBelow(rid, target string) bool {
+	r, ok := ridRank[rid]
+	t, tok := ridRank[target]
+	return ok && tok && r < t
 }
 
 // seqNewer reports whether a is after b in 16-bit serial arithmetic.
@@ -561,7 +582,13 @@ func (d *downTrack) forward(l *layer, pkt *rtp.Packet, key bool, now time.Time) 
 		if d.cur == nil && d.target == "" {
 			d.target = l.rid // no layer had a packet when it subscribed: the first to come
 		}
-		if l.rid != d.target {
+		// A subscriber's first picture comes from the first keyframe of
+		// its target or of any layer below it (the lowest is the quickest
+		// to come: a browser starts its simulcast from the bottom as its
+		// own estimate grows); it goes on to the target on the target's
+		// keyframe, as any switch up does.
+		first := d.cur == nil && key && ridBelow(l.rid, d.target)
+		if l.rid != d.target && !first {
 			return false, nil
 		}
 		// A simulcast switch waits for a keyframe of the new layer; the

@@ -273,7 +273,9 @@ func (p *Peer) readLoop() {
 		switch m.Type {
 		case "offer":
 			if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
-				p.cfg.Errorf("client set offer: %v", err)
+				if !p.leaving() { // an offer that crosses our own leaving is no fault
+					p.cfg.Errorf("client set offer: %v", err)
+				}
 				continue
 			}
 			ans, err := p.pc.CreateAnswer(nil)
@@ -281,7 +283,9 @@ func (p *Peer) readLoop() {
 				err = p.pc.SetLocalDescription(ans)
 			}
 			if err != nil {
-				p.cfg.Errorf("client answer: %v", err)
+				if !p.leaving() {
+					p.cfg.Errorf("client answer: %v", err)
+				}
 				continue
 			}
 			p.send(map[string]any{"type": "answer", "sdp": ans.SDP})
@@ -588,6 +592,16 @@ func (p *Peer) Close() { p.leave(true) }
 
 // Drop loses the connection without a bye.
 func (p *Peer) Drop() { p.leave(false) }
+
+// leaving reports whether Close or Drop has been called.
+func (p *Peer) leaving() bool {
+	select {
+	case <-p.stop:
+		return true
+	default:
+		return false
+	}
+}
 
 func (p *Peer) leave(bye bool) {
 	p.once.Do(func() {
