@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
@@ -41,6 +42,12 @@ func BenchmarkAcceptToFirstFrame(b *testing.B) {
 		}
 		lat = append(lat, time.Since(start))
 		b.StopTimer()
+		// The steps of joining, from each page's own timeline (ms after
+		// its navigation began): where the time went.
+		for name, tab := range map[string]context.Context{"home": home, "doctor": doctor} {
+			steps := within(b, tab, 5*time.Second, chromedp.Evaluate[string](`performance.getEntriesByType("mark").filter((m) => m.name.startsWith("nightcall:")).map((m) => m.name.slice(10) + "@" + Math.round(m.startTime)).join(" ")`))
+			b.Logf("run %d %s: %s", i, name, steps)
+		}
 		okafor.do("POST", "/api/v1/escalations/"+id+"/decision", map[string]string{"outcome": "admit", "counterfactual": "ed", "rationale": "bench"})
 		within(b, home, 10*time.Second, chromedp.Navigate("about:blank"))
 		within(b, doctor, 10*time.Second, chromedp.Navigate("about:blank"))

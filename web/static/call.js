@@ -26,6 +26,7 @@ const Call = (() => {
       const v = document.createElement("video");
       v.autoplay = true; v.playsInline = true;
       v.setAttribute("aria-label", "Remote participant");
+      if (v.requestVideoFrameCallback) v.requestVideoFrameCallback(() => mark("first-frame"));
       tile.appendChild(v);
       el("remotes").appendChild(tile);
       remotes.set(stream.id, tile);
@@ -122,15 +123,25 @@ const Call = (() => {
     if (l) l.hidden = on;
   }
 
+  // mark notes a step of joining on the page's performance timeline
+  // (nightcall:…), the first time it happens: how long a call takes to
+  // start, step by step, is there for the developer tools and the benchmark.
+  function mark(step) {
+    const name = "nightcall:" + step;
+    if (performance.getEntriesByName(name, "mark").length === 0) performance.mark(name);
+  }
+
   async function onMessage(ev) {
     const m = JSON.parse(ev.data);
     switch (m.type) {
       case "offer":
+        mark("offer");
         await pc.setRemoteDescription({ type: "offer", sdp: m.sdp });
         await attachCamera(m.sdp);
         const answer = await pc.createAnswer();
         await pc.setLocalDescription(answer);
         send({ type: "answer", sdp: pc.localDescription.sdp });
+        mark("answer");
         break;
       case "candidate":
         try { await pc.addIceCandidate(m.candidate); } catch (e) { /* a late candidate for a closed m-line */ }
@@ -442,24 +453,29 @@ const Call = (() => {
     trouble(null);
     bindControls();
     say("Connecting…");
-    const iceServers = await fetchICEServers(id);
+    mark("start");
+    // The ICE servers and the camera at once: neither waits for the other.
     // 720p where the camera has it: the browser sends three simulcast
     // layers only from a picture that large (fewer from a smaller one).
-    local = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: { ideal: 1280 }, height: { ideal: 720 } } });
+    const [iceServers, media] = await Promise.all([fetchICEServers(id),
+      navigator.mediaDevices.getUserMedia({ audio: true, video: { width: { ideal: 1280 }, height: { ideal: 720 } } })]);
+    local = media;
+    mark("media");
     el("local").srcObject = local;
     pc = new RTCPeerConnection({ iceServers });
     cameraSender = null;
     lastQuality = null;
     local.getAudioTracks().forEach((t) => pc.addTrack(t, local));
-    pc.ontrack = (e) => attach(e.streams[0] || new MediaStream([e.track]));
+    pc.ontrack = (e) => { mark("track-" + e.track.kind); attach(e.streams[0] || new MediaStream([e.track])); };
     pc.onicecandidate = (e) => { if (e.candidate) send({ type: "candidate", candidate: e.candidate.toJSON() }); };
     pc.onconnectionstatechange = () => {
       if (!pc) return;
-      if (pc.connectionState === "connected") { say("Connected."); trouble(null); }
+      if (pc.connectionState === "connected") { mark("connected"); say("Connected."); trouble(null); }
       if (pc.connectionState === "disconnected") { trouble("The video has stalled. It may come back by itself; if not, press Rejoin or phone."); restartICE(); }
       if (pc.connectionState === "failed") { finish("The connection failed.", false); trouble("The video connection failed. Press Rejoin, or phone."); }
     };
     ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v1/calls/" + encodeURIComponent(id) + "/signal");
+    ws.onopen = () => mark("signal-open");
     ws.onmessage = (ev) => onMessage(ev).catch((e) => say("Problem: " + e.message));
     ws.onclose = () => {
       if (ended) return;
