@@ -1,6 +1,8 @@
 package escalation
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 
 	"github.com/nightcall-health/nightcall/events"
@@ -10,7 +12,7 @@ import (
 const ReadModelSnapshot = "read-model"
 
 // projectionState is everything the read model holds, as its snapshot
-// keeps it (events.EncodeState writes every field, unexported ones too).
+// keeps it (snapshot_codec.go writes every field, unexported ones too).
 type projectionState struct {
 	Pos       int64
 	Residents map[ResidentID]*ResidentView
@@ -22,8 +24,10 @@ type projectionState struct {
 
 // stateVersion is bumped when apply changes what the same events build, or
 // the state changes meaning, so that a snapshot taken by the older code is
-// not restored. 2: residents are held as views, not write aggregates.
-const stateVersion = "2"
+// not restored. 2: residents are held as views, not write aggregates. 3: the
+// hand-written binary form of snapshot_codec.go (a snapshot of the generic
+// one is rebuilt from the log, never read as the new one).
+const stateVersion = "3"
 
 // StateSchema is the shape of the read model's snapshot: a snapshot taken
 // by a build with other types is not restored.
@@ -37,7 +41,7 @@ func (p *Projection) MarshalState() (int64, []byte, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	st := projectionState{Pos: p.pos, Residents: p.residents, EscIndex: p.escIndex, Homes: p.homes, Rota: p.rota, RotaLog: p.rotaLog}
-	data, err := events.EncodeState(&st)
+	data, err := encodeState(&st)
 	if err != nil {
 		return 0, nil, fmt.Errorf("escalation: read model snapshot: %w", err)
 	}
@@ -47,8 +51,8 @@ func (p *Projection) MarshalState() (int64, []byte, error) {
 // RestoreState replaces the read model with an encoded one, before any
 // event is applied; the log after its position is then applied as usual.
 func (p *Projection) RestoreState(data []byte) error {
-	var st projectionState
-	if err := events.DecodeState(data, &st); err != nil {
+	st, err := decodeState(data)
+	if err != nil {
 		return fmt.Errorf("escalation: restore the read model: %w", err)
 	}
 	p.mu.Lock()
@@ -75,5 +79,6 @@ func (p *Projection) Digest() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return events.StateDigest(&data)
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]), nil
 }

@@ -31,6 +31,11 @@ import (
 // strings, booleans and times may be shared (they point at facts that are
 // never changed in place) and come back as copies. Map entries are written in the order of their encoded keys,
 // so equal states encode to equal bytes (see StateDigest).
+//
+// The read model and the audit model, whose states are large, write theirs
+// by hand instead (StateWriter and StateReader, snapshot_codec.go), which
+// takes no reflection, interns repeated strings and decodes on every core;
+// StateSchema still digests their types' shape.
 
 // ErrStateUnsupported means a state holds something EncodeState cannot write.
 var ErrStateUnsupported = errors.New("events: state cannot be snapshotted")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/nightcall-health/nightcall/escalation"
@@ -31,16 +32,29 @@ func (a *app) statefuls() []stateful {
 }
 
 // restoreSnapshots restores the read models from the store's snapshots (only
-// stores that keep snapshots: the embedded one), before any event is applied.
+// stores that keep snapshots: the embedded one), before any event is applied,
+// each on a core of its own. One that cannot be restored (none saved, another
+// build's, or damaged) is rebuilt from the log by its subscriber.
 func (a *app) restoreSnapshots(ctx context.Context, head int64) {
 	ss, ok := a.store.(events.SnapshotStore)
 	if !ok {
 		return
 	}
-	for _, s := range a.statefuls() {
-		t := time.Now()
-		pos, err := events.RestoreSnapshot(ctx, ss, s.name, s.p, head)
-		switch {
+	all := a.statefuls()
+	pos := make([]int64, len(all))
+	errs := make([]error, len(all))
+	took := make([]time.Duration, len(all))
+	var wg sync.WaitGroup
+	for i, s := range all {
+		wg.Go(func() {
+			t := time.Now()
+			pos[i], errs[i] = events.RestoreSnapshot(ctx, ss, s.name, s.p, head)
+			took[i] = time.Since(t)
+		})
+	}
+	wg.Wait()
+	for i, s := range all {
+		switch err := errs[i]; {
 		case errors.Is(err, events.ErrSnapshotNotFound):
 		case err != nil:
 			a.log.Warn("snapshot not restored; the log is replayed", "projection", s.name, "err", err)
@@ -48,8 +62,8 @@ func (a *app) restoreSnapshots(ctx context.Context, head int64) {
 			if a.restored == nil {
 				a.restored = map[string]int64{}
 			}
-			a.restored[s.name] = pos
-			a.log.Info("restored from a snapshot", "projection", s.name, "position", pos, "head", head, "took", time.Since(t).Round(time.Millisecond))
+			a.restored[s.name] = pos[i]
+			a.log.Info("restored from a snapshot", "projection", s.name, "position", pos[i], "head", head, "took", took[i].Round(time.Millisecond))
 		}
 	}
 }
