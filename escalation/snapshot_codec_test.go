@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/nightcall-health/nightcall/events"
+	"github.com/nightcall-health/nightcall/events/eventstest"
 )
 
 // filler sets every field of a value, unexported ones included, to
@@ -324,27 +325,6 @@ func FuzzSnapshotState(f *testing.F) {
 	empty, _ := encodeState(&projectionState{})
 	f.Add(empty)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		st, err := decodeState(data)
-		if err != nil {
-			if !errors.Is(err, events.ErrStateCorrupt) {
-				t.Fatalf("not ErrStateCorrupt: %v", err)
-			}
-			return
-		}
-		once, err := encodeState(&st)
-		if err != nil {
-			t.Fatal(err)
-		}
-		back, err := decodeState(once)
-		if err != nil {
-			t.Fatalf("a state read does not read back: %v", err)
-		}
-		twice, err := encodeState(&back)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(once, twice) {
-			t.Fatal("re-encoding a state read is not stable")
-		}
+		eventstest.StateCodecHolds(t, data, decodeState, encodeState)
 	})
 }
