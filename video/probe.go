@@ -13,13 +13,18 @@ import (
 // 1.5 times what it sees delivered: a subscriber moved to the low layer
 // never shows it could take more. So, while a subscriber could use a
 // higher layer than its estimate allows, the SFU sends it padding for a
-// moment at the rate that layer needs, and reads the subscriber's
-// transport-wide feedback: without loss, the probed rate counts as
-// its estimate (a floor that holds while the subscriber loses nothing);
+// moment at a little more than the rate that layer needs (probeOver),
+// and reads the subscriber's transport-wide feedback: without loss, the
+// probed rate counts as its estimate (a floor that holds while the subscriber loses nothing);
 // with loss, the next probe waits twice as long. Probes are padding
 // only: the video stays on its layer during one.
 const (
-	probeFor       = 1500 * time.Millisecond
+	probeFor = 2 * time.Second
+	// probeOver is how far above what the next layer needs a probe goes: a
+	// link's buffer (a policer's burst, a router's queue) hides a small
+	// excess for the length of a probe, and a probe that passes only
+	// because of it sends the subscriber up into loss.
+	probeOver      = 1.15
 	probeSettle    = 500 * time.Millisecond // feedback to wait for after a probe
 	probeFirst     = 3 * time.Second        // clean time before a probe
 	probeBackoff   = 5 * time.Second
@@ -27,6 +32,12 @@ const (
 	probeLossOK    = 0.02
 	floorLossLimit = 0.05
 	floorHold      = 8 * time.Second
+	// congestionFalls cuts of the estimate within congestionWindow are
+	// congestion, not jitter.
+	congestionFalls  = 3
+	congestionWindow = 2 * time.Second
+	// dipFlat ticks without a rise end a dip's floor.
+	dipFlat = 2
 )
 
 // downlink is what the SFU learns of one subscriber's downlink from its
@@ -55,6 +66,11 @@ type downlink struct {
 	backoff            time.Duration
 	probes, probesOK   int
 	lastGCC            float64
+	falls              [congestionFalls]time.Time // the last cuts of the estimate
+	fallAt             int
+	dip                bool // the floor is a dip's, not a probe's
+	flat               int  // ticks since the controller last rose, in a dip
+	dips               int  // cuts ridden out
 }
 
 // feedback counts the statuses of one TWCC feedback packet.
@@ -97,14 +113,38 @@ func (dl *downlink) feedback(fb *rtcp.TransportLayerCC) {
 
 // tick takes the loss since the last tick, updates the floor and ends a
 // probe whose feedback is in. It returns the floor to add to gcc, the
-// congestion controller's estimate: a floor gives way as soon as that
-// estimate falls (its delay signal comes before any loss).
+// congestion controller's estimate.
+//
+// The floor gives way at once to loss. To the delay signal, which comes
+// before any loss, it gives way when the estimate keeps falling: a queue
+// that builds up because the floor holds the rate above what the link
+// carries makes the controller cut again and again (congestionFalls in
+// congestionWindow). One cut with nothing lost, the controller climbing
+// straight back after it, is the receiver's clock or scheduler, not the
+// link (a busy machine, a phone waking its radio): the floor rides it out
+// at the estimate before the cut, so one jittery moment does not drop the
+// picture to its lowest layer for the ten seconds the controller takes to
+// climb back. An estimate that stays down (dipFlat ticks without a rise)
+// is the link's, and the floor goes.
 func (dl *downlink) tick(now time.Time, gcc float64) float64 {
 	recv, lost := dl.recv.Load(), dl.lost.Load()
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
 	falling := gcc < 0.95*dl.lastGCC
+	rising := gcc > dl.lastGCC
+	before := max(dl.lastGCC, dl.floor)
 	dl.lastGCC = gcc
+	if falling {
+		dl.falls[dl.fallAt] = now
+		dl.fallAt = (dl.fallAt + 1) % len(dl.falls)
+	}
+	recent := 0
+	for _, at := range dl.falls {
+		if !at.IsZero() && now.Sub(at) < congestionWindow {
+			recent++
+		}
+	}
+	congested := recent >= congestionFalls
 	if dl.backoff == 0 {
 		dl.backoff = probeBackoff
 		dl.nextProbe = now.Add(probeFirst)
@@ -124,7 +164,7 @@ func (dl *downlink) tick(now time.Time, gcc float64) float64 {
 		dl.probing = false
 		pr, pl := recv-dl.probeRecv0, lost-dl.probeLost0
 		if pr > 0 && float64(pl)/float64(pr+pl) < probeLossOK {
-			dl.floor, dl.floorUntil = dl.probeRate, now.Add(floorHold)
+			dl.floor, dl.floorUntil, dl.dip = dl.probeRate, now.Add(floorHold), false
 			dl.backoff = probeBackoff
 			dl.nextProbe = now.Add(time.Second)
 			dl.probesOK++
@@ -133,14 +173,26 @@ func (dl *downlink) tick(now time.Time, gcc float64) float64 {
 			dl.nextProbe = now.Add(dl.backoff)
 		}
 	}
+	// A dip is ridden out while the controller climbs back; an estimate
+	// that stays down is the link's.
+	if dl.dip && !falling {
+		if rising {
+			dl.flat = 0
+		} else if dl.flat++; dl.flat >= dipFlat {
+			dl.floor, dl.dip = 0, false
+		}
+	}
 	switch {
-	case loss > floorLossLimit || falling:
-		dl.floor = 0
+	case loss > floorLossLimit || congested:
+		dl.floor, dl.dip = 0, false
+	case falling && loss <= probeLossOK:
+		dl.floor, dl.floorUntil, dl.dip, dl.flat = before, now.Add(floorHold), true, 0
+		dl.dips++
 	case dl.floor > 0 && loss <= probeLossOK && !dl.probing:
 		dl.floorUntil = now.Add(floorHold) // it holds while nothing is lost
 	}
-	if now.After(dl.floorUntil) {
-		dl.floor = 0
+	if now.After(dl.floorUntil) || (dl.floor > 0 && gcc >= dl.floor && !dl.probing) {
+		dl.floor, dl.dip = 0, false // expired, or the controller is back above it
 	}
 	return dl.floor
 }

@@ -173,6 +173,12 @@ func New(cfg Config) (*SFU, error) {
 	// first: the SFU is the DTLS server, so its order decides; AES-CM with
 	// HMAC-SHA1 stays for a browser that offers nothing else.
 	se.SetSRTPProtectionProfiles(SRTPProfiles...)
+	// Without RTX (see registerCodecs) a publisher resends a lost packet on
+	// its stream's own SSRC, and SRTP's replay check throws away anything
+	// older than its window (64 packets by default: a third of a second
+	// of 720p). Allow what libwebrtc allows, so a resend after a round trip
+	// on 4G is still used.
+	se.SetSRTPReplayProtectionWindow(SRTPReplayWindow)
 	if len(cfg.Interfaces) > 0 {
 		allowed := map[string]bool{}
 		for _, i := range cfg.Interfaces {
@@ -261,6 +267,10 @@ func (s *SFU) newAPI() (*webrtc.API, *meters, error) {
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(s.setting))
 	return api, mt, nil
 }
+
+// SRTPReplayWindow is the SRTP replay window, in packets, of the SFU and
+// of videoclient's test peers: libwebrtc's.
+const SRTPReplayWindow = 1024
 
 // Bounds of the send-side estimate of one subscriber's downlink.
 const (

@@ -895,7 +895,7 @@ func (r *Room) maybeProbe(p *peer, audio float64, downs []*downTrack, estimate f
 	if !below || estimate >= need {
 		return
 	}
-	rate := need * 1.05
+	rate := need * probeOver
 	if rate-sending <= 0 || !p.down.startProbe(rate, now) {
 		return
 	}

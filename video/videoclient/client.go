@@ -84,6 +84,10 @@ func LoopbackAPIWith(change func(*webrtc.SettingEngine)) (*webrtc.API, error) {
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AEAD_AES_256_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
+	// A browser's replay window (libwebrtc's): with Pion's default of 64
+	// packets, a resend that comes after a burst of loss is thrown away
+	// before the TWCC recorder sees it, and the SFU reads every one as lost.
+	se.SetSRTPReplayProtectionWindow(1024) // video.SRTPReplayWindow
 	if change != nil {
 		change(&se)
 	}
