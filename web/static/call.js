@@ -442,9 +442,11 @@ const Call = (() => {
     if (pc || qualityNow === null) showQuality(qualityNow);
   }, 2000);
 
+  let starting = false;
   async function start(given) {
     const id = given || escalationId();
-    if (pc) return;
+    if (pc || starting) return;
+    starting = true;
     callId = id;
     ended = false;
     clearRemotes();
@@ -454,34 +456,57 @@ const Call = (() => {
     bindControls();
     say("Connecting…");
     mark("start");
-    // The ICE servers and the camera at once: neither waits for the other.
-    // 720p where the camera has it: the browser sends three simulcast
-    // layers only from a picture that large (fewer from a smaller one).
-    const [iceServers, media] = await Promise.all([fetchICEServers(id),
-      navigator.mediaDevices.getUserMedia({ audio: true, video: { width: { ideal: 1280 }, height: { ideal: 720 } } })]);
-    local = media;
-    mark("media");
-    el("local").srcObject = local;
-    pc = new RTCPeerConnection({ iceServers });
-    cameraSender = null;
-    lastQuality = null;
-    local.getAudioTracks().forEach((t) => pc.addTrack(t, local));
-    pc.ontrack = (e) => { mark("track-" + e.track.kind); attach(e.streams[0] || new MediaStream([e.track])); };
-    pc.onicecandidate = (e) => { if (e.candidate) send({ type: "candidate", candidate: e.candidate.toJSON() }); };
-    pc.onconnectionstatechange = () => {
-      if (!pc) return;
-      if (pc.connectionState === "connected") { mark("connected"); say("Connected."); trouble(null); }
-      if (pc.connectionState === "disconnected") { trouble("The video has stalled. It may come back by itself; if not, press Rejoin or phone."); restartICE(); }
-      if (pc.connectionState === "failed") { finish("The connection failed.", false); trouble("The video connection failed. Press Rejoin, or phone."); }
+    // The signalling socket opens while the camera starts, so the server's
+    // offer is on its way by the time the page can answer it. Messages wait
+    // for the peer connection and are handled one at a time, in order (an
+    // ICE candidate never overtakes the offer it belongs to).
+    let ready = null;
+    let queue = Promise.resolve();
+    const socket = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v1/calls/" + encodeURIComponent(id) + "/signal");
+    ws = socket;
+    socket.onopen = () => mark("signal-open");
+    socket.onmessage = (ev) => {
+      queue = queue.then(() => ready).then(() => { if (ws === socket) return onMessage(ev); })
+        .catch((e) => say("Problem: " + e.message));
     };
-    ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v1/calls/" + encodeURIComponent(id) + "/signal");
-    ws.onopen = () => mark("signal-open");
-    ws.onmessage = (ev) => onMessage(ev).catch((e) => say("Problem: " + e.message));
-    ws.onclose = () => {
-      if (ended) return;
+    socket.onclose = () => {
+      if (ended || ws !== socket) return;
       finish("Disconnected from the Nightcall server.", false);
       trouble("Nightcall's server cannot be reached, so the video has stopped. Press Rejoin to try again, or phone.");
     };
+    ready = (async () => {
+      // The ICE servers and the camera at once: neither waits for the other.
+      // 720p where the camera has it: the browser sends three simulcast
+      // layers only from a picture that large (fewer from a smaller one).
+      const [iceServers, media] = await Promise.all([fetchICEServers(id),
+        navigator.mediaDevices.getUserMedia({ audio: true, video: { width: { ideal: 1280 }, height: { ideal: 720 } } })]);
+      if (ended || ws !== socket) { media.getTracks().forEach((t) => t.stop()); throw new Error("the call ended while the camera started"); }
+      local = media;
+      mark("media");
+      el("local").srcObject = local;
+      pc = new RTCPeerConnection({ iceServers });
+      cameraSender = null;
+      lastQuality = null;
+      local.getAudioTracks().forEach((t) => pc.addTrack(t, local));
+      pc.ontrack = (e) => { mark("track-" + e.track.kind); attach(e.streams[0] || new MediaStream([e.track])); };
+      pc.onicecandidate = (e) => { if (e.candidate) send({ type: "candidate", candidate: e.candidate.toJSON() }); };
+      pc.onconnectionstatechange = () => {
+        if (!pc) return;
+        if (pc.connectionState === "connected") { mark("connected"); say("Connected."); trouble(null); }
+        if (pc.connectionState === "disconnected") { trouble("The video has stalled. It may come back by itself; if not, press Rejoin or phone."); restartICE(); }
+        if (pc.connectionState === "failed") { finish("The connection failed.", false); trouble("The video connection failed. Press Rejoin, or phone."); }
+      };
+    })();
+    try {
+      await ready;
+    } catch (e) {
+      // No camera or microphone (or the call ended meanwhile): leave the
+      // call we joined without them.
+      if (ws === socket) { ws = null; socket.onclose = null; socket.close(); }
+      throw e;
+    } finally {
+      starting = false;
+    }
   }
 
   // Audio only when bandwidth is poor: below 150 kbit/s available to send
