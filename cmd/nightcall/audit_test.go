@@ -54,7 +54,6 @@ func TestAdmissionsAvoidedScenario(t *testing.T) {
 		}
 	}
 	from := time.Now().UTC().Add(-time.Minute)
-	const window = "4s"
 	home := map[string]*client{"rc": rose, "eh": elm}
 	raised := map[string]map[string]any{}
 	raise := func(resident string) string {
@@ -112,12 +111,31 @@ func TestAdmissionsAvoidedScenario(t *testing.T) {
 	})
 	asOf1 := time.Now().UTC()
 	time.Sleep(10 * time.Millisecond)
+	// The follow-up window is a parameter of the query, not of the log: it is
+	// chosen now, a whole number of seconds that leaves every stay's window
+	// open as of asOf1 however long the requests above took (seconds, under
+	// -race on a loaded machine), so that the three stays not yet failed are
+	// pending then by construction rather than by the machine's speed.
+	decidedAt := func(name string) time.Time {
+		at, err := time.Parse(time.RFC3339Nano, str(raised[ids[name]]["decision"].(map[string]any)["decided_at"]))
+		if err != nil {
+			t.Fatalf("%s decided_at: %v", name, err)
+		}
+		return at
+	}
+	firstDecided := decidedAt("confirmed")
+	for _, name := range []string{"unconfirmed", "gp", "failed-admission", "failed-ae", "death"} {
+		if at := decidedAt(name); at.Before(firstDecided) {
+			firstDecided = at
+		}
+	}
+	windowDur := asOf1.Sub(firstDecided).Truncate(time.Second) + 2*time.Second
+	window := fmt.Sprintf("%ds", int(windowDur/time.Second))
 
 	// After the windows end: the home confirms rc-101 at home; a new stay opens its window.
-	waitFor(t, 10*time.Second, "windows end", func() bool {
+	waitFor(t, windowDur+10*time.Second, "windows end", func() bool {
 		for _, name := range []string{"confirmed", "unconfirmed", "gp", "failed-admission", "failed-ae", "death"} {
-			decidedAt, _ := time.Parse(time.RFC3339Nano, str(raised[ids[name]]["decision"].(map[string]any)["decided_at"]))
-			if time.Now().Before(decidedAt.Add(4*time.Second + 50*time.Millisecond)) {
+			if time.Now().Before(decidedAt(name).Add(windowDur + 50*time.Millisecond)) {
 				return false
 			}
 		}
@@ -221,7 +239,7 @@ func TestAdmissionsAvoidedScenario(t *testing.T) {
 	}
 
 	// A rebuild from an empty model, and every event delivered twice, give the same figures.
-	q := audit.Query{From: from, To: to, Window: 4 * time.Second, WindowText: window, AsOf: asOf2, Location: loc}
+	q := audit.Query{From: from, To: to, Window: windowDur, WindowText: window, AsOf: asOf2, Location: loc}
 	rebuilt, twice := audit.NewModel(), audit.NewModel()
 	evs, err := s.app.store.ReadAll(context.Background(), 0, 100000)
 	if err != nil {

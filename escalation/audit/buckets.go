@@ -1,7 +1,7 @@
 package audit
 
 import (
-	"container/heap"
+	"math"
 	"slices"
 	"time"
 
@@ -9,28 +9,29 @@ import (
 )
 
 // The figures kept incrementally. For one zone and one follow-up window an
-// index holds each escalation's final contribution (what it adds to every
-// figure as of any instant after its last change) in a bucket of its home,
-// month of raise (in the zone) and consultant, once it is settled: once the
-// log's latest time has passed its settling time (its last recorded event,
-// the end of its stay's window, and any admission or death recorded against
-// that window) by settleGrace. A query as of an instant after a bucket's
-// settling time, whose range holds the whole bucket, adds the bucket's sums;
-// any other bucket is looked at escalation by escalation, as are the
-// escalations not yet settled. An event that changes a settled escalation
-// (a late follow-up, an admission in its window) takes it out of its bucket
-// until it settles again.
-
-// settleGrace keeps an escalation out of the buckets for a while after its
-// last change, so that the events of a live escalation (accept, decision,
-// follow-up) do not move it in and out of a bucket at each step.
-const settleGrace = time.Hour
+// index holds every escalation in a bucket of its home, month of raise (in
+// the zone) and consultant, and within the bucket in a chunk of its day of
+// raise. Each escalation keeps its history of versions: what it adds to the
+// figures as of any instant, as a list of (instant, contribution) steps,
+// derived from its record exactly as a scan judges it (every instant at which
+// the scan's answer can change is a step). Its settling time is its last
+// step: from then on it adds its final contribution, which the bucket and
+// the chunk sum.
+//
+// A query adds a bucket's sums when its range holds the whole bucket and it
+// is as of the bucket's settling time or later; else it looks at the
+// bucket's chunks: a chunk held whole and settled as of the query adds its
+// sums (or, when most are, the bucket's sums less the other chunks'), any
+// other is looked at escalation by escalation, each answered from its
+// versions (a step found among a handful, no scan of the log). So a query as
+// of a past instant, or with bounds inside a month, looks one by one only at
+// the escalations raised on the days its bounds cut and those still changing
+// at its instant. An event that changes an escalation takes it out of its
+// chunk and puts it back with its new versions (at the next query, or every
+// maxDirty changes); queries share the read lock.
 
 // maxIndexes bounds the (zone, window) pairs kept: further ones are scanned.
 const maxIndexes = 4
-
-// farFuture stands for "as of after everything" in a final contribution.
-var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Keep makes the model keep figures for queries in loc with window
 // incrementally from now on (the default query's zone and window should be
@@ -45,7 +46,8 @@ func (m *Model) Keep(loc *time.Location, window time.Duration) {
 }
 
 // indexFor returns the index for loc and window, building one if create and
-// fewer than maxIndexes exist; nil when there is none.
+// fewer than maxIndexes exist; nil when there is none. Without create it
+// only reads, so it may be called under the read lock.
 func (m *Model) indexFor(loc *time.Location, window time.Duration, create bool) *index {
 	for _, ix := range m.indexes {
 		if ix.window == window && ix.loc.String() == loc.String() {
@@ -56,12 +58,10 @@ func (m *Model) indexFor(loc *time.Location, window time.Duration, create bool) 
 		return nil
 	}
 	m.flush()
-	ix := &index{loc: loc, window: window, buckets: map[bucketKey]*bucket{}}
-	ix.open.members = &ix.members
+	ix := &index{loc: loc, window: window, buckets: map[bucketKey]*bucket{}, homes: map[escalation.CareHomeID][]*bucket{}}
 	for _, id := range m.order {
 		ix.add(m, m.escalations[id])
 	}
-	ix.promote(m.logTime)
 	m.indexes = append(m.indexes, ix)
 	return ix
 }
@@ -72,12 +72,11 @@ type index struct {
 	window  time.Duration
 	buckets map[bucketKey]*bucket
 	list    []*bucket
-	// members is each escalation's place, by its seq.
-	members []member
-	// open are the escalations not in a bucket, a min-heap by settling time.
-	open openHeap
-	// dirty are buckets whose samples changed since the last query.
-	dirty []*bucket
+	homes   map[escalation.CareHomeID][]*bucket
+	// places are where each escalation is, by its seq.
+	places []place
+	// dirty are the sums whose samples changed since the last query.
+	dirty []*sums
 }
 
 type bucketKey struct {
@@ -86,173 +85,375 @@ type bucketKey struct {
 	consultant escalation.Username
 }
 
-// bucket is the sums of the settled escalations of one home, month and
-// consultant. Its bounds only ever widen: they may be looser than its
-// members, never tighter, which only sends more queries down the slow path.
-type bucket struct {
-	key bucketKey
+// sums are the final contributions of a set of escalations, with bounds
+// on their raise and settling times. The bounds only widen while the set is
+// not empty: they may be looser than its members, never tighter, which only
+// sends more queries down the slower path.
+type sums struct {
 	Counts
 	acceptRun, decideRun multiset
-	esc                  []*Escalation
 	minRaised, maxRaised time.Time
 	settled              time.Time // the latest settling time of any member
 	isDirty              bool
 }
 
-// member is where one escalation is: in a bucket (at pos) or open (at heapPos).
+// bucket is the sums of one home, month and consultant, and its chunks by
+// day of raise (in the index's zone).
+type bucket struct {
+	key bucketKey
+	sums
+	days [31]*chunk
+}
+
+// chunk is the sums of a bucket's escalations raised on one day, and the
+// escalations themselves with their versions, side by side in memory so
+// that a query looking at them one by one reads them in order.
+type chunk struct {
+	sums
+	members []member
+}
+
+// place is where one escalation is: its chunk (nil when it is in none) and
+// its index there.
+type place struct {
+	b   *bucket
+	ch  *chunk
+	pos int
+}
+
+// maxVersions is how many versions a member holds; an escalation with more
+// is judged as the scan judges it.
+const maxVersions = 6
+
+// member is one escalation in a chunk, with what it adds as of any instant.
 type member struct {
-	e       *Escalation
-	b       *bucket
-	pos     int
-	heapPos int
-	settle  time.Time
-	c       contribution
-	present bool
+	e      *Escalation
+	accept int64 // milliseconds, when it is ever accepted
+	decide int64 // milliseconds, when it is ever decided
+	// versions[:n] are its versions, the first at its raise.
+	versions [maxVersions]version
+	n        uint8
+	final    code // what it adds once settled (its last version's)
+	// scan marks an escalation with more versions than a member holds, or
+	// instants a version cannot hold (beyond the years a Unix second
+	// counts): it is judged by the scan's code.
+	scan bool
 }
 
-func (ix *index) member(e *Escalation) *member {
-	for len(ix.members) <= e.seq {
-		ix.members = append(ix.members, member{pos: -1, heapPos: -1})
+// member is the escalation numbered seq where it is; nil when in no chunk.
+func (ix *index) member(seq int) *member {
+	if seq >= len(ix.places) || ix.places[seq].ch == nil {
+		return nil
 	}
-	return &ix.members[e.seq]
+	p := ix.places[seq]
+	return &p.ch.members[p.pos]
 }
 
-// settleTime is when e's contribution stops changing with the instant a
-// query is made as of.
-func (ix *index) settleTime(m *Model, e *Escalation) time.Time {
-	t := e.RaisedAt
-	later := func(p *time.Time) {
-		if p != nil && p.After(t) {
-			t = *p
+// version is what an escalation adds from one instant (Unix seconds and
+// nanoseconds) on, until its next version.
+type version struct {
+	sec  int64
+	nsec int32
+	code code
+}
+
+// code packs a contribution but for its samples' values (which the member
+// holds: a sample once present never changes) and its consultant's name
+// (which the escalation holds: whoever accepted, or decided).
+type code uint16
+
+const (
+	codeOutOfHours code = 1 << iota
+	codeUnanswered
+	codeWithdrawn
+	codeHasAccept
+	codeDecided
+	codeAdmit
+	codeByAccepter // the consultant is who accepted
+	codeByDecider  // the consultant is who decided
+	codeStayShift  = iota
+
+	codeBy = codeByAccepter | codeByDecider
+)
+
+// stayCodes number the stay outcomes in a code; "" is 0.
+var stayCodes = []string{"", stayFailed, stayDeath, stayPending, stayAvoided, stayUnconfirmed, stayNeither}
+
+func (c code) has(f code) bool { return c&f != 0 }
+func (c code) stay() string    { return stayCodes[c>>codeStayShift] }
+
+// consultant is the consultant the figures attribute e to under c ("" none).
+func (c code) consultant(e *Escalation) escalation.Username {
+	switch {
+	case c.has(codeByDecider):
+		return e.DecidedBy
+	case c.has(codeByAccepter):
+		return e.AcceptedBy
+	}
+	return ""
+}
+
+// encode packs the contribution x of e (contribution's own rule for its
+// consultant: who decided, when named, else who accepted).
+func encode(e *Escalation, x contribution) code {
+	var c code
+	for _, f := range []struct {
+		on bool
+		c  code
+	}{{x.outOfHours, codeOutOfHours}, {x.unanswered, codeUnanswered}, {x.withdrawn, codeWithdrawn},
+		{x.hasAccept, codeHasAccept}, {x.decided, codeDecided}, {x.admit, codeAdmit}} {
+		if f.on {
+			c |= f.c
 		}
 	}
-	later(e.AcceptedAt)
-	later(e.UnansweredAt)
-	later(e.DecidedAt)
-	later(e.WithdrawnAt)
+	switch {
+	case x.decided && e.DecidedBy != "":
+		c |= codeByDecider
+	case x.hasAccept:
+		c |= codeByAccepter
+	}
+	return c | code(slices.Index(stayCodes, x.stay))<<codeStayShift
+}
+
+// stamp is an instant as a version holds it.
+type stamp struct {
+	sec  int64
+	nsec int32
+}
+
+// stampOf is t as a stamp; an instant beyond what one holds exactly is
+// clamped, which keeps its order with every version's (all stampable).
+func stampOf(t time.Time) stamp {
+	if !stampable(t) {
+		if t.After(time.Unix(0, 0)) {
+			return stamp{math.MaxInt64, 0}
+		}
+		return stamp{math.MinInt64, 0}
+	}
+	return stamp{t.Unix(), int32(t.Nanosecond())}
+}
+
+// stampable reports whether t's Unix seconds are exact: they overflow only
+// for instants billions of years away, and then land far outside ±2⁶².
+func stampable(t time.Time) bool { u := t.Unix(); return u > -1<<62 && u < 1<<62 }
+
+// before reports whether s is before o.
+func (s stamp) before(o stamp) bool { return s.sec < o.sec || (s.sec == o.sec && s.nsec < o.nsec) }
+
+func (v *version) stamp() stamp { return stamp{v.sec, v.nsec} }
+
+// at is the code of what the member adds as of s; false before its raise.
+func (mb *member) at(s stamp) (code, bool) {
+	for i := int(mb.n) - 1; i >= 0; i-- {
+		if v := &mb.versions[i]; !s.before(v.stamp()) {
+			return v.code, true
+		}
+	}
+	return 0, false
+}
+
+// steps lists every instant at or after e's raise at which its contribution
+// can change as the instant of a query moves: each time the scan compares
+// with the query's instant (recorded times, and the end of a stay's window),
+// sorted, without repeats.
+func (ix *index) steps(m *Model, e *Escalation, buf []time.Time) []time.Time {
+	out := append(buf[:0], e.RaisedAt)
+	at := func(t time.Time) {
+		if t.After(e.RaisedAt) {
+			out = append(out, t)
+		}
+	}
+	for _, p := range []*time.Time{e.AcceptedAt, e.UnansweredAt, e.DecidedAt, e.WithdrawnAt} {
+		if p != nil {
+			at(*p)
+		}
+	}
 	for i := range e.FollowUps {
-		later(&e.FollowUps[i].RecordedAt)
+		at(e.FollowUps[i].RecordedAt)
 	}
 	if e.DecidedAt != nil && e.Outcome != escalation.OutcomeAdmit {
 		start := *e.DecidedAt
 		end := start.Add(ix.window)
-		later(&end)
-		inWindow := func(at time.Time) bool { return !at.Before(start) && at.Before(end) }
-		for i, a := range m.admissions[e.ResidentID] {
+		at(end)
+		inWindow := func(t time.Time) bool { return !t.Before(start) && t.Before(end) }
+		for _, a := range m.admissions[e.ResidentID] {
 			if a.Unplanned && inWindow(a.At) {
-				later(&m.admissions[e.ResidentID][i].RecordedAt)
+				at(a.RecordedAt)
 			}
 		}
 		if d, ok := m.deaths[e.ResidentID]; ok && inWindow(d.At) {
-			later(&d.RecordedAt)
+			at(d.RecordedAt)
 		}
 	}
-	return t
+	// A handful, mostly in order already: an insertion sort, dropping repeats.
+	n := 1
+	for _, t := range out[1:] {
+		i := n
+		for i > 0 && out[i-1].After(t) {
+			i--
+		}
+		if i > 0 && out[i-1].Equal(t) {
+			continue
+		}
+		copy(out[i+1:n+1], out[i:n])
+		out[i] = t
+		n++
+	}
+	return out[:n]
 }
 
-// add puts e among the open escalations, with its final contribution.
+// add puts e in its chunk with its versions.
 func (ix *index) add(m *Model, e *Escalation) {
-	mb := ix.member(e)
+	for len(ix.places) <= e.seq {
+		ix.places = append(ix.places, place{})
+	}
 	local := e.RaisedAt.In(ix.loc)
-	*mb = member{e: e, pos: -1, heapPos: -1, present: true, settle: ix.settleTime(m, e),
-		c: m.contribution(e, local, Query{Window: ix.window, AsOf: farFuture, Location: ix.loc})}
-	heap.Push(&ix.open, e.seq)
+	var buf [16]time.Time
+	steps := ix.steps(m, e, buf[:])
+	// As of its last step, and any later instant, e adds its final
+	// contribution; it settles at the last step that changes it.
+	q := Query{Window: ix.window, Location: ix.loc, AsOf: steps[len(steps)-1]}
+	oh := outOfHoursLocal(local, ix.loc)
+	final := m.contributionOf(e, oh, q)
+	mb := member{e: e, accept: final.accept, decide: final.decide, final: encode(e, final)}
+	settle := q.AsOf
+	for _, t := range steps {
+		if !stampable(t) {
+			mb.scan = true // judged as the scan does, settled at its last step
+		}
+	}
+	for i := 0; i < len(steps) && !mb.scan; i++ {
+		q.AsOf = steps[i]
+		c := encode(e, m.contributionOf(e, oh, q))
+		if mb.n > 0 && mb.versions[mb.n-1].code == c {
+			continue
+		}
+		if int(mb.n) == maxVersions {
+			mb.scan = true
+			break
+		}
+		s := stampOf(steps[i])
+		mb.versions[mb.n] = version{sec: s.sec, nsec: s.nsec, code: c}
+		mb.n++
+		settle = steps[i]
+	}
+	if mb.scan {
+		settle = steps[len(steps)-1]
+	}
+	y, mo, d := local.Date()
+	key := bucketKey{home: e.CareHomeID, month: monthKey(y, mo), consultant: final.consultant}
+	b := ix.buckets[key]
+	if b == nil {
+		b = &bucket{key: key}
+		ix.buckets[key] = b
+		ix.list = append(ix.list, b)
+		ix.homes[key.home] = append(ix.homes[key.home], b)
+	}
+	ch := b.days[d-1]
+	if ch == nil {
+		ch = &chunk{}
+		b.days[d-1] = ch
+	}
+	ix.places[e.seq] = place{b: b, ch: ch, pos: len(ch.members)}
+	ch.members = append(ch.members, mb)
+	for _, s := range []*sums{&b.sums, &ch.sums} {
+		s.widen(e.RaisedAt, settle)
+		s.apply(mb.final, mb.accept, mb.decide, 1)
+		ix.touch(s)
+	}
 }
 
-// remove takes e out of its bucket or the open heap, before it changes.
+// remove takes e out of its chunk, before it changes.
 func (ix *index) remove(e *Escalation) {
-	if e.seq >= len(ix.members) {
+	mb := ix.member(e.seq)
+	if mb == nil || mb.e != e {
 		return
 	}
-	mb := &ix.members[e.seq]
-	if !mb.present || mb.e != e {
+	p := ix.places[e.seq]
+	for _, s := range []*sums{&p.b.sums, &p.ch.sums} {
+		s.apply(mb.final, mb.accept, mb.decide, -1)
+		ix.touch(s)
+	}
+	ch := p.ch
+	last := len(ch.members) - 1
+	if p.pos != last {
+		ch.members[p.pos] = ch.members[last]
+		ix.places[ch.members[p.pos].e.seq].pos = p.pos
+	}
+	ch.members[last] = member{}
+	ch.members = ch.members[:last]
+	ix.places[e.seq] = place{}
+}
+
+// widen makes the bounds take one more member (resetting them when the set
+// is empty).
+func (s *sums) widen(raised, settle time.Time) {
+	if s.Escalations == 0 {
+		s.minRaised, s.maxRaised, s.settled = raised, raised, settle
 		return
 	}
-	if mb.b != nil {
-		b := mb.b
-		b.apply(mb.c, -1)
-		last := len(b.esc) - 1
-		moved := b.esc[last]
-		b.esc[mb.pos] = moved
-		ix.members[moved.seq].pos = mb.pos
-		b.esc = b.esc[:last]
-		ix.touch(b)
-	} else if mb.heapPos >= 0 {
-		heap.Remove(&ix.open, mb.heapPos)
+	if raised.Before(s.minRaised) {
+		s.minRaised = raised
 	}
-	*mb = member{pos: -1, heapPos: -1}
-}
-
-// promote moves into their buckets the open escalations settled by now
-// (the log's latest time) with the grace to spare.
-func (ix *index) promote(now time.Time) {
-	for len(ix.open.s) > 0 {
-		seq := ix.open.s[0]
-		mb := &ix.members[seq]
-		if mb.settle.Add(settleGrace).After(now) {
-			return
-		}
-		heap.Pop(&ix.open)
-		e := mb.e
-		local := e.RaisedAt.In(ix.loc)
-		y, mo, _ := local.Date()
-		key := bucketKey{home: e.CareHomeID, month: monthKey(y, mo), consultant: mb.c.consultant}
-		b := ix.buckets[key]
-		if b == nil {
-			b = &bucket{key: key, minRaised: e.RaisedAt, maxRaised: e.RaisedAt}
-			ix.buckets[key] = b
-			ix.list = append(ix.list, b)
-		}
-		if e.RaisedAt.Before(b.minRaised) {
-			b.minRaised = e.RaisedAt
-		}
-		if e.RaisedAt.After(b.maxRaised) {
-			b.maxRaised = e.RaisedAt
-		}
-		if mb.settle.After(b.settled) {
-			b.settled = mb.settle
-		}
-		mb.b, mb.pos = b, len(b.esc)
-		b.esc = append(b.esc, e)
-		b.apply(mb.c, 1)
-		ix.touch(b)
+	if raised.After(s.maxRaised) {
+		s.maxRaised = raised
+	}
+	if settle.After(s.settled) {
+		s.settled = settle
 	}
 }
 
-func (ix *index) touch(b *bucket) {
-	if !b.isDirty {
-		b.isDirty = true
-		ix.dirty = append(ix.dirty, b)
+func (ix *index) touch(s *sums) {
+	if !s.isDirty {
+		s.isDirty = true
+		ix.dirty = append(ix.dirty, s)
 	}
 }
 
-// apply adds (sign 1) or takes away (sign -1) one contribution.
-func (b *bucket) apply(x contribution, sign int) {
-	c := &b.Counts
+// prepare merges the samples changed since the last query into their runs.
+func (ix *index) prepare() {
+	for _, s := range ix.dirty {
+		s.acceptRun.settle()
+		s.decideRun.settle()
+		s.isDirty = false
+	}
+	ix.dirty = ix.dirty[:0]
+}
+
+// apply adds (sign 1) or takes away (sign -1) one final contribution.
+func (s *sums) apply(x code, accept, decide int64, sign int) {
+	c := &s.Counts
+	c.tally(x, sign)
+	if x.has(codeHasAccept) {
+		s.acceptRun.change(accept, sign)
+	}
+	if x.has(codeDecided) {
+		s.decideRun.change(decide, sign)
+	}
+}
+
+// tally adds (sign 1) or takes away (sign -1) the counts of one contribution.
+func (c *Counts) tally(x code, sign int) {
 	c.Escalations += sign
-	if x.outOfHours {
+	if x.has(codeOutOfHours) {
 		c.OutOfHours += sign
 	}
-	if x.unanswered {
+	if x.has(codeUnanswered) {
 		c.EverUnanswered += sign
 	}
-	if x.withdrawn {
+	if x.has(codeWithdrawn) {
 		c.Withdrawn += sign
 	}
-	if x.hasAccept {
-		b.acceptRun.change(x.accept, sign)
-	}
-	if !x.decided {
+	if !x.has(codeDecided) {
 		return
 	}
 	c.Decided += sign
-	b.decideRun.change(x.decide, sign)
-	if x.admit {
+	if x.has(codeAdmit) {
 		c.Admit += sign
 		return
 	}
 	c.Stay += sign
-	switch x.stay {
+	switch x.stay() {
 	case stayFailed:
 		c.FailedStays += sign
 	case stayDeath:
@@ -266,64 +467,217 @@ func (b *bucket) apply(x contribution, sign int) {
 	}
 }
 
-// figures answers q from the buckets and the open escalations.
-func (ix *index) figures(m *Model, q Query) Figures {
-	for _, b := range ix.dirty {
-		b.acceptRun.settle()
-		b.decideRun.settle()
-		b.isDirty = false
+// addOne adds one escalation's contribution x, its samples one by one.
+func (c *Counts) addOne(x code, mb *member) {
+	c.tally(x, 1)
+	if x.has(codeHasAccept) {
+		c.accept.one = append(c.accept.one, mb.accept)
 	}
-	ix.dirty = ix.dirty[:0]
+	if x.has(codeDecided) {
+		c.decide.one = append(c.decide.one, mb.decide)
+	}
+}
+
+// selects reports whether q may select a member of s.
+func (s *sums) selects(q *Query) bool {
+	return s.Escalations > 0 && !q.AsOf.Before(s.minRaised) &&
+		(q.To.IsZero() || s.minRaised.Before(q.To)) && (q.From.IsZero() || !s.maxRaised.Before(q.From))
+}
+
+// whole reports whether q selects every member of s and judges each by its
+// final contribution.
+func (s *sums) whole(q *Query) bool {
+	return (q.From.IsZero() || !s.minRaised.Before(q.From)) && (q.To.IsZero() || s.maxRaised.Before(q.To)) &&
+		!q.AsOf.Before(s.settled)
+}
+
+// stampRange is a query's range [from, to) of raise times.
+type stampRange struct{ from, to stamp }
+
+// holds reports whether the range holds s.
+func (r stampRange) holds(s stamp) bool { return !s.before(r.from) && s.before(r.to) }
+
+// figures answers q from the buckets, as a scan would (after prepare).
+func (ix *index) figures(m *Model, q Query) Figures {
 	t := newTallies(q)
-	for _, b := range ix.list {
-		if len(b.esc) == 0 || (q.CareHome != "" && b.key.home != q.CareHome) || q.AsOf.Before(b.minRaised) ||
-			(!q.To.IsZero() && !b.minRaised.Before(q.To)) || (!q.From.IsZero() && b.maxRaised.Before(q.From)) {
-			continue // nothing of it is selected
-		}
-		whole := (q.From.IsZero() || !b.minRaised.Before(q.From)) && (q.To.IsZero() || b.maxRaised.Before(q.To))
-		if !whole || q.AsOf.Before(b.settled) {
-			for _, e := range b.esc {
-				m.tallyOne(t, e, q)
-			}
+	list := ix.list
+	if q.CareHome != "" {
+		list = ix.homes[q.CareHome]
+	}
+	asOf := stampOf(q.AsOf)
+	r := stampRange{from: stamp{math.MinInt64, 0}, to: stamp{math.MaxInt64, 0}}
+	if !q.From.IsZero() {
+		r.from = stampOf(q.From)
+	}
+	if !q.To.IsZero() {
+		r.to = stampOf(q.To)
+	}
+	for _, b := range list {
+		if !b.selects(&q) {
 			continue
 		}
-		targets := [4]*Counts{&t.total, get(t.homes, b.key.home), get(t.months, b.key.month)}
-		if b.key.consultant != "" {
-			targets[3] = get(t.consultants, b.key.consultant)
+		if b.whole(&q) {
+			t.add(b.key, &b.Counts, &Counts{}, &b.sums)
+			continue
 		}
-		for _, c := range targets {
-			if c != nil {
-				c.addBucket(b)
+		// all is the bucket's share of the whole, by home and by month;
+		// others are those of its members judged by their versions that
+		// are not its consultant's as of q (another's, or no one's). The
+		// days held whole are added, or, when they are most of the bucket,
+		// the bucket less the other days (fewer runs for the percentiles
+		// to search).
+		all, others := &t.local[0], &t.local[1]
+		all.reset()
+		others.reset()
+		var wholeDay [31]bool
+		held, other := 0, 0
+		for d, ch := range b.days {
+			switch {
+			case ch == nil || ch.Escalations == 0:
+			case ch.selects(&q) && ch.whole(&q):
+				wholeDay[d] = true
+				held++
+			default:
+				other++
 			}
 		}
-	}
-	for _, seq := range ix.open.s {
-		m.tallyOne(t, ix.members[seq].e, q)
+		less := held > other+1
+		if less {
+			all.addSums(&b.sums, 1)
+		}
+		for d, ch := range b.days {
+			if ch == nil || ch.Escalations == 0 {
+				continue
+			}
+			if wholeDay[d] {
+				if !less {
+					all.addSums(&ch.sums, 1)
+				}
+				continue
+			}
+			if less {
+				all.addSums(&ch.sums, -1)
+			}
+			if !ch.selects(&q) {
+				continue
+			}
+			for i := range ch.members {
+				mb := &ch.members[i]
+				if mb.scan {
+					m.tallyOne(t, mb.e, q)
+					continue
+				}
+				if raised := mb.versions[0].stamp(); !r.holds(raised) || asOf.before(raised) {
+					continue // not selected, or not yet raised as of q
+				}
+				x, _ := mb.at(asOf)
+				all.addOne(x, mb)
+				switch {
+				case x&codeBy == 0:
+					others.addOne(x, mb) // no one's yet
+				case x&codeBy == mb.final&codeBy:
+					// the bucket's consultant
+				default:
+					if who := x.consultant(mb.e); who != b.key.consultant {
+						others.addOne(x, mb)
+						if who != "" {
+							get(t, t.consultants, who).addOne(x, mb)
+						}
+					}
+				}
+			}
+		}
+		if all.Escalations > 0 {
+			t.sortOnes(all)
+			t.sortOnes(others)
+			t.add(b.key, all, others, nil)
+		}
 	}
 	return t.figures(q)
 }
 
-// addBucket adds a bucket's sums and its samples' sorted runs.
-func (c *Counts) addBucket(b *bucket) {
-	s := &b.Counts
-	c.Escalations += s.Escalations
-	c.Decided += s.Decided
-	c.Admit += s.Admit
-	c.Stay += s.Stay
-	c.Withdrawn += s.Withdrawn
-	c.EverUnanswered += s.EverUnanswered
-	c.AdmissionsAvoided += s.AdmissionsAvoided
-	c.AvoidedUnconfirmed += s.AvoidedUnconfirmed
-	c.FailedStays += s.FailedStays
-	c.PendingWindow += s.PendingWindow
-	c.DeathsInWindow += s.DeathsInWindow
-	c.OutOfHours += s.OutOfHours
-	if len(b.acceptRun.sorted) > 0 {
-		c.accept.runs = append(c.accept.runs, b.acceptRun.sorted)
+// add adds a bucket's share: all to the whole, its home and month, and all
+// less others to its consultant's (when it has some); from, when not nil,
+// are sums whose sorted runs are all's samples (and there are no others).
+func (t *tallies) add(k bucketKey, all, others *Counts, from *sums) {
+	for _, c := range [3]*Counts{&t.total, get(t, t.homes, k.home), get(t, t.months, k.month)} {
+		if from != nil {
+			c.addSums(from, 1)
+		} else {
+			c.addCounts(all)
+		}
 	}
-	if len(b.decideRun.sorted) > 0 {
-		c.decide.runs = append(c.decide.runs, b.decideRun.sorted)
+	if k.consultant == "" || all.Escalations == others.Escalations {
+		return
 	}
+	c := get(t, t.consultants, k.consultant)
+	if from != nil {
+		c.addSums(from, 1)
+		return
+	}
+	c.addCounts(all)
+	c.sum(others, -1)
+	for _, x := range [2][2]*samples{{&c.accept, &others.accept}, {&c.decide, &others.decide}} {
+		x[0].minus = append(x[0].minus, x[1].runs...) // others' one by one, sorted
+	}
+}
+
+// sortOnes turns the samples added one by one to c into a sorted run (in
+// the tallies' arena, so that c's room can take the next bucket's).
+func (t *tallies) sortOnes(c *Counts) {
+	for _, s := range []*samples{&c.accept, &c.decide} {
+		if len(s.one) > 0 {
+			slices.Sort(s.one)
+			start := len(t.arena)
+			t.arena = append(t.arena, s.one...)
+			s.runs = append(s.runs, t.arena[start:len(t.arena):len(t.arena)])
+			s.one = s.one[:0]
+		}
+	}
+}
+
+// addCounts adds the counts and the samples of another tally.
+func (c *Counts) addCounts(o *Counts) {
+	c.sum(o, 1)
+	for _, x := range [2][2]*samples{{&c.accept, &o.accept}, {&c.decide, &o.decide}} {
+		x[0].runs = append(x[0].runs, x[1].runs...)
+		x[0].minus = append(x[0].minus, x[1].minus...)
+		x[0].one = append(x[0].one, x[1].one...)
+	}
+}
+
+// addSums adds (sign 1) or takes away (sign -1) sums' counts and their
+// samples' sorted runs.
+func (c *Counts) addSums(s *sums, sign int) {
+	c.sum(&s.Counts, sign)
+	for _, x := range [2]struct {
+		to  *samples
+		run []int64
+	}{{&c.accept, s.acceptRun.sorted}, {&c.decide, s.decideRun.sorted}} {
+		switch {
+		case len(x.run) == 0:
+		case sign > 0:
+			x.to.runs = append(x.to.runs, x.run)
+		default:
+			x.to.minus = append(x.to.minus, x.run)
+		}
+	}
+}
+
+// sum adds (sign 1) or takes away (sign -1) the counts of o.
+func (c *Counts) sum(s *Counts, sign int) {
+	c.Escalations += sign * s.Escalations
+	c.Decided += sign * s.Decided
+	c.Admit += sign * s.Admit
+	c.Stay += sign * s.Stay
+	c.Withdrawn += sign * s.Withdrawn
+	c.EverUnanswered += sign * s.EverUnanswered
+	c.AdmissionsAvoided += sign * s.AdmissionsAvoided
+	c.AvoidedUnconfirmed += sign * s.AvoidedUnconfirmed
+	c.FailedStays += sign * s.FailedStays
+	c.PendingWindow += sign * s.PendingWindow
+	c.DeathsInWindow += sign * s.DeathsInWindow
+	c.OutOfHours += sign * s.OutOfHours
 }
 
 // multiset is a sorted run of samples with the additions and removals
@@ -375,33 +729,4 @@ func (s *multiset) settle() {
 		out = append(out, v)
 	}
 	s.sorted, s.added, s.removed = out, s.added[:0], s.removed[:0]
-}
-
-// openHeap is the open escalations (by seq), the earliest to settle first.
-type openHeap struct {
-	members *[]member
-	s       []int
-}
-
-func (h *openHeap) Len() int { return len(h.s) }
-func (h *openHeap) Less(i, j int) bool {
-	m := *h.members
-	return m[h.s[i]].settle.Before(m[h.s[j]].settle)
-}
-func (h *openHeap) Swap(i, j int) {
-	h.s[i], h.s[j] = h.s[j], h.s[i]
-	m := *h.members
-	m[h.s[i]].heapPos = i
-	m[h.s[j]].heapPos = j
-}
-func (h *openHeap) Push(x any) {
-	seq := x.(int)
-	(*h.members)[seq].heapPos = len(h.s)
-	h.s = append(h.s, seq)
-}
-func (h *openHeap) Pop() any {
-	seq := h.s[len(h.s)-1]
-	h.s = h.s[:len(h.s)-1]
-	(*h.members)[seq].heapPos = -1
-	return seq
 }

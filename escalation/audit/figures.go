@@ -110,18 +110,31 @@ const (
 )
 
 // Figures computes the figures for q. A query in a zone and window the model
-// keeps buckets for (Keep, or the first few asked) adds whole buckets of
-// settled escalations and looks one by one only at those still open to
-// change or on the edge of the query's range; any other query scans every
-// escalation. Both give the same figures.
+// keeps buckets for (Keep, or the first few asked) adds whole buckets and
+// days of settled escalations and looks one by one, each at its versions,
+// only at those still changing as of q or on the edge of the query's range;
+// any other query scans every escalation. Both give the same figures.
+// Queries share the read lock; the first after a change takes the write lock
+// to give the buckets the change.
 func (m *Model) Figures(q Query) Figures {
 	if q.Location == nil {
 		q.Location = time.UTC
 	}
-	m.mu.Lock() // the buckets' samples are merged at the first query after a change
+	m.mu.RLock()
+	ix := m.indexFor(q.Location, q.Window, false)
+	if (ix != nil && len(m.dirty) == 0 && len(ix.dirty) == 0) || (ix == nil && (len(m.indexes) >= maxIndexes || q.Window <= 0)) {
+		defer m.mu.RUnlock()
+		if ix == nil {
+			return m.scanFigures(q)
+		}
+		return ix.figures(m, q)
+	}
+	m.mu.RUnlock()
+	m.mu.Lock()
 	defer m.mu.Unlock()
 	if ix := m.indexFor(q.Location, q.Window, true); ix != nil {
 		m.flush()
+		ix.prepare()
 		return ix.figures(m, q)
 	}
 	return m.scanFigures(q)
@@ -137,16 +150,72 @@ func (m *Model) scanFigures(q Query) Figures {
 }
 
 // tallies are the running figures of one query: the whole, by home, by
-// consultant and by month.
+// consultant and by month. They are kept for the next query once finished
+// (talliesPool), with the Counts and the room for samples they grew.
 type tallies struct {
 	total       Counts
 	homes       map[escalation.CareHomeID]*Counts
 	consultants map[escalation.Username]*Counts
 	months      map[string]*Counts
+	// used are the Counts handed out (get), spare those to hand out again;
+	// local is a bucket's share (buckets.go); arena holds the sorted runs
+	// of samples added one by one.
+	used, spare []*Counts
+	local       [2]Counts
+	arena       []int64
 }
 
-func newTallies(q Query) *tallies {
+var talliesPool = sync.Pool{New: func() any {
 	return &tallies{homes: map[escalation.CareHomeID]*Counts{}, consultants: map[escalation.Username]*Counts{}, months: map[string]*Counts{}}
+}}
+
+func newTallies(Query) *tallies { return talliesPool.Get().(*tallies) }
+
+// release gives the tallies back for another query: nothing of them may be
+// used after (figures copies what it answers).
+func (t *tallies) release() {
+	t.total.reset()
+	t.local[0].reset()
+	t.local[1].reset()
+	for _, c := range t.used {
+		c.reset()
+	}
+	t.spare = append(t.spare, t.used...)
+	clear(t.used)
+	t.used = t.used[:0]
+	clear(t.homes)
+	clear(t.consultants)
+	clear(t.months)
+	t.arena = t.arena[:0]
+	talliesPool.Put(t)
+}
+
+// reset empties c, keeping the room its samples grew.
+func (c *Counts) reset() {
+	a, d := c.accept, c.decide
+	*c = Counts{accept: a.emptied(), decide: d.emptied()}
+}
+
+// emptied is s with no samples and the same room (holding no runs).
+func (s samples) emptied() samples {
+	clear(s.runs)
+	clear(s.minus)
+	return samples{one: s.one[:0], runs: s.runs[:0], minus: s.minus[:0]}
+}
+
+// get is m's Counts for k, a new one (from the tallies' spares) the first time.
+func get[K comparable](t *tallies, m map[K]*Counts, k K) *Counts {
+	c := m[k]
+	if c == nil {
+		if n := len(t.spare); n > 0 {
+			c, t.spare = t.spare[n-1], t.spare[:n-1]
+		} else {
+			c = &Counts{}
+		}
+		t.used = append(t.used, c)
+		m[k] = c
+	}
+	return c
 }
 
 // tallyOne adds one escalation, as of q, if q selects it.
@@ -163,9 +232,9 @@ func (m *Model) tallyOne(t *tallies, e *Escalation, q Query) {
 	local := e.RaisedAt.In(q.Location)
 	c := m.contribution(e, local, q)
 	y, mo, _ := local.Date()
-	targets := [4]*Counts{&t.total, get(t.homes, e.CareHomeID), get(t.months, monthKey(y, mo))}
+	targets := [4]*Counts{&t.total, get(t, t.homes, e.CareHomeID), get(t, t.months, monthKey(y, mo))}
 	if who := c.consultant; who != "" {
-		targets[3] = get(t.consultants, who)
+		targets[3] = get(t, t.consultants, who)
 	}
 	for _, c2 := range targets {
 		if c2 != nil {
@@ -174,8 +243,9 @@ func (m *Model) tallyOne(t *tallies, e *Escalation, q Query) {
 	}
 }
 
-// figures finishes the tallies into the answer.
+// figures finishes the tallies into the answer, and releases them.
 func (t *tallies) figures(q Query) Figures {
+	defer t.release()
 	f := Figures{Window: q.WindowText, AsOf: q.AsOf.UTC(), CareHome: string(q.CareHome)}
 	if !q.From.IsZero() {
 		t := q.From.UTC()
@@ -185,27 +255,31 @@ func (t *tallies) figures(q Query) Figures {
 		t := q.To.UTC()
 		f.To = &t
 	}
-	f.Counts = t.total
-	f.Counts.finish()
-	f.ByCareHome = []HomeCounts{}
+	f.Counts = t.total.finished()
+	f.ByCareHome = make([]HomeCounts, 0, len(t.homes))
 	for id, c := range t.homes {
-		c.finish()
-		f.ByCareHome = append(f.ByCareHome, HomeCounts{CareHomeID: id, Counts: *c})
+		f.ByCareHome = append(f.ByCareHome, HomeCounts{CareHomeID: id, Counts: c.finished()})
 	}
 	slices.SortFunc(f.ByCareHome, func(a, b HomeCounts) int { return strings.Compare(string(a.CareHomeID), string(b.CareHomeID)) })
-	f.ByConsultant = []ConsultantCounts{}
+	f.ByConsultant = make([]ConsultantCounts, 0, len(t.consultants))
 	for u, c := range t.consultants {
-		c.finish()
-		f.ByConsultant = append(f.ByConsultant, ConsultantCounts{Consultant: u, Counts: *c})
+		f.ByConsultant = append(f.ByConsultant, ConsultantCounts{Consultant: u, Counts: c.finished()})
 	}
 	slices.SortFunc(f.ByConsultant, func(a, b ConsultantCounts) int { return strings.Compare(string(a.Consultant), string(b.Consultant)) })
-	f.ByMonth = []MonthCounts{}
+	f.ByMonth = make([]MonthCounts, 0, len(t.months))
 	for mo, c := range t.months {
-		c.finish()
-		f.ByMonth = append(f.ByMonth, MonthCounts{Month: mo, Counts: *c})
+		f.ByMonth = append(f.ByMonth, MonthCounts{Month: mo, Counts: c.finished()})
 	}
 	slices.SortFunc(f.ByMonth, func(a, b MonthCounts) int { return strings.Compare(a.Month, b.Month) })
 	return f
+}
+
+// finished is a copy of c with its percentiles and without its samples.
+func (c *Counts) finished() Counts {
+	c.finish()
+	out := *c
+	out.accept, out.decide = samples{}, samples{}
+	return out
 }
 
 var monthKeys sync.Map
@@ -230,7 +304,12 @@ type contribution struct {
 }
 
 func (m *Model) contribution(e *Escalation, local time.Time, q Query) contribution {
-	c := contribution{outOfHours: outOfHoursLocal(local, q.Location), unanswered: by(e.UnansweredAt, q.AsOf), withdrawn: by(e.WithdrawnAt, q.AsOf)}
+	return m.contributionOf(e, outOfHoursLocal(local, q.Location), q)
+}
+
+// contributionOf is contribution for an escalation raised out of hours or not.
+func (m *Model) contributionOf(e *Escalation, outOfHours bool, q Query) contribution {
+	c := contribution{outOfHours: outOfHours, unanswered: by(e.UnansweredAt, q.AsOf), withdrawn: by(e.WithdrawnAt, q.AsOf)}
 	if by(e.AcceptedAt, q.AsOf) {
 		c.hasAccept, c.accept, c.consultant = true, millis(e.AcceptedAt.Sub(e.RaisedAt)), e.AcceptedBy
 	}
@@ -284,15 +363,6 @@ func (c *Counts) add(x contribution) {
 	case stayUnconfirmed:
 		c.AvoidedUnconfirmed++
 	}
-}
-
-func get[K comparable](m map[K]*Counts, k K) *Counts {
-	c := m[k]
-	if c == nil {
-		c = &Counts{}
-		m[k] = c
-	}
-	return c
 }
 
 func by(t *time.Time, asOf time.Time) bool { return t != nil && !t.After(asOf) }
@@ -349,16 +419,22 @@ func (c *Counts) finish() {
 // nearest-rank sample of the rounded values is the rounded sample.
 func millis(d time.Duration) int64 { return int64(math.Round(d.Seconds() * 1000)) }
 
-// samples is a multiset of milliseconds: single values and sorted runs.
+// samples is a multiset of milliseconds: single values and sorted runs,
+// less the values of the sorted runs in minus (each value of which is one of
+// the runs': a bucket's run less the runs of its days not taken whole).
 type samples struct {
-	one  []int64
-	runs [][]int64
+	one   []int64
+	runs  [][]int64
+	minus [][]int64
 }
 
 func (s samples) n() int {
 	n := len(s.one)
 	for _, r := range s.runs {
 		n += len(r)
+	}
+	for _, r := range s.minus {
+		n -= len(r)
 	}
 	return n
 }
@@ -377,37 +453,123 @@ func (s samples) percentiles() Percentiles {
 	}
 	rank := func(p float64) *float64 {
 		r := int(math.Ceil(p / 100 * float64(n)))
-		v := float64(kth(runs, max(r, 1))) / 1000
+		v := float64(kth(runs, s.minus, max(r, 1))) / 1000
 		return &v
 	}
 	return Percentiles{P50: rank(50), P90: rank(90)}
 }
 
-// kth is the k-th smallest (1-based) value of the union of sorted runs: a
-// search over the values, counting in each run how many are at most v.
-func kth(runs [][]int64, k int) int64 {
+// kth is the k-th smallest (1-based) value of the union of sorted runs less
+// the values of the runs in minus: a search over the values, counting how
+// many are at most v, in which each run is cut to its values still in the
+// search's bounds, the runs left empty are dropped, and once few values are
+// left they are sorted.
+func kth(runs, minus [][]int64, k int) int64 {
+	if len(runs) == 1 && len(minus) == 0 {
+		return runs[0][k-1]
+	}
 	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	scratch := kthScratch.Get().(*kthBuf)
+	defer kthScratch.Put(scratch)
+	live := scratch.live[:0]
+	defer func() { clear(live[:cap(live)]); scratch.live = live[:0] }()
 	for _, r := range runs {
 		if len(r) > 0 {
 			lo, hi = min(lo, r[0]), max(hi, r[len(r)-1])
+			live = append(live, r)
 		}
 	}
-	if len(runs) == 1 {
-		return runs[0][k-1]
+	plus := len(live) // live[:plus] add, live[plus:] take away
+	for _, r := range minus {
+		if len(r) > 0 {
+			live = append(live, r)
+		}
 	}
+	if cap(scratch.cut) < len(live) {
+		scratch.cut = make([]int, len(live))
+	}
+	cut := scratch.cut[:len(live)]
+	// live holds every value in [lo, hi]; below are the smaller ones counted.
+	below := 0
 	for lo < hi {
-		mid := lo + (hi-lo)/2
-		n := 0
-		for _, r := range runs {
-			n += upper(r, mid)
+		left := 0
+		for _, r := range live {
+			left += len(r)
 		}
-		if n >= k {
+		if left <= 64 {
+			return fewest(live[:plus], live[plus:], k-below)
+		}
+		mid := (lo & hi) + (lo^hi)>>1 // the floor of the mean, without overflow
+		n := below
+		for i, r := range live {
+			cut[i] = upper(r, mid)
+			if i < plus {
+				n += cut[i]
+			} else {
+				n -= cut[i]
+			}
+		}
+		j, p := 0, 0
+		keepLow := n >= k
+		if keepLow {
 			hi = mid
 		} else {
-			lo = mid + 1
+			lo, below = mid+1, n
 		}
+		for i, r := range live {
+			if keepLow {
+				r = r[:cut[i]]
+			} else {
+				r = r[cut[i]:]
+			}
+			if len(r) > 0 {
+				live[j], cut[j] = r, 0
+				j++
+				if i < plus {
+					p++
+				}
+			}
+		}
+		live, plus = live[:j], p
 	}
 	return lo
+}
+
+// kthBuf is what kth works in, kept between calls (kthScratch).
+type kthBuf struct {
+	live [][]int64
+	cut  []int
+}
+
+var kthScratch = sync.Pool{New: func() any { return new(kthBuf) }}
+
+// fewest is the k-th smallest of at most 64 values, those of the runs plus
+// less those of the runs minus.
+func fewest(plus, minus [][]int64, k int) int64 {
+	var a, b [64]int64
+	xs, ys := a[:0], b[:0]
+	for _, r := range plus {
+		xs = append(xs, r...)
+	}
+	for _, r := range minus {
+		ys = append(ys, r...)
+	}
+	slices.Sort(xs)
+	slices.Sort(ys)
+	j := 0
+	for _, x := range xs {
+		for j < len(ys) && ys[j] < x {
+			j++ // a value taken away that was never there: cannot happen
+		}
+		if j < len(ys) && ys[j] == x {
+			j++
+			continue
+		}
+		if k--; k == 0 {
+			return x
+		}
+	}
+	return xs[len(xs)-1] // k beyond the values: cannot happen
 }
 
 // upper is how many values of the sorted run are at most v.

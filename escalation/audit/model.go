@@ -179,9 +179,6 @@ var auditTypes = map[string]bool{
 func (m *Model) apply(env events.Envelope) error {
 	if env.RecordedAt.After(m.logTime) {
 		m.logTime = env.RecordedAt
-		for _, ix := range m.indexes {
-			ix.promote(m.logTime)
-		}
 	}
 	if !auditTypes[env.Type] || !strings.HasPrefix(env.Stream, "resident-") {
 		return nil
@@ -276,8 +273,9 @@ func (m *Model) touch(a *Escalation) {
 }
 
 // flush gives the kept indexes every escalation changed since the last
-// flush: each leaves its bucket (or the open ones) with what it added, and
-// comes back with what it adds now, unless a repeated raise replaced it.
+// flush: each leaves its chunk with what it added, and comes back with its
+// new versions, unless a repeated raise replaced it; then the samples changed
+// are merged into their sorted runs.
 func (m *Model) flush() {
 	for _, a := range m.dirty {
 		a.dirty = false
@@ -291,7 +289,7 @@ func (m *Model) flush() {
 	}
 	m.dirty = m.dirty[:0]
 	for _, ix := range m.indexes {
-		ix.promote(m.logTime)
+		ix.prepare() // so that no query pays for merging a replay's samples
 	}
 }
 
