@@ -64,9 +64,12 @@ type peer struct {
 	negMu       sync.Mutex
 	negotiating bool
 	again       bool
-	restart     bool // the next offer restarts ICE
-	pending     []webrtc.ICECandidateInit
-	restarts    restartBudget
+	// offers counts the offers begun; a video track added now is in the
+	// subscriber's description once offer offers+1 is answered.
+	offers   uint64
+	restart  bool // the next offer restarts ICE
+	pending  []webrtc.ICECandidateInit
+	restarts restartBudget
 
 	bye    atomic.Bool
 	closed chan struct{}
@@ -221,6 +224,7 @@ func (p *peer) negotiate() {
 		return
 	}
 	p.negotiating = true
+	p.offers++
 	var opts *webrtc.OfferOptions
 	if p.restart {
 		p.restart = false
@@ -268,12 +272,14 @@ func (p *peer) answer(sdp string) {
 	pending := p.pending
 	p.pending = nil
 	p.negotiating = false
+	answered := p.offers
 	again := p.again
 	p.again = false
 	p.negMu.Unlock()
 	for _, c := range pending {
 		p.candidate(c)
 	}
+	p.room.negotiated(p, answered)
 	if again {
 		p.negotiate()
 	}

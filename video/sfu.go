@@ -179,6 +179,18 @@ func New(cfg Config) (*SFU, error) {
 	// of 720p). Allow what libwebrtc allows, so a resend after a round trip
 	// on 4G is still used.
 	se.SetSRTPReplayProtectionWindow(SRTPReplayWindow)
+	// The SFU offers, so it is ICE's controlling agent and nominates the
+	// pair. Pion waits before nominating a pair whose far end it learned
+	// from a check (peer reflexive: a browser hides its host address behind
+	// an mDNS name the SFU does not resolve) for 1 s, and one through TURN
+	// for 2 s, in case a better pair succeeds meanwhile. The SFU's own
+	// candidates are host candidates only: a direct pair that works has
+	// succeeded within a few round trips, so it nominates a direct pair as
+	// soon as one works, and a relayed one after relayWait.
+	se.SetHostAcceptanceMinWait(0)
+	se.SetSrflxAcceptanceMinWait(0)
+	se.SetPrflxAcceptanceMinWait(0)
+	se.SetRelayAcceptanceMinWait(relayWait)
 	if len(cfg.Interfaces) > 0 {
 		allowed := map[string]bool{}
 		for _, i := range cfg.Interfaces {
@@ -267,6 +279,11 @@ func (s *SFU) newAPI() (*webrtc.API, *meters, error) {
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(s.setting))
 	return api, mt, nil
 }
+
+// relayWait is how long after its checks begin the SFU nominates a pair
+// through TURN (Pion's default is 2 s): time for a direct pair to
+// succeed first where one can.
+const relayWait = 300 * time.Millisecond
 
 // SRTPReplayWindow is the SRTP replay window, in packets, of the SFU and
 // of videoclient's test peers: libwebrtc's.

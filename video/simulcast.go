@@ -477,12 +477,46 @@ func (r *Room) subscribeVideoLocked(p *peer, src *videoSource) bool {
 	} else {
 		d.target = ""
 	}
+	p.negMu.Lock()
+	d.offer = p.offers + 1
+	p.negMu.Unlock()
 	src.mu.Lock()
 	src.downs[p.id] = d
 	src.refreshList()
 	src.mu.Unlock()
 	go drainRTCP(sender, d.keyframeRequested, &p.down)
 	return true
+}
+
+// negotiated marks p's video tracks that offer number answered carried
+// as ready for their first picture, and asks for it at once: a keyframe
+// sent before the subscriber has the description naming its SSRC is
+// thrown away, and the picture would wait for the next one.
+func (r *Room) negotiated(p *peer, answered uint64) {
+	r.mu.Lock()
+	sources := make([]*videoSource, 0, len(r.sources))
+	for _, s := range r.sources {
+		sources = append(sources, s)
+	}
+	r.mu.Unlock()
+	for _, src := range sources {
+		src.mu.Lock()
+		d := src.downs[p.id]
+		src.mu.Unlock()
+		if d == nil || d.ready.Load() || d.offer > answered {
+			continue
+		}
+		d.ready.Store(true)
+		d.mu.Lock()
+		rid := d.target
+		d.mu.Unlock()
+		if layers := src.ordered(time.Now()); len(layers) > 0 && ridBelow(layers[0].rid, rid) {
+			rid = layers[0].rid // the lowest layer's keyframe is the quickest
+		}
+		if l := src.layer(rid); l != nil {
+			l.requestKeyframe()
+		}
+	}
 }
 
 // downTrack is one subscriber's track of one publisher's camera.
@@ -492,6 +526,11 @@ type downTrack struct {
 	local  *webrtc.TrackLocalStaticRTP
 	sender *webrtc.RTPSender
 	clock  uint32
+
+	// offer is the subscriber's offer that first carries this track;
+	// ready is set once it is answered: nothing is forwarded before.
+	offer uint64
+	ready atomic.Bool
 
 	mu       sync.Mutex
 	closed   bool
@@ -573,6 +612,9 @@ func seqNewer(a, b uint16) bool { return int16(a-b) > 0 }
 // switches to l on a keyframe when l is its target. It reports whether
 // the packet was written.
 func (d *downTrack) forward(l *layer, pkt *rtp.Packet, key bool, now time.Time) (bool, error) {
+	if !d.ready.Load() {
+		return false, nil
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
