@@ -324,3 +324,70 @@ func equal(a, b []uint16) bool {
 }
 
 func nopLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestNothingForwardedBeforeTheSubscriberAnswers: a subscriber's video
+// track starts only once the subscriber has answered the offer carrying it
+// (a keyframe sent before would be thrown away by the browser, and its
+// first picture would wait for the next), and its first packet is a
+// keyframe asked for then.
+func TestNothingForwardedBeforeTheSubscriberAnswers(t *testing.T) {
+	sfu, base := startRoomServer(t)
+	room := RoomID("room-1")
+	dialPeer(t, base+"room-1/consultant", true)
+	roomOf := func() *Room {
+		sfu.mu.Lock()
+		defer sfu.mu.Unlock()
+		return sfu.rooms[room]
+	}
+	waitUntil(t, 20*time.Second, "the consultant's camera at the SFU", func() bool {
+		r := roomOf()
+		if r == nil {
+			return false
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(r.sources) > 0
+	})
+	const delay = 2 * time.Second
+	sub, _, err := videoclient.Dial(videoclient.Config{URL: base + "room-1/carehome", AnswerDelay: delay, Errorf: t.Errorf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sub.Close)
+	joined := time.Now()
+	var d *downTrack
+	waitUntil(t, 5*time.Second, "the care home's video track", func() bool {
+		p := peerByRole(sfu, room, "carehome")
+		if p == nil {
+			return false
+		}
+		r := roomOf()
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, src := range r.sources {
+			src.mu.Lock()
+			d = src.downs[p.id]
+			src.mu.Unlock()
+		}
+		return d != nil
+	})
+	// The consultant's layers keep coming, every packet a keyframe: until
+	// the answer, not one reaches the care home's track.
+	for time.Since(joined) < delay-300*time.Millisecond {
+		if d.started() || d.ready.Load() {
+			t.Fatalf("%s after joining, before its answer, the care home's track has started (ready %v)", time.Since(joined).Round(time.Millisecond), d.ready.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitUntil(t, 10*time.Second, "video at the care home after its answer", func() bool {
+		for _, s := range sub.Streams("video") {
+			return s.Packets > 20
+		}
+		return false
+	})
+	for _, s := range sub.Streams("video") {
+		if s.Lost != 0 || s.Jumps != 0 {
+			t.Errorf("the care home's video after its answer: %+v", s)
+		}
+	}
+}

@@ -50,6 +50,8 @@ type Config struct {
 	// NoCamera sends audio only (a participant with the camera off, or
 	// without one). Optional.
 	NoCamera bool
+	// AnswerDelay holds each answer this long (a slow phone). Optional.
+	AnswerDelay time.Duration
 }
 
 // simulcastRIDs are the rids a simulcast Peer sends, lowest first.
@@ -281,6 +283,13 @@ func (p *Peer) readLoop() {
 					p.cfg.Errorf("client set offer: %v", err)
 				}
 				continue
+			}
+			if p.cfg.AnswerDelay > 0 {
+				select {
+				case <-time.After(p.cfg.AnswerDelay):
+				case <-p.stop:
+					return
+				}
 			}
 			ans, err := p.pc.CreateAnswer(nil)
 			if err == nil {
