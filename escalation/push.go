@@ -6,10 +6,12 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nightcall-health/nightcall/events"
@@ -326,6 +328,169 @@ func (s *Service) PushSubscriptions(ctx context.Context, user Username) ([]PushS
 		return nil, err
 	}
 	return slices.Clone(p.subs), nil
+}
+
+// PushSubscriptionCache holds consultants' push subscriptions in memory, so
+// that a page reads no store. It is event-sourced: a consultant's
+// subscriptions are folded from their push stream the first time they are
+// asked for, and kept current from then on by Apply, which the consumer
+// that feeds the pager calls with every event of the log before the pager
+// sees it (so a subscription removed before a page is never in that page's
+// fan-out). Versions make it exact: an event already folded is skipped, and
+// one arriving while the stream is being read is applied after the read.
+type PushSubscriptionCache struct {
+	store events.Store
+
+	mu    sync.Mutex
+	users map[Username]*pushEntry
+}
+
+// pushEntry is one consultant's subscriptions in the cache.
+type pushEntry struct {
+	subs    []PushSubscription
+	version int64
+	// loading is closed once the stream has been read; nil since then.
+	loading chan struct{}
+	// early are the stream's events applied while it was being read.
+	early []events.Envelope
+}
+
+// NewPushSubscriptionCache returns an empty cache over store.
+func NewPushSubscriptionCache(store events.Store) *PushSubscriptionCache {
+	return &PushSubscriptionCache{store: store, users: map[Username]*pushEntry{}}
+}
+
+// Apply takes one event of the global log (in log order, at least once).
+// It never fails: an event it cannot read drops that consultant from the
+// cache, to be read from the store again when next asked for.
+func (c *PushSubscriptionCache) Apply(env events.Envelope) {
+	rest, ok := strings.CutPrefix(env.Stream, "push-")
+	if !ok || env.Stream == PushVAPIDStream() {
+		return
+	}
+	user := Username(rest)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.users[user]
+	switch {
+	case e == nil:
+		// Not cached: read whole from the store when first asked for.
+	case e.loading != nil:
+		e.early = append(e.early, env)
+	case !e.apply(env):
+		delete(c.users, user)
+	}
+}
+
+// apply folds env into e; false when e can no longer be trusted (a version
+// was skipped, or the event cannot be read).
+func (e *pushEntry) apply(env events.Envelope) bool {
+	if env.Version <= e.version {
+		return true // already folded
+	}
+	if env.Version != e.version+1 {
+		return false
+	}
+	ev, err := Decode(env)
+	if err != nil {
+		return false
+	}
+	p := pushStream{subs: e.subs}
+	p.apply(ev)
+	e.subs, e.version = p.subs, env.Version
+	return true
+}
+
+// entry returns user's entry, read from the store first if it is not
+// cached. The caller holds nothing; c.mu is held on return.
+func (c *PushSubscriptionCache) entry(ctx context.Context, user Username) (*pushEntry, error) {
+	for {
+		c.mu.Lock()
+		e := c.users[user]
+		if e == nil {
+			e = &pushEntry{loading: make(chan struct{})}
+			c.users[user] = e
+			c.mu.Unlock()
+			if err := c.fill(ctx, user, e); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if e.loading == nil {
+			return e, nil
+		}
+		ch := e.loading
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// fill reads user's stream into e (inserted, loading, before the read began,
+// so that every later event is either in the read or in e.early), then
+// applies the early events. A failed read takes e out again.
+func (c *PushSubscriptionCache) fill(ctx context.Context, user Username, e *pushEntry) error {
+	envs, err := c.store.Load(ctx, PushStream(user), 0)
+	if errors.Is(err, events.ErrStreamNotFound) {
+		envs, err = nil, nil
+	}
+	var p *pushStream
+	if err == nil {
+		p, err = loadPushStream(ctx, envs)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	defer close(e.loading)
+	ok := err == nil
+	if ok {
+		e.subs, e.version = p.subs, p.version
+		for _, env := range e.early {
+			if ok = e.apply(env); !ok {
+				break
+			}
+		}
+	}
+	e.loading, e.early = nil, nil
+	if !ok && c.users[user] == e {
+		delete(c.users, user) // the next ask reads the store again
+	}
+	if err != nil {
+		return fmt.Errorf("push subscriptions of %s: %w", user, err)
+	}
+	return nil
+}
+
+// Subscriptions returns user's subscriptions, oldest first, from memory
+// (from the store only the first time user is asked for).
+func (c *PushSubscriptionCache) Subscriptions(ctx context.Context, user Username) ([]PushSubscription, error) {
+	e, err := c.entry(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	defer c.mu.Unlock()
+	return slices.Clone(e.subs), nil
+}
+
+// Subscription returns user's subscription id as it is now, and false when
+// user has no such subscription (it was removed).
+func (c *PushSubscriptionCache) Subscription(ctx context.Context, user Username, id PushSubscriptionID) (PushSubscription, bool, error) {
+	e, err := c.entry(ctx, user)
+	if err != nil {
+		return PushSubscription{}, false, err
+	}
+	defer c.mu.Unlock()
+	for _, s := range e.subs {
+		if s.ID == id {
+			return s, true, nil
+		}
+	}
+	return PushSubscription{}, false, nil
 }
 
 // RemovePushSubscription removes one of user's subscriptions; ErrNotFound

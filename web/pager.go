@@ -12,8 +12,11 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -38,6 +41,17 @@ const (
 	pagerReadWait   = 2 * time.Second
 	pagerFrameRate  = 10 // frames per second allowed from a client
 	pagerFrameBurst = 30
+	// pagerWriterStuck is how long one socket's write may take before its
+	// writer is counted as stuck (on a client whose socket buffer is full)
+	// and another writer takes over the other sockets' frames.
+	pagerWriterStuck = 50 * time.Millisecond
+	// The hub runs GOMAXPROCS/2 writers (at least one): measured on 2
+	// cores at 10,000 sockets, one writer paged no slower than two, and it
+	// leaves a core to the next raise's path (handler, store, pager).
+	// pagerWritersMax bounds the writers, stuck ones included.
+	pagerWritersMax = 1024
+	// pagerWriterYield is how many sockets a writer drains between yields.
+	pagerWriterYield = 32
 )
 
 // PagerHub holds the consultants' pager sockets on this instance and pushes
@@ -48,6 +62,11 @@ const (
 // Pushes go out in order per escalation, each escalation on its own chain:
 // a page waiting for the read model to know its escalation holds up only the
 // pushes of that escalation, never another escalation's page.
+//
+// A push is encoded once, as one websocket.PreparedMessage that every socket
+// getting the same bytes shares, and queued on each socket; the sockets with
+// frames waiting are written by a few writer goroutines (pagerWriters), not
+// a goroutine per socket, with no lock held while writing.
 type PagerHub struct {
 	log  *slog.Logger
 	read *escalation.Projection
@@ -73,6 +92,11 @@ type PagerHub struct {
 	// slots bounds each consultant's pager sockets and closes them when the
 	// session or the account is revoked.
 	slots *socketSlots
+
+	// writers write the sockets' queued frames.
+	writers *pagerWriters
+	// batches lends fan-outs the list of sockets they schedule.
+	batches sync.Pool
 }
 
 // pushChain is one escalation's pushes, in the order they were made.
@@ -85,7 +109,8 @@ func NewPagerHub(read *escalation.Projection, log *slog.Logger) *PagerHub {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &PagerHub{log: log, read: read, readWait: pagerReadWait, pingEvery: pagerPingEvery, conns: map[escalation.Username]map[*pagerConn]struct{}{},
-		chains: map[escalation.EscalationID]*pushChain{}, stopped: make(chan struct{}), slots: newSocketSlots(MaxSocketsPerUser)}
+		chains: map[escalation.EscalationID]*pushChain{}, stopped: make(chan struct{}), slots: newSocketSlots(MaxSocketsPerUser),
+		writers: newPagerWriters(runtime.GOMAXPROCS(0)/2, pagerWritersMax, pagerWriterStuck)}
 }
 
 // SetPager connects the hub to the pager that records receipts and knows
@@ -209,32 +234,85 @@ look:
 	return b
 }
 
-// Page implements paging.Notifier.
+// Page implements paging.Notifier. The page frame is encoded once for
+// every socket of every consultant paged.
 func (h *PagerHub) Page(n paging.Notice) {
 	h.enqueue(n.EscalationID, func() {
-		msg := h.message(n)
-		for _, u := range n.Consultants {
-			for _, c := range h.connsOf(u) {
-				c.send(msg)
-			}
+		pm, err := websocket.NewPreparedMessage(websocket.TextMessage, h.message(n))
+		if err != nil {
+			h.log.Error("preparing a page frame", "err", err)
+			return
 		}
+		h.fanOut(n.Consultants, true, func(escalation.Username) *websocket.PreparedMessage { return pm })
 	})
 }
 
-// Cancel implements paging.Notifier.
+// cancelMessage is the page_cancelled frame (its fields in the order the
+// map it replaced was encoded in).
+type cancelMessage struct {
+	EscalationID escalation.EscalationID `json:"escalation_id"`
+	Reason       string                  `json:"reason"`
+	Type         string                  `json:"type"`
+}
+
+// Cancel implements paging.Notifier. At most two frames are encoded: the
+// reason, and for an accept, accepted_by_other for everyone else.
 func (h *PagerHub) Cancel(id escalation.EscalationID, users []escalation.Username, acceptedBy escalation.Username, reason string) {
 	h.enqueue(id, func() {
-		for _, u := range users {
-			r := reason
-			if reason == "accepted" && u != acceptedBy {
-				r = "accepted_by_other"
+		frame := func(r string) *websocket.PreparedMessage {
+			b, _ := json.Marshal(cancelMessage{EscalationID: id, Reason: r, Type: "page_cancelled"})
+			pm, err := websocket.NewPreparedMessage(websocket.TextMessage, b)
+			if err != nil {
+				h.log.Error("preparing a cancel frame", "err", err)
 			}
-			b, _ := json.Marshal(map[string]string{"type": "page_cancelled", "escalation_id": string(id), "reason": r})
-			for _, c := range h.connsOf(u) {
-				c.send(b)
+			return pm
+		}
+		mine := frame(reason)
+		other := mine
+		if reason == "accepted" {
+			other = frame("accepted_by_other")
+		}
+		if mine == nil || other == nil {
+			return
+		}
+		h.fanOut(users, false, func(u escalation.Username) *websocket.PreparedMessage {
+			if u != acceptedBy {
+				return other
+			}
+			return mine
+		})
+	})
+}
+
+// fanOut queues frameOf(u) on every socket of each of users, under the
+// hub's lock (which adds and removes sockets, and is never held while
+// writing), then hands the sockets to the writers: those that were idle,
+// and for a page (urgent) those waiting behind cancellations, which it
+// puts ahead of them.
+func (h *PagerHub) fanOut(users []escalation.Username, urgent bool, frameOf func(escalation.Username) *websocket.PreparedMessage) {
+	bp, _ := h.batches.Get().(*[]*pagerConn)
+	if bp == nil {
+		bp = new([]*pagerConn)
+	}
+	batch := (*bp)[:0]
+	h.mu.Lock()
+	for _, u := range users {
+		cs := h.conns[u]
+		if len(cs) == 0 {
+			continue
+		}
+		pm := frameOf(u)
+		for c := range cs {
+			if c.push(pm, false, urgent) {
+				batch = append(batch, c)
 			}
 		}
-	})
+	}
+	h.mu.Unlock()
+	h.writers.schedule(urgent, batch...)
+	clear(batch)
+	*bp = batch[:0]
+	h.batches.Put(bp)
 }
 
 func (h *PagerHub) connsOf(u escalation.Username) []*pagerConn {
@@ -273,7 +351,7 @@ func (h *PagerHub) CloseSession(hash, reason string) int {
 // open makes ws user's pager socket on device: it is added to the hub and
 // pinged. Its reader calls close when it ends.
 func (h *PagerHub) open(ws *websocket.Conn, user escalation.Username, device string, log *slog.Logger) *pagerConn {
-	c := &pagerConn{wsEnd: newWSEnd(ws), user: user, device: device, log: log, pingEvery: h.pingEvery}
+	c := &pagerConn{wsEnd: newWSEnd(ws), user: user, device: device, log: log, pingEvery: h.pingEvery, writers: h.writers}
 	h.add(c)
 	c.startPing()
 	return c
@@ -318,20 +396,27 @@ func (h *PagerHub) closeAll() {
 }
 
 // pagerConn is one pager socket. An idle one holds one goroutine (its
-// reader), a small read buffer and a ping timer: the write buffer comes from
-// a pool for each write, and the send queue and its writer goroutine exist
-// only while frames are waiting.
+// reader), a small read buffer, a ping timer and its (empty) send queue:
+// frames are written by the hub's writers, as prepared messages, which need
+// no write buffer.
 type pagerConn struct {
 	wsEnd
-	user   escalation.Username
-	device string
-	log    *slog.Logger
+	user    escalation.Username
+	device  string
+	log     *slog.Logger
+	writers *pagerWriters
 
 	mu sync.Mutex
-	// queue holds the frames waiting to be written; nil while none are.
-	queue [][]byte
-	// writing is whether a writer goroutine is draining queue.
+	// queue[qhead:] are the frames waiting to be written, oldest first.
+	queue []*websocket.PreparedMessage
+	qhead int
+	// writing is whether a writer is draining queue (or is scheduled to).
 	writing bool
+	// draining is whether a writer is draining queue now.
+	draining bool
+	// inUrgent and inOther are whether the socket waits in the writers'
+	// urgent lane, and in the other.
+	inUrgent, inOther bool
 	// ping sends the next ping, every pingEvery; nil once the socket has ended.
 	ping      *time.Timer
 	pingEvery time.Duration
@@ -356,54 +441,280 @@ func (c *pagerConn) send(b []byte) { c.enqueue(b, false) }
 // pending pages are bounded by the open escalations.
 func (c *pagerConn) resend(b []byte) { c.enqueue(b, true) }
 
+// enqueue queues the one frame b (of this socket alone) and schedules the
+// socket's writing. A resent page (unbounded) is urgent.
 func (c *pagerConn) enqueue(b []byte, unbounded bool) {
+	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, b)
+	if err != nil {
+		c.log.Error("preparing a pager frame", "err", err)
+		return
+	}
+	if c.push(pm, unbounded, unbounded) {
+		c.writers.schedule(unbounded, c)
+	}
+}
+
+// push queues pm without blocking (a full queue disconnects the slow
+// client, unless unbounded) and reports whether the socket must be handed
+// to the writers (in the urgent lane when urgent): it had nothing waiting,
+// or, for an urgent frame, it waits in the other lane only. The queue keeps
+// its order whichever lane the socket is written from.
+func (c *pagerConn) push(pm *websocket.PreparedMessage, unbounded, urgent bool) bool {
 	select {
 	case <-c.done:
-		return
+		return false
 	default:
 	}
 	c.mu.Lock()
-	if !unbounded && len(c.queue) >= pagerSendQueue {
+	if !unbounded && len(c.queue)-c.qhead >= pagerSendQueue {
 		c.mu.Unlock()
 		c.log.Warn("pager client too slow; disconnecting", "user", c.user)
 		// The close frame may wait for the slow client: not on the pusher.
 		go c.closeWith(websocket.ClosePolicyViolation, "too slow to read pages; reconnect")
-		return
+		return false
 	}
-	c.queue = append(c.queue, b)
-	start := !c.writing
-	c.writing = true
+	if c.qhead > 0 && len(c.queue) == cap(c.queue) {
+		n := copy(c.queue, c.queue[c.qhead:])
+		clear(c.queue[n:])
+		c.queue, c.qhead = c.queue[:n], 0
+	}
+	c.queue = append(c.queue, pm)
+	start := false
+	switch {
+	case !c.writing:
+		start, c.writing = true, true
+		c.inUrgent, c.inOther = urgent, !urgent
+	case urgent && c.inOther && !c.inUrgent && !c.draining:
+		start, c.inUrgent = true, true // ahead of the other lane
+	}
 	c.mu.Unlock()
-	if start {
-		go c.write()
-	}
+	return start
 }
 
-// write writes the queued frames in order, then ends, dropping the queue.
-func (c *pagerConn) write() {
+// write writes the queued frames in order, then ends. The queue keeps its
+// room for the next frames; a socket that is ending drops it.
+func (c *pagerConn) write() { c.drain(false) }
+
+// drain is write by a writer that took the socket from its lane (the
+// urgent one when urgent). A socket may wait in both lanes: the writer that
+// takes it second finds it drained, or being drained, and leaves it.
+func (c *pagerConn) drain(urgent bool) {
+	c.mu.Lock()
+	if urgent {
+		c.inUrgent = false
+	} else {
+		c.inOther = false
+	}
+	if c.draining || c.qhead == len(c.queue) {
+		c.mu.Unlock()
+		return
+	}
+	c.draining = true
+	c.mu.Unlock()
 	for {
 		c.mu.Lock()
-		if len(c.queue) == 0 {
-			c.queue, c.writing = nil, false
+		if c.qhead == len(c.queue) {
+			if cap(c.queue) > 4 {
+				c.queue = nil // a burst's room is not kept on an idle socket
+			}
+			c.queue, c.qhead, c.writing, c.draining = c.queue[:0], 0, false, false
 			c.mu.Unlock()
 			return
 		}
-		b := c.queue[0]
-		c.queue[0] = nil
-		c.queue = c.queue[1:]
+		pm := c.queue[c.qhead]
+		c.queue[c.qhead] = nil
+		c.qhead++
 		c.mu.Unlock()
 		select {
 		case <-c.done:
-			c.mu.Lock()
-			c.queue = nil // writing stays true: nothing is written again
-			c.mu.Unlock()
+			c.drop()
 			return
 		default:
 		}
 		_ = c.ws.SetWriteDeadline(time.Now().Add(pagerWriteWait))
-		if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
-			c.closeWith(websocket.CloseGoingAway, "write failed")
+		if err := c.ws.WritePreparedMessage(pm); err != nil {
+			// The close frame may wait for the client: not on the writer.
+			go c.closeWith(websocket.CloseGoingAway, "write failed")
+			c.drop()
+			return
 		}
+	}
+}
+
+// drop empties the queue of a socket that is ending; writing and draining
+// stay true, so nothing is written to it again.
+func (c *pagerConn) drop() {
+	c.mu.Lock()
+	c.queue, c.qhead = nil, 0
+	c.mu.Unlock()
+}
+
+// pagerWriters writes the frames queued on pager sockets. A socket with
+// frames waiting is scheduled once (until its queue is drained) and written
+// by one writer at a time, in order. Up to size writers run while sockets
+// wait (none when idle): a batched write loop over the sockets, instead of
+// a goroutine woken per socket. A writer whose write has taken longer than
+// stuckAfter (a client whose socket buffer is full blocks the write until
+// its deadline) no longer counts, and another writer is started for the
+// other sockets; the stuck one ends, or counts again, when its write
+// returns. At most max writers run, stuck ones included.
+type pagerWriters struct {
+	size, max  int
+	stuckAfter time.Duration
+
+	mu sync.Mutex
+	// lanes are the sockets waiting for a writer, in order: those with a
+	// page waiting (urgent), taken first, and the others.
+	urgent, other pagerLane
+	// active is how many of running are not stuck.
+	active   int
+	running  []*pagerWriter
+	watching bool
+}
+
+// pagerLane is a queue of sockets: q[head:] wait.
+type pagerLane struct {
+	q    []*pagerConn
+	head int
+}
+
+func (l *pagerLane) len() int { return len(l.q) - l.head }
+
+func (l *pagerLane) pop() *pagerConn {
+	c := l.q[l.head]
+	l.q[l.head] = nil
+	l.head++
+	switch {
+	case l.head == len(l.q):
+		l.q, l.head = l.q[:0], 0
+	case l.head >= 1024 && 2*l.head >= len(l.q):
+		n := copy(l.q, l.q[l.head:])
+		clear(l.q[n:])
+		l.q, l.head = l.q[:n], 0
+	}
+	return c
+}
+
+// pagerWriter is one writer goroutine.
+type pagerWriter struct {
+	// since is when its current socket's write began (monoNow), 0 between.
+	since atomic.Int64
+	// stuck is whether it has been writing for longer than stuckAfter (mu).
+	stuck bool
+	// written counts the sockets it has drained.
+	written int
+}
+
+// pagerEpoch anchors monoNow.
+var pagerEpoch = time.Now()
+
+// monoNow is the monotonic clock in nanoseconds since pagerEpoch (never 0).
+func monoNow() int64 { return int64(time.Since(pagerEpoch)) + 1 }
+
+func newPagerWriters(size, maxWriters int, stuckAfter time.Duration) *pagerWriters {
+	return &pagerWriters{size: max(1, size), max: max(1, size, maxWriters), stuckAfter: stuckAfter}
+}
+
+// schedule hands cs (each just given a frame, as push said) to the
+// writers, in the urgent lane or the other.
+func (p *pagerWriters) schedule(urgent bool, cs ...*pagerConn) {
+	if len(cs) == 0 {
+		return
+	}
+	p.mu.Lock()
+	if urgent {
+		p.urgent.q = append(p.urgent.q, cs...)
+	} else {
+		p.other.q = append(p.other.q, cs...)
+	}
+	p.startLocked()
+	p.mu.Unlock()
+}
+
+// startLocked starts writers while fewer than size are active, sockets
+// wait and max allows, and the watch over them.
+func (p *pagerWriters) startLocked() {
+	for p.active < p.size && p.active < p.urgent.len()+p.other.len() && len(p.running) < p.max {
+		w := &pagerWriter{}
+		p.running = append(p.running, w)
+		p.active++
+		go p.work(w)
+	}
+	if len(p.running) > 0 && !p.watching {
+		p.watching = true
+		go p.watch()
+	}
+}
+
+// work writes waiting sockets, one at a time, until none waits.
+func (p *pagerWriters) work(w *pagerWriter) {
+	p.mu.Lock()
+	for {
+		if w.stuck {
+			if p.active >= p.size {
+				p.endLocked(w)
+				p.mu.Unlock()
+				return
+			}
+			w.stuck = false
+			p.active++
+		}
+		var c *pagerConn
+		urgent := p.urgent.len() > 0
+		switch {
+		case urgent:
+			c = p.urgent.pop()
+		case p.other.len() > 0:
+			c = p.other.pop()
+		default:
+			p.active--
+			p.endLocked(w)
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		w.since.Store(monoNow())
+		c.drain(urgent)
+		w.since.Store(0)
+		// Every few sockets the writer lets other goroutines run: with the
+		// writers on every P, the next raise's path (its handler, the
+		// store, the pager) would otherwise wait for preemption at each
+		// step while a fan-out runs.
+		if w.written++; w.written%pagerWriterYield == 0 {
+			runtime.Gosched()
+		}
+		p.mu.Lock()
+	}
+}
+
+func (p *pagerWriters) endLocked(w *pagerWriter) {
+	if i := slices.Index(p.running, w); i >= 0 {
+		p.running = slices.Delete(p.running, i, i+1)
+	}
+}
+
+// watch marks writers stuck and starts others in their place, while any
+// writer runs.
+func (p *pagerWriters) watch() {
+	t := time.NewTicker(p.stuckAfter / 2)
+	defer t.Stop()
+	for range t.C {
+		p.mu.Lock()
+		if len(p.running) == 0 {
+			p.watching = false
+			p.mu.Unlock()
+			return
+		}
+		now := monoNow()
+		for _, w := range p.running {
+			if s := w.since.Load(); !w.stuck && s != 0 && time.Duration(now-s) > p.stuckAfter {
+				w.stuck = true
+				p.active--
+			}
+		}
+		p.watching = true
+		p.startLocked()
+		p.mu.Unlock()
 	}
 }
 

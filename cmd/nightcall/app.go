@@ -57,6 +57,7 @@ type app struct {
 	hook      *pagehook.Sender
 	pushKeys  escalation.VAPIDKeys
 	pushHosts escalation.PushHosts
+	pushSubs  *escalation.PushSubscriptionCache // applied by the pager's consumer, before the pager
 	calls     *calllog.Log
 	callSub   *bus.TopicSubscriber
 	caughtUp  atomic.Bool
@@ -165,6 +166,7 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *app, err
 		if err != nil {
 			return err
 		}
+		a.pushSubs.Apply(env) // first: a page never goes to a subscription removed before it
 		return a.pager.Apply(env)
 	})
 

@@ -16,13 +16,16 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -451,6 +454,9 @@ func benchPagingScenario(ctx context.Context, env *benchEnv) ([]benchResult, err
 	if err != nil {
 		return nil, err
 	}
+	// The CPU time of this process (the server; the clients are the
+	// child's) while raising, per raise.
+	var bareCPU, fullCPU time.Duration
 	bareLat, err := func() ([]time.Duration, error) {
 		defer bare.close()
 		p, err := startClients(ctx, "ws://"+bare.base+"/ws", n, "")
@@ -462,6 +468,8 @@ func benchPagingScenario(ctx context.Context, env *benchEnv) ([]benchResult, err
 			return nil, err
 		}
 		var all []time.Duration
+		cpu0 := processCPU()
+		defer func() { bareCPU = processCPU() - cpu0 }()
 		for i := 0; i < raises; i++ {
 			start := time.Now()
 			resp, err := http.Post("http://"+bare.base+"/raise", "application/json", strings.NewReader("{}"))
@@ -494,11 +502,19 @@ func benchPagingScenario(ctx context.Context, env *benchEnv) ([]benchResult, err
 		if err := benchWait("pager sockets", time.Minute, func() bool { return b.a.hub.Connections() >= n }); err != nil {
 			return nil, err
 		}
+		stopProfile, err := startPagingProfile()
+		if err != nil {
+			return nil, err
+		}
+		defer stopProfile()
+		cpu0 := processCPU()
+		defer func() { fullCPU = processCPU() - cpu0 }()
 		return b.raiseAndCollect(p, n, raises)
 	}()
 	if err != nil {
 		return nil, fmt.Errorf("nightcall: %w", err)
 	}
+	bareFirst, fullFirst := firsts(bareLat, n), firsts(fullLat, n)
 	slices.Sort(bareLat)
 	slices.Sort(fullLat)
 	p99, base99 := ms(pct(fullLat, 99)), ms(pct(bareLat, 99))
@@ -506,8 +522,31 @@ func benchPagingScenario(ctx context.Context, env *benchEnv) ([]benchResult, err
 		"p99 ≤ 25 ms and ≤ 1.5× bare, at 10,000 sockets", met(p99 <= 25 && p99 <= 1.5*base99))
 	r.Params = map[string]any{"sockets": n, "raises": raises, "deliveries": len(fullLat)}
 	r.Extra = map[string]float64{"p50_ms": ms(pct(fullLat, 50)), "max_ms": ms(fullLat[len(fullLat)-1]),
-		"baseline_p50_ms": ms(pct(bareLat, 50)), "baseline_max_ms": ms(bareLat[len(bareLat)-1])}
+		"baseline_p50_ms": ms(pct(bareLat, 50)), "baseline_max_ms": ms(bareLat[len(bareLat)-1]),
+		"first_p50_ms": ms(pct(fullFirst, 50)), "baseline_first_p50_ms": ms(pct(bareFirst, 50)),
+		"server_cpu_ms_per_raise": ms(fullCPU / time.Duration(raises)), "baseline_server_cpu_ms_per_raise": ms(bareCPU / time.Duration(raises))}
 	return []benchResult{r}, nil
+}
+
+// processCPU is the CPU time (user and system) this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// firsts returns, sorted, the first socket's latency of each raise, from
+// lat as collected (n sockets' latencies per raise, in arrival order): the
+// path to the first frame, without the fan-out to the others.
+func firsts(lat []time.Duration, n int) []time.Duration {
+	var out []time.Duration
+	for i := 0; i < len(lat); i += n {
+		out = append(out, slices.Min(lat[i:min(i+n, len(lat))]))
+	}
+	slices.Sort(out)
+	return out
 }
 
 // raiseAndCollect raises (as b's nurse) and withdraws an escalation raises
@@ -531,6 +570,69 @@ func (b *benchApp) raiseAndCollect(p *clientProc, n, raises int) ([]time.Duratio
 		}
 	}
 	return all, nil
+}
+
+// pagingProfileEnv names a directory: when set, the paging scenario writes
+// pprof profiles of the server while it raises and pages (not while the
+// sockets connect, nor during the baseline): cpu.pprof, allocs.pprof (with
+// allocs-base.pprof to diff against), mutex.pprof, block.pprof and
+// trace.out (go tool trace).
+const pagingProfileEnv = "NIGHTCALL_BENCH_PAGING_PROFILE"
+
+// startPagingProfile starts the profiles pagingProfileEnv asks for and
+// returns what writes them.
+func startPagingProfile() (func(), error) {
+	dir := os.Getenv(pagingProfileEnv)
+	if dir == "" {
+		return func() {}, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	write := func(name string, f func(io.Writer) error) {
+		out, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			return
+		}
+		defer out.Close()
+		_ = f(out)
+	}
+	lookup := func(name string) func(io.Writer) error {
+		return func(w io.Writer) error { return pprof.Lookup(name).WriteTo(w, 0) }
+	}
+	runtime.GC()
+	write("allocs-base.pprof", lookup("allocs"))
+	runtime.SetMutexProfileFraction(5)
+	runtime.SetBlockProfileRate(int(10 * time.Microsecond))
+	cpu, err := os.Create(filepath.Join(dir, "cpu.pprof"))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(cpu); err != nil {
+		cpu.Close()
+		return nil, err
+	}
+	tr, err := os.Create(filepath.Join(dir, "trace.out"))
+	if err != nil {
+		return nil, err
+	}
+	if err := trace.Start(tr); err != nil {
+		tr.Close()
+		tr = nil
+	}
+	return func() {
+		if tr != nil {
+			trace.Stop()
+			tr.Close()
+		}
+		pprof.StopCPUProfile()
+		cpu.Close()
+		write("allocs.pprof", lookup("allocs"))
+		write("mutex.pprof", lookup("mutex"))
+		write("block.pprof", lookup("block"))
+		runtime.SetMutexProfileFraction(0)
+		runtime.SetBlockProfileRate(0)
+	}, nil
 }
 
 func benchDir(dir, name string) string { return dir + string(os.PathSeparator) + name }

@@ -48,9 +48,12 @@ func (a *app) newPager(ctx context.Context, head int64, reg prometheus.Registere
 		return err
 	}
 	gone := escalation.Meta{Actor: escalation.Actor{Person: escalation.Person{Username: "pager"}}}
+	// The subscriptions are read from memory, kept current by the pager's
+	// consumer (app.go), not from the store at every page.
+	a.pushSubs = escalation.NewPushSubscriptionCache(a.store)
 	a.push, err = push.New(push.Config{
 		Keys: keys, Subject: cfg.pushSubject(), Hosts: hosts, Claim: claim, MaxTTL: cfg.PageTimeout,
-		Subscriptions: a.service.PushSubscriptions,
+		Subscriptions: a.pushSubs.Subscriptions, Current: a.pushSubs.Subscription,
 		Remove: func(ctx context.Context, u escalation.Username, id escalation.PushSubscriptionID) error {
 			return a.service.RemovePushSubscription(ctx, gone, u, id, escalation.PushGone)
 		},

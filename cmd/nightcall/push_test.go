@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,6 +21,7 @@ import (
 	"github.com/nightcall-health/nightcall/escalation"
 	"github.com/nightcall-health/nightcall/events"
 	"github.com/nightcall-health/nightcall/events/redis/redistest"
+	"github.com/nightcall-health/nightcall/events/sqlite"
 )
 
 // withPush points the server's Web Push at the test push service.
@@ -638,5 +644,218 @@ func TestWebPushOnTwoInstancesOneKeyPairOnePush(t *testing.T) {
 		case <-deadline:
 			return
 		}
+	}
+}
+
+// pushSends is the nightcall_push_sends_total counter of one result.
+func pushSends(t *testing.T, c *client, result string) int {
+	t.Helper()
+	prefix := `nightcall_push_sends_total{result="` + result + `"} `
+	for _, line := range strings.Split(string(c.do("GET", "/metrics", nil).body), "\n") {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("%s%s", prefix, v)
+			}
+			return n
+		}
+	}
+	return 0
+}
+
+// pagesTo waits, within d, for a page (not a cancellation) of escalation id
+// at every one of subs, in whatever order they come: each device's push is a
+// delivery of its own, sent in parallel, so one device's may be accepted
+// before another's. (Waiting for one device with next, then the next, would
+// drop the second's push if it came first.)
+func (p *pushService) pagesTo(id string, d time.Duration, subs ...string) map[string]pushed {
+	p.t.Helper()
+	got := make(map[string]pushed, len(subs))
+	deadline := time.After(d)
+	for len(got) < len(subs) {
+		select {
+		case m := <-p.received:
+			if slices.Contains(subs, m.sub) && m.payload["type"] == "page" && m.payload["escalation_id"] == id {
+				if _, dup := got[m.sub]; !dup {
+					got[m.sub] = m
+				}
+			}
+		case <-deadline:
+			var missing []string
+			for _, sub := range subs {
+				if _, ok := got[sub]; !ok {
+					missing = append(missing, sub)
+				}
+			}
+			p.t.Fatalf("no page of %s to %v within %v", id, missing, d)
+		}
+	}
+	return got
+}
+
+// A subscription removed by its consultant is never pushed to again once
+// its removal is applied: a push to it still being retried (its service
+// answers 503) is dropped at its next attempt, unsent, and the next page
+// leaves it out, while a device subscribed after the subscriptions were
+// cached gets that page. The new device is subscribed just before the
+// raise, without waiting for the cache: its save is on the log before the
+// page, and the cache is kept current by the pager's own consumer, applied
+// before the pager, so the page's fan-out always has it.
+func TestWebPushRevokedSubscriptionIsNeverPushedAfterItsRemovalIsApplied(t *testing.T) {
+	ps := newPushService(t, time.Minute)
+	// No receipt is posted: a receipt timeout as long as the page's keeps
+	// a slow run from paging again (and pushing more) mid-test.
+	s := startServer(t, withPush(ps), timeouts(time.Minute, time.Minute))
+	nurse, okafor := s.signedIn("night.rose"), s.signedIn("dr.okafor")
+	trustServer(t, ps, okafor)
+	// The phone's third push (the second page, after the first page and its
+	// cancellation) is retried once: the laptop's page then comes first.
+	subscribeDevice(t, ps, okafor, "phone", http.StatusCreated, http.StatusCreated, http.StatusServiceUnavailable, http.StatusCreated)
+	tablet := subscribeDevice(t, ps, okafor, "tablet", http.StatusServiceUnavailable)
+
+	first := str(nurse.do("POST", "/api/v1/escalations", raiseBody("rc-101")).json(t)["id"])
+	ps.nextPage("phone", first, 15*time.Second)
+	waitFor(t, 15*time.Second, "the tablet's push retried", func() bool { return ps.requestsTo("tablet") >= 2 })
+
+	if r := okafor.do("DELETE", "/api/v1/push/subscriptions/"+tablet, nil); r.status != 204 {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	ctx := context.Background()
+	waitFor(t, 15*time.Second, "the removal applied", func() bool {
+		_, ok, err := s.app.pushSubs.Subscription(ctx, "dr.okafor", escalation.PushSubscriptionID(tablet))
+		return err == nil && !ok
+	})
+	// An attempt that began before the removal was applied may still end
+	// (503): the retry after it is dropped.
+	waitFor(t, 15*time.Second, "the retried push dropped as revoked", func() bool { return pushSends(t, okafor, "revoked") >= 1 })
+	before := ps.requestsTo("tablet")
+
+	subscribeDevice(t, ps, okafor, "laptop") // no wait for the cache: see above
+	if w := nurse.do("POST", "/api/v1/escalations/"+first+"/withdraw", map[string]string{"reason": "test"}); w.status != 200 {
+		t.Fatalf("withdraw: %d %s", w.status, w.body)
+	}
+	second := str(nurse.do("POST", "/api/v1/escalations", raiseBody("rc-101")).json(t)["id"])
+	ps.pagesTo(second, 15*time.Second, "phone", "laptop")
+	subs, err := s.app.pushSubs.Subscriptions(ctx, "dr.okafor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range subs {
+		if sub.ID == escalation.PushSubscriptionID(tablet) {
+			t.Fatalf("the removed subscription is still cached: %+v", subs)
+		}
+	}
+	if n := ps.requestsTo("tablet"); n != before {
+		t.Errorf("the removed subscription got %d more pushes after its removal was applied", n-before)
+	}
+	if n := pushSends(t, okafor, "revoked"); n != 1 {
+		t.Errorf("%d pushes dropped as revoked, want 1 (the retry of the first page; the second page left it out)", n)
+	}
+}
+
+// pausedLoads is a real store whose Load, having read, waits to return
+// until released: an event can then be appended and applied while a read
+// of the stream is under way.
+type pausedLoads struct {
+	events.Store
+	read, release chan struct{}
+}
+
+func (p *pausedLoads) Load(ctx context.Context, stream string, after int64) ([]events.Envelope, error) {
+	envs, err := p.Store.Load(ctx, stream, after)
+	p.read <- struct{}{}
+	<-p.release
+	return envs, err
+}
+
+// pushInput is a browser's subscription to a loopback endpoint, with real keys.
+func pushInput(t *testing.T, name string) escalation.PushSubscriptionInput {
+	t.Helper()
+	priv, err := ecdh.P256().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := make([]byte, 16)
+	_, _ = rand.Read(auth)
+	var in escalation.PushSubscriptionInput
+	in.Endpoint = "http://127.0.0.1/push/" + name
+	in.Keys.P256dh = base64.RawURLEncoding.EncodeToString(priv.PublicKey().Bytes())
+	in.Keys.Auth = base64.RawURLEncoding.EncodeToString(auth)
+	return in
+}
+
+// The push subscription cache folds a consultant's stream the first time
+// it is asked, and an event applied while that read is under way (a
+// removal appended after the read) is not lost; an event delivered again
+// (at least once) changes nothing, and a later save is applied.
+func TestPushSubscriptionCacheKeepsAnEventAppliedWhileItReads(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	store, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "events.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	svc, err := escalation.NewService(escalation.Config{Store: store, Read: escalation.NewProjection(time.UTC), NewID: newID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const user = escalation.Username("dr.cache")
+	meta := escalation.Meta{Actor: escalation.Actor{Person: escalation.Person{Username: user}, Role: escalation.RoleConsultant}}
+	hosts := escalation.PushHosts{"127.0.0.1"}
+	a, err := svc.SavePushSubscription(ctx, meta, pushInput(t, "a"), hosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.SavePushSubscription(ctx, meta, pushInput(t, "b"), hosts); err != nil {
+		t.Fatal(err)
+	}
+	stream := func() []events.Envelope {
+		envs, err := store.Load(ctx, escalation.PushStream(user), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return envs
+	}
+	paused := &pausedLoads{Store: store, read: make(chan struct{}), release: make(chan struct{})}
+	cache := escalation.NewPushSubscriptionCache(paused)
+	type answer struct {
+		subs []escalation.PushSubscription
+		err  error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		subs, err := cache.Subscriptions(ctx, user)
+		got <- answer{subs, err}
+	}()
+	<-paused.read // the read has both subscriptions
+	if err := svc.RemovePushSubscription(ctx, meta, user, a.ID, escalation.PushUnsubscribed); err != nil {
+		t.Fatal(err)
+	}
+	envs := stream()
+	cache.Apply(envs[len(envs)-1]) // the removal, applied as the consumer would
+	close(paused.release)
+	ans := <-got
+	if ans.err != nil {
+		t.Fatal(ans.err)
+	}
+	if len(ans.subs) != 1 || ans.subs[0].ID == a.ID {
+		t.Fatalf("after the removal applied during the read: %+v; want b alone", ans.subs)
+	}
+	cache.Apply(envs[0]) // a's save, delivered again
+	if _, ok, err := cache.Subscription(ctx, user, a.ID); err != nil || ok {
+		t.Fatalf("a redelivered save brought a back (%v, %v)", ok, err)
+	}
+	c, err := svc.SavePushSubscription(ctx, meta, pushInput(t, "c"), hosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	envs = stream()
+	cache.Apply(envs[len(envs)-1])
+	if sub, ok, err := cache.Subscription(ctx, user, c.ID); err != nil || !ok || sub.Endpoint != c.Endpoint {
+		t.Fatalf("the later save: %+v %v %v", sub, ok, err)
+	}
+	if subs, _ := cache.Subscriptions(ctx, user); len(subs) != 2 {
+		t.Fatalf("subscriptions: %+v; want b and c", subs)
 	}
 }

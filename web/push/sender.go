@@ -40,8 +40,15 @@ type Config struct {
 	// Subject is the VAPID `sub` claim: a mailto: address or an https URL
 	// where the push service can reach the operator. Required.
 	Subject string
-	// Subscriptions returns a consultant's subscriptions. Required.
+	// Subscriptions returns a consultant's subscriptions. Required. It is
+	// asked for every consultant paged, so it should answer from memory
+	// (escalation.PushSubscriptionCache).
 	Subscriptions func(ctx context.Context, u escalation.Username) ([]escalation.PushSubscription, error)
+	// Current returns a subscription as it is now, and false once it has
+	// been removed; it is asked before every attempt (retries included), so
+	// that nothing is pushed to a subscription after its removal is known.
+	// Optional: a subscription is pushed to as it was at the page.
+	Current func(ctx context.Context, u escalation.Username, id escalation.PushSubscriptionID) (escalation.PushSubscription, bool, error)
 	// Remove deletes a subscription its push service says is gone. Required.
 	Remove func(ctx context.Context, u escalation.Username, id escalation.PushSubscriptionID) error
 	// Hosts is where push may be sent, checked again at each send. Required.
@@ -139,7 +146,7 @@ func New(cfg Config) (*Sender, error) {
 	s := &Sender{cfg: cfg, pool: outbound.New(outbound.Config{Workers: cfg.Workers, Queue: cfg.Queue}),
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nightcall_push_sends_total",
-			Help: "Web Push attempts by result: sent, retried (429/5xx/timeout), gone (404/410, subscription removed), refused (other 4xx), abandoned (no time left), dropped (queue full).",
+			Help: "Web Push attempts by result: sent, retried (429/5xx/timeout), gone (404/410, subscription removed), refused (other 4xx), abandoned (no time left), dropped (queue full), revoked (not sent: the subscription was removed).",
 		}, []string{"result"})}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(s.results); err != nil {
@@ -255,7 +262,18 @@ func topicOf(id escalation.EscalationID) string {
 }
 
 // fanOut loads the consultant's subscriptions and queues one delivery each.
+// A consultant with none costs no claim.
 func (s *Sender) fanOut(ctx context.Context, u escalation.Username, claimKey string, sentAt, deadline time.Time, payload func(device string) Payload) {
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	subs, err := s.cfg.Subscriptions(lctx, u)
+	cancel()
+	if err != nil {
+		s.cfg.Logger.Error("loading push subscriptions", "user", u, "err", err)
+		return
+	}
+	if len(subs) == 0 {
+		return
+	}
 	if s.cfg.Claim != nil {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		won, err := s.cfg.Claim(cctx, claimKey)
@@ -265,13 +283,6 @@ func (s *Sender) fanOut(ctx context.Context, u escalation.Username, claimKey str
 		} else if !won {
 			return // another instance sends it
 		}
-	}
-	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	subs, err := s.cfg.Subscriptions(lctx, u)
-	cancel()
-	if err != nil {
-		s.cfg.Logger.Error("loading push subscriptions", "user", u, "err", err)
-		return
 	}
 	for _, sub := range subs {
 		b, err := json.Marshal(payload(escalation.PushDevice(sub.ID)))
@@ -305,7 +316,31 @@ func (s *Sender) send(ctx context.Context, d *delivery) {
 		s.cfg.Logger.Warn("push not delivered within the page timeout", "user", d.user, "subscription_id", d.sub.ID, "attempts", d.attempt-1)
 		return
 	}
-	res, wait, detail := s.attempt(ctx, d, left)
+	var (
+		res    = retry
+		wait   time.Duration
+		detail string
+		check  error
+	)
+	if s.cfg.Current != nil {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		sub, ok, err := s.cfg.Current(cctx, d.user, d.sub.ID)
+		cancel()
+		switch {
+		case err != nil:
+			// Not known to be current: not sent now, tried again later.
+			check, detail = err, "checking the subscription: "+err.Error()
+		case !ok:
+			s.results.WithLabelValues("revoked").Inc()
+			s.cfg.Logger.Info("push subscription removed since the page; not sent", "user", d.user, "subscription_id", d.sub.ID)
+			return
+		default:
+			d.sub = sub // its keys as they are now
+		}
+	}
+	if check == nil {
+		res, wait, detail = s.attempt(ctx, d, left)
+	}
 	switch res {
 	case sent:
 		s.results.WithLabelValues("sent").Inc()
