@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -29,24 +28,7 @@ func pagerHubSockets(t *testing.T, read *escalation.Projection, users []escalati
 	t.Cleanup(cancel)
 	go hub.Run(ctx)
 	opened := make(chan *pagerConn, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := pagerUpgrader.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		c := hub.open(ws, escalation.Username(r.URL.Query().Get("user")), "d1", hub.log)
-		opened <- c
-		go func() {
-			defer hub.close(c)
-			for {
-				if _, _, err := ws.ReadMessage(); err != nil {
-					c.closeWith(websocket.CloseNormalClosure, "")
-					return
-				}
-			}
-		}()
-	}))
-	t.Cleanup(srv.Close)
+	srv := pagerTestServer(t, hub, func(r *http.Request) escalation.Username { return escalation.Username(r.URL.Query().Get("user")) }, opened)
 	var clients []*websocket.Conn
 	var servers []*pagerConn
 	for _, u := range users {

@@ -17,23 +17,20 @@ import (
 	"github.com/nightcall-health/nightcall/events"
 )
 
-// pagerHubSocket starts a hub over read and one real pager socket of
-// username to it (over loopback), and returns the hub and the client end.
-func pagerHubSocket(t *testing.T, read *escalation.Projection, username escalation.Username, opts ...func(*PagerHub)) (*PagerHub, *websocket.Conn) {
+// pagerTestServer serves real pager sockets on hub over loopback, each
+// for the user named by user(r), handing each server end to opened when
+// opened is not nil.
+func pagerTestServer(t *testing.T, hub *PagerHub, user func(*http.Request) escalation.Username, opened chan<- *pagerConn) *httptest.Server {
 	t.Helper()
-	hub := NewPagerHub(read, nil)
-	for _, o := range opts {
-		o(hub)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go hub.Run(ctx)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := pagerUpgrader.Upgrade(w, r, nil)
 		if err != nil {
 			return
 		}
-		c := hub.open(ws, username, "d1", hub.log)
+		c := hub.open(ws, user(r), "d1", hub.log)
+		if opened != nil {
+			opened <- c
+		}
 		go func() {
 			defer hub.close(c)
 			for {
@@ -45,6 +42,21 @@ func pagerHubSocket(t *testing.T, read *escalation.Projection, username escalati
 		}()
 	}))
 	t.Cleanup(srv.Close)
+	return srv
+}
+
+// pagerHubSocket starts a hub over read and one real pager socket of
+// username to it (over loopback), and returns the hub and the client end.
+func pagerHubSocket(t *testing.T, read *escalation.Projection, username escalation.Username, opts ...func(*PagerHub)) (*PagerHub, *websocket.Conn) {
+	t.Helper()
+	hub := NewPagerHub(read, nil)
+	for _, o := range opts {
+		o(hub)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go hub.Run(ctx)
+	srv := pagerTestServer(t, hub, func(*http.Request) escalation.Username { return username }, nil)
 	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
 	if err != nil {
 		t.Fatal(err)
