@@ -36,7 +36,7 @@ func benchTURNScenario(ctx context.Context, env *benchEnv) ([]benchResult, error
 		o, err := cmd.CombinedOutput()
 		out = append(out, o...)
 		if err != nil {
-			failed = append(failed, fmt.Sprintf("%v: %v", args[1:4], err))
+			failed = append(failed, fmt.Sprintf("%s: %v", strings.Join(args, " "), err))
 		}
 	}
 	m := benchMetrics(string(out))
