@@ -345,6 +345,7 @@ func (a *app) hosts() web.Claimer {
 const (
 	httpDrainTimeout = 15 * time.Second
 	callDrainTimeout = 10 * time.Second
+	readDrainTimeout = 10 * time.Second
 )
 
 // Run is `nightcall serve`: it builds the service, binds its HTTP listener
@@ -444,11 +445,30 @@ func (a *app) run(ctx context.Context, ln net.Listener) (err error) {
 		a.waitStep("call events to the log", callDrainTimeout, func(ctx context.Context) error {
 			return a.callSub.Drained(ctx, calllog.Topic)
 		})
+		// The read models reach the log's head before the workers stop, so
+		// the snapshots saved at shutdown reflect every event acknowledged.
+		a.waitStep("read models to the log's head", readDrainTimeout, a.readModelsAtHead)
 		stopWorkers()
 		stopRouter()
 		return nil
 	})
 	return g.Wait()
+}
+
+// readModelsAtHead waits until the read model and the audit model have
+// applied the log up to its head as it is now.
+func (a *app) readModelsAtHead(ctx context.Context) error {
+	head, err := a.store.Head(ctx)
+	if err != nil {
+		return err
+	}
+	if err := a.read.WaitFor(ctx, head); err != nil {
+		return fmt.Errorf("read model at %d of %d: %w", a.read.Position(), head, err)
+	}
+	if err := a.audit.WaitFor(ctx, head); err != nil {
+		return fmt.Errorf("audit model at %d of %d: %w", a.audit.Position(), head, err)
+	}
+	return nil
 }
 
 // shutdownHTTP stops accepting, lets in-flight requests finish (at most

@@ -75,9 +75,16 @@ func (a *app) runSnapshots(ctx context.Context) {
 	if !ok {
 		return
 	}
+	// What the store holds now: the snapshot restored at start, or none
+	// usable (none saved, damaged, another build's), which the first save
+	// replaces even when the model has not moved since the start's replay.
 	saved := map[string]int64{}
 	for _, s := range a.statefuls() {
-		saved[s.name] = s.p.Position() // restored from, or nothing
+		if pos, ok := a.restored[s.name]; ok {
+			saved[s.name] = pos
+		} else {
+			saved[s.name] = -1
+		}
 	}
 	save := func(ctx context.Context, every int64) {
 		for _, s := range a.statefuls() {

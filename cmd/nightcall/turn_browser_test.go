@@ -66,7 +66,12 @@ func TestBrowserThroughTURNWhenUDPIsBlocked(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	pair := within(t, home, 10*time.Second, chromedp.Evaluate[string](`NightcallCall.selectedPair()`, chromedp.EvalAwaitPromise))
+	// The pair in use, once a stats report names one (it may lag the first
+	// decoded frame by a report).
+	var pair string
+	for deadline := time.Now().Add(10 * time.Second); pair == "" && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		pair = within(t, home, 10*time.Second, chromedp.Evaluate[string](`NightcallCall.selectedPair()`, chromedp.EvalAwaitPromise))
+	}
 	if pair != "relay/tcp" {
 		t.Errorf("the home's selected pair is %q, want a relay candidate reached over TCP", pair)
 	}

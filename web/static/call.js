@@ -604,11 +604,19 @@ const Call = (() => {
   async function selectedPair() {
     if (!pc) return "";
     const stats = await pc.getStats();
+    const describe = (pair) => {
+      const local = pair && stats.get(pair.localCandidateId);
+      if (!local) return "";
+      return local.candidateType + "/" + (local.candidateType === "relay" ? (local.relayProtocol || local.protocol) : local.protocol);
+    };
+    // The transport names the pair in use; failing that (before the first
+    // report names it), a nominated pair that succeeded.
     let out = "";
     stats.forEach((r) => {
-      if (r.type !== "candidate-pair" || !r.nominated || r.state !== "succeeded") return;
-      const local = stats.get(r.localCandidateId);
-      if (local) out = local.candidateType + "/" + (local.candidateType === "relay" ? (local.relayProtocol || local.protocol) : local.protocol);
+      if (r.type === "transport" && r.selectedCandidatePairId) out = out || describe(stats.get(r.selectedCandidatePairId));
+    });
+    stats.forEach((r) => {
+      if (!out && r.type === "candidate-pair" && r.nominated && r.state === "succeeded") out = describe(r);
     });
     return out;
   }
