@@ -146,7 +146,7 @@ func New(cfg Config) (*Sender, error) {
 	s := &Sender{cfg: cfg, pool: outbound.New(outbound.Config{Workers: cfg.Workers, Queue: cfg.Queue}),
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nightcall_push_sends_total",
-			Help: "Web Push attempts by result: sent, retried (429/5xx/timeout), gone (404/410, subscription removed), refused (other 4xx), abandoned (no time left), dropped (queue full), revoked (not sent: the subscription was removed).",
+			Help: "Web Push attempts by result: sent, retried (429/5xx/timeout, or the subscriptions not loaded), gone (404/410, subscription removed), refused (other 4xx), abandoned (no time left), dropped (queue full), revoked (not sent: the subscription was removed).",
 		}, []string{"result"})}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(s.results); err != nil {
@@ -217,9 +217,8 @@ type delivery struct {
 // every consultant paged.
 func (s *Sender) Page(n paging.Notice) {
 	for _, u := range n.Consultants {
-		s.submit(func(ctx context.Context) {
-			s.fanOut(ctx, u, "push:"+n.PageID+":"+string(u), n.SentAt, n.Expires, s.pagePayload(n))
-		})
+		f := &fan{user: u, claimKey: "push:" + n.PageID + ":" + string(u), sentAt: n.SentAt, deadline: n.Expires, payload: s.pagePayload(n)}
+		s.submit(func(ctx context.Context) { s.fanOut(ctx, f) })
 	}
 }
 
@@ -232,9 +231,8 @@ func (s *Sender) Cancel(id escalation.EscalationID, users []escalation.Username,
 			r = "accepted_by_other"
 		}
 		p := Payload{Type: "page_cancelled", EscalationID: id, Reason: r}
-		s.submit(func(ctx context.Context) {
-			s.fanOut(ctx, u, "push-cancel:"+string(id)+":"+string(u)+":"+r, time.Time{}, deadline, func(string) Payload { return p })
-		})
+		f := &fan{user: u, claimKey: "push-cancel:" + string(id) + ":" + string(u) + ":" + r, deadline: deadline, payload: func(string) Payload { return p }}
+		s.submit(func(ctx context.Context) { s.fanOut(ctx, f) })
 	}
 }
 
@@ -261,14 +259,40 @@ func topicOf(id escalation.EscalationID) string {
 	return hex.EncodeToString(sum[:16])
 }
 
+// fan is one message to all of one consultant's devices.
+type fan struct {
+	user     escalation.Username
+	claimKey string
+	sentAt   time.Time // when the page was recorded; zero for cancels
+	deadline time.Time
+	payload  func(device string) Payload
+	loads    int // attempts to load the subscriptions
+}
+
 // fanOut loads the consultant's subscriptions and queues one delivery each.
-// A consultant with none costs no claim.
-func (s *Sender) fanOut(ctx context.Context, u escalation.Username, claimKey string, sentAt, deadline time.Time, payload func(device string) Payload) {
+// A consultant with none costs no claim. When the subscriptions cannot be
+// read (a consultant not in memory and the store failing), it tries again
+// with backoff inside the page timeout: a locked phone is often the only
+// way to wake the consultant, so a store's bad moment must not cost the push.
+func (s *Sender) fanOut(ctx context.Context, f *fan) {
+	f.loads++
+	u := f.user
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	subs, err := s.cfg.Subscriptions(lctx, u)
 	cancel()
 	if err != nil {
-		s.cfg.Logger.Error("loading push subscriptions", "user", u, "err", err)
+		if ctx.Err() != nil {
+			return // stopping
+		}
+		wait := outbound.Backoff(f.loads, 250*time.Millisecond, 5*time.Second)
+		if s.cfg.Now().Add(wait).After(f.deadline) {
+			s.results.WithLabelValues("abandoned").Inc()
+			s.cfg.Logger.Error("push subscriptions could not be loaded within the page timeout; the page goes by the other channels", "user", u, "attempts", f.loads, "err", err)
+			return
+		}
+		s.results.WithLabelValues("retried").Inc()
+		s.cfg.Logger.Warn("loading push subscriptions failed; retrying", "user", u, "attempt", f.loads, "wait", wait, "err", err)
+		s.pool.After(wait, func(ctx context.Context) { s.fanOut(ctx, f) }, func(error) { s.results.WithLabelValues("dropped").Inc() })
 		return
 	}
 	if len(subs) == 0 {
@@ -276,7 +300,7 @@ func (s *Sender) fanOut(ctx context.Context, u escalation.Username, claimKey str
 	}
 	if s.cfg.Claim != nil {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		won, err := s.cfg.Claim(cctx, claimKey)
+		won, err := s.cfg.Claim(cctx, f.claimKey)
 		cancel()
 		if err != nil {
 			s.cfg.Logger.Warn("claiming a push; sending it anyway", "err", err)
@@ -285,13 +309,13 @@ func (s *Sender) fanOut(ctx context.Context, u escalation.Username, claimKey str
 		}
 	}
 	for _, sub := range subs {
-		b, err := json.Marshal(payload(escalation.PushDevice(sub.ID)))
+		b, err := json.Marshal(f.payload(escalation.PushDevice(sub.ID)))
 		if err != nil {
 			s.cfg.Logger.Error("push payload", "err", err)
 			return
 		}
-		p := payload("")
-		d := &delivery{user: u, sub: sub, payload: b, topic: topicOf(p.EscalationID), sentAt: sentAt, deadline: deadline}
+		p := f.payload("")
+		d := &delivery{user: u, sub: sub, payload: b, topic: topicOf(p.EscalationID), sentAt: f.sentAt, deadline: f.deadline}
 		s.submit(func(ctx context.Context) { s.send(ctx, d) })
 	}
 }
