@@ -53,9 +53,10 @@ type Store struct {
 	// appended is closed at the next append seen (Appended); nil until asked.
 	appended chan struct{}
 	// watching is whether the watcher of the global stream is running;
-	// stopWatch ends it.
+	// stopWatch ends it and watchers counts it until it has returned.
 	watching  bool
 	stopWatch context.CancelFunc
+	watchers  sync.WaitGroup
 }
 
 var _ events.Store = (*Store)(nil)
@@ -191,6 +192,7 @@ func (s *Store) Appended() <-chan struct{} {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(context.Background())
 		s.watching, s.stopWatch = true, cancel
+		s.watchers.Add(1)
 	}
 	s.mu.Unlock()
 	if start {
@@ -200,7 +202,7 @@ func (s *Store) Appended() <-chan struct{} {
 			last = head
 		}
 		cancel()
-		go s.watch(ctx, last)
+		go func() { defer s.watchers.Done(); s.watch(ctx, last) }()
 	}
 	return ch
 }
@@ -409,17 +411,23 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Close implements events.Store.
+// Closing the client cuts the watcher's blocking read short (go-redis does
+// not end one when its context is cancelled), and Close returns once the
+// watcher has.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
 	if s.stopWatch != nil {
 		s.stopWatch()
 	}
-	return s.c.Close()
+	s.mu.Unlock()
+	err := s.c.Close()
+	s.watchers.Wait()
+	return err
 }
 
 func mustJSON(v any) string {

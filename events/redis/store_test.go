@@ -3,6 +3,8 @@ package redis_test
 import (
 	"context"
 	"errors"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,5 +84,30 @@ func TestRedisAppendedWakesOtherInstances(t *testing.T) {
 		}
 		waitClosed("the appending instance", own)
 		waitClosed("the other instance", woke)
+	}
+}
+
+// Close ends the watcher of the global stream, blocked in XREAD, before it
+// returns, and at once (not after the blocking read's 5 s): no goroutine of
+// the store outlives it.
+func TestRedisCloseStopsTheWatcherAtOnce(t *testing.T) {
+	url := redistest.Start(t)
+	before := runtime.NumGoroutine()
+	s, err := redis.Open(context.Background(), redis.Config{URL: url, Prefix: "close:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Appended()
+	time.Sleep(200 * time.Millisecond) // the watcher is blocked in XREAD
+	start := time.Now()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Close took %v with the watcher blocked", took)
+	}
+	buf := make([]byte, 1<<20)
+	if stacks := string(buf[:runtime.Stack(buf, true)]); strings.Contains(stacks, "redis.(*Store).watch") {
+		t.Fatalf("the watcher is still running when Close has returned (goroutines %d before Open, %d now)", before, runtime.NumGoroutine())
 	}
 }
