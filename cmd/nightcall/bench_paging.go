@@ -104,8 +104,11 @@ func pagerClients(ctx context.Context, args []string, stdout io.Writer) error {
 				if err != nil {
 					return
 				}
-				if bytes.Contains(data, []byte(`"type":"page"`)) {
+				switch {
+				case bytes.Contains(data, []byte(`"type":"page"`)):
 					got <- time.Now().UnixNano()
+				case bytes.Contains(data, []byte(`"type":"page_cancelled"`)):
+					got <- -time.Now().UnixNano() // a cancel: negative
 				}
 			}
 		}()
@@ -118,7 +121,11 @@ func pagerClients(ctx context.Context, args []string, stdout io.Writer) error {
 	for {
 		select {
 		case at := <-got:
-			fmt.Fprintf(w, "page %d\n", at)
+			if at < 0 {
+				fmt.Fprintf(w, "cancel %d\n", -at)
+			} else {
+				fmt.Fprintf(w, "page %d\n", at)
+			}
 			if len(got) == 0 {
 				w.Flush()
 			}
@@ -135,6 +142,8 @@ type clientProc struct {
 	cmd   *exec.Cmd
 	stdin io.Closer
 	pages chan time.Time
+	// cancels has one value per page_cancelled frame received.
+	cancels chan struct{}
 }
 
 // startClients starts the child with n sockets to u and waits until they
@@ -157,7 +166,7 @@ func startClients(ctx context.Context, u string, n int, cookieFile string) (*cli
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &clientProc{cmd: cmd, stdin: stdin, pages: make(chan time.Time, 1<<16)}
+	p := &clientProc{cmd: cmd, stdin: stdin, pages: make(chan time.Time, 1<<16), cancels: make(chan struct{}, 1<<16)}
 	ready := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -167,6 +176,10 @@ func startClients(ctx context.Context, u string, n int, cookieFile string) (*cli
 			if line == "ready" {
 				isReady = true
 				ready <- nil
+				continue
+			}
+			if strings.HasPrefix(line, "cancel ") {
+				p.cancels <- struct{}{}
 				continue
 			}
 			if ns, ok := strings.CutPrefix(line, "page "); ok {
@@ -202,6 +215,19 @@ func (p *clientProc) stop() {
 		_ = p.cmd.Process.Kill()
 		<-done
 	}
+}
+
+// awaitCancels waits for n page_cancelled frames.
+func (p *clientProc) awaitCancels(n int) error {
+	timeout := time.After(60 * time.Second)
+	for got := 0; got < n; got++ {
+		select {
+		case <-p.cancels:
+		case <-timeout:
+			return fmt.Errorf("only %d of %d sockets got the cancellation within 60s", got, n)
+		}
+	}
+	return nil
 }
 
 // collect waits for n pages and returns their latencies from start.
@@ -566,6 +592,12 @@ func (b *benchApp) raiseAndCollect(p *clientProc, n, raises int) ([]time.Duratio
 		}
 		all = append(all, lat...)
 		if _, err := b.post("/api/v1/escalations/"+fmt.Sprint(esc["id"])+"/withdraw", `{"reason":"bench"}`); err != nil {
+			return nil, err
+		}
+		// The next raise is measured alone, as the baseline's broadcasts
+		// are: not while this one's cancellation is still being written to
+		// every socket.
+		if err := p.awaitCancels(n); err != nil {
 			return nil, err
 		}
 	}
