@@ -63,7 +63,7 @@ func (s *SFU) MediaAddrs() []netip.AddrPort {
 	}
 	out := make([]netip.AddrPort, 0, len(s.mediaIPs))
 	for ip := range s.mediaIPs {
-		out = append(out, netip.AddrPortFrom(ip, uint16(s.mediaPort)))
+		out = append(out, netip.AddrPortFrom(ip, uint16(s.mediaPort))) // #nosec G115 -- a bound UDP socket's port
 	}
 	return out
 }

@@ -92,9 +92,9 @@ func (dl *downlink) feedback(fb *rtcp.TransportLayerCC) {
 		n = min(n, left)
 		left -= n
 		if symbol == rtcp.TypeTCCPacketNotReceived {
-			lost += uint64(n)
+			lost += uint64(n) // #nosec G115 -- a run length, never negative
 		} else {
-			recv += uint64(n)
+			recv += uint64(n) // #nosec G115 -- a run length, never negative
 		}
 	}
 	for _, c := range fb.PacketChunks {

@@ -117,7 +117,7 @@ func (r *Room) join(ctx context.Context, who Participant, conn Conn) error {
 	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
 		tr, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
 		if err != nil {
-			pc.Close()
+			_ = pc.Close()
 			return err
 		}
 		if kind == webrtc.RTPCodecTypeVideo {
@@ -140,7 +140,7 @@ func (r *Room) join(ctx context.Context, who Participant, conn Conn) error {
 	r.mu.Lock()
 	if r.ended {
 		r.mu.Unlock()
-		pc.Close()
+		_ = pc.Close()
 		return ErrClosed
 	}
 	if r.endTimer != nil {
@@ -336,11 +336,11 @@ func (r *Room) publish(p *peer, t *webrtc.TrackRemote) {
 			break
 		}
 		f.packets.Add(1)
-		f.bytes.Add(uint64(n))
+		f.bytes.Add(uint64(n)) // #nosec G115 -- a packet's length, never negative
 		if _, err := local.Write(buf[:n]); err != nil && !errors.Is(err, io.ErrClosedPipe) {
 			break
 		}
-		r.sfu.forwarded.Add(uint64(f.subs.Load()))
+		r.sfu.forwarded.Add(uint64(f.subs.Load())) // #nosec G115 -- a count of subscribers, never negative
 	}
 	r.unpublish(key, f)
 }

@@ -209,14 +209,14 @@ func New(cfg Config) (*SFU, error) {
 		se.SetICEUDPMux(webrtc.NewICEUDPMux(nil, conn))
 		s.mediaPort = conn.LocalAddr().(*net.UDPAddr).Port
 		if s.mediaIPs, err = mediaIPs(cfg); err != nil {
-			s.Close()
+			_ = s.Close()
 			return nil, err
 		}
 	}
 	if cfg.TCPPort > 0 {
 		ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: ip, Port: cfg.TCPPort})
 		if err != nil {
-			s.Close()
+			_ = s.Close()
 			return nil, fmt.Errorf("video: listen tcp %d: %w", cfg.TCPPort, err)
 		}
 		s.closers = append(s.closers, ln.Close)

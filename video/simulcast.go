@@ -344,7 +344,7 @@ func (s *videoSource) forward(l *layer) {
 		}
 		now := time.Now()
 		l.packets.Add(1)
-		l.bytes.Add(uint64(n))
+		l.bytes.Add(uint64(n)) // #nosec G115 -- a packet's length, never negative
 		l.last.Store(now.UnixNano())
 		if pkt.Unmarshal(buf[:n]) != nil {
 			continue
@@ -606,7 +606,7 @@ func ridBelow(rid, target string) bool {
 }
 
 // seqNewer reports whether a is after b in 16-bit serial arithmetic.
-func seqNewer(a, b uint16) bool { return int16(a-b) > 0 }
+func seqNewer(a, b uint16) bool { return int16(a-b) > 0 } // #nosec G115 -- serial-number arithmetic (RFC 1982): the wrap is the point
 
 // forward writes pkt of layer l to the subscriber when l is its layer, or
 // switches to l on a keyframe when l is its target. It reports whether
@@ -1104,8 +1104,8 @@ func (d vp8Desc) pid(p []byte) uint16 {
 func (d vp8Desc) setPID(p []byte, v uint16) {
 	if d.pidLen == 2 {
 		p[d.pidOff] = 0x80 | byte(v>>8)&0x7f
-		p[d.pidOff+1] = byte(v)
+		p[d.pidOff+1] = byte(v) // #nosec G115 -- the low byte of the picture ID, on purpose
 		return
 	}
-	p[d.pidOff] = byte(v) & 0x7f
+	p[d.pidOff] = byte(v) & 0x7f // #nosec G115 -- a 7-bit picture ID, on purpose
 }

@@ -194,7 +194,7 @@ func NewTURN(cfg TURNConfig) (*TURN, error) {
 		// sees each relayed packet come from the address the client was
 		// given (else a packet to the SFU's loopback address would leave
 		// from 127.0.0.1, and ICE would see a peer-reflexive stranger).
-		probe.Close()
+		_ = probe.Close()
 		t.relayBind = t.relayIP.String()
 	}
 
@@ -204,7 +204,7 @@ func NewTURN(cfg TURNConfig) (*TURN, error) {
 	}
 	tcp, err := net.Listen("tcp4", net.JoinHostPort(t.bindAddr, strconv.Itoa(cfg.Port)))
 	if err != nil {
-		udp.Close()
+		_ = udp.Close()
 		return nil, fmt.Errorf("video: TURN listen tcp %d: %w", cfg.Port, err)
 	}
 	t.port = cfg.Port
@@ -212,8 +212,8 @@ func NewTURN(cfg TURNConfig) (*TURN, error) {
 	if cfg.TLSPort > 0 {
 		raw, err := net.Listen("tcp4", net.JoinHostPort(t.bindAddr, strconv.Itoa(cfg.TLSPort)))
 		if err != nil {
-			udp.Close()
-			tcp.Close()
+			_ = udp.Close()
+			_ = tcp.Close()
 			return nil, fmt.Errorf("video: TURN listen tls %d: %w", cfg.TLSPort, err)
 		}
 		tc := cfg.TLS.Clone()
@@ -232,9 +232,9 @@ func NewTURN(cfg TURNConfig) (*TURN, error) {
 		ListenerConfigs:   listeners,
 	})
 	if err != nil {
-		udp.Close()
+		_ = udp.Close()
 		for _, l := range listeners {
-			l.Listener.Close()
+			_ = l.Listener.Close()
 		}
 		return nil, fmt.Errorf("video: TURN server: %w", err)
 	}
@@ -333,7 +333,7 @@ func (t *TURN) allowedPeer(addr net.Addr) bool {
 func (t *TURN) relays(transport string) turn.RelayAddressGenerator {
 	return &relayGenerator{t: t, transport: transport, inner: &turn.RelayAddressGeneratorPortRange{
 		RelayAddress: t.relayIP, Address: t.relayBind,
-		MinPort: uint16(t.cfg.RelayPortMin), MaxPort: uint16(t.cfg.RelayPortMax), MaxRetries: 20,
+		MinPort: uint16(t.cfg.RelayPortMin), MaxPort: uint16(t.cfg.RelayPortMax), MaxRetries: 20, // #nosec G115 -- Validate keeps both in 1..65535
 	}}
 }
 
@@ -395,7 +395,7 @@ func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			c.t.peersRefused.Add(1)
 			continue
 		}
-		c.t.fromPeers.Add(uint64(n))
+		c.t.fromPeers.Add(uint64(n)) // #nosec G115 -- a read's length, never negative
 		return n, addr, nil
 	}
 }

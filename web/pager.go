@@ -722,7 +722,7 @@ func (p *pagerWriters) watch() {
 // the second half of the interval, so that sockets connected together do
 // not all ping at once.
 func (c *pagerConn) startPing() {
-	first := c.pingEvery/2 + mrand.N(c.pingEvery/2+1)
+	first := c.pingEvery/2 + mrand.N(c.pingEvery/2+1) // #nosec G404 -- jitter, not a secret
 	c.mu.Lock()
 	c.ping = time.AfterFunc(first, c.sendPing)
 	c.mu.Unlock()

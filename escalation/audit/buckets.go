@@ -212,7 +212,12 @@ func encode(e *Escalation, x contribution) code {
 	case x.hasAccept:
 		c |= codeByAccepter
 	}
-	return c | code(slices.Index(stayCodes, x.stay))<<codeStayShift
+	i := slices.Index(stayCodes, x.stay)
+	if i < 0 {
+		// A stay outcome added without a code: a build error, never data's.
+		panic("audit: the stay outcome " + x.stay + " has no code in stayCodes")
+	}
+	return c | code(i)<<codeStayShift // #nosec G115 -- 0..len(stayCodes)-1
 }
 
 // stamp is an instant as a version holds it.
@@ -230,7 +235,7 @@ func stampOf(t time.Time) stamp {
 		}
 		return stamp{math.MinInt64, 0}
 	}
-	return stamp{t.Unix(), int32(t.Nanosecond())}
+	return stamp{t.Unix(), int32(t.Nanosecond())} // #nosec G115 -- 0..999,999,999
 }
 
 // stampable reports whether t's Unix seconds are exact: they overflow only

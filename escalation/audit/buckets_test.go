@@ -858,3 +858,22 @@ func TestStaysPendingAsOfInsideWindowAfterLaterQueries(t *testing.T) {
 		t.Fatal("the 4s window was not answered from buckets")
 	}
 }
+
+// Every stay outcome round-trips through a code, with the flags beside it
+// intact; an outcome with no code is refused loudly, never packed as
+// uint16(-1) over the flags.
+func TestStayOutcomesRoundTripThroughCodes(t *testing.T) {
+	e := &Escalation{DecidedBy: "dr.okafor"}
+	for _, stay := range stayCodes {
+		c := encode(e, contribution{decided: true, withdrawn: true, stay: stay})
+		if c.stay() != stay || !c.has(codeDecided) || !c.has(codeWithdrawn) || c.has(codeAdmit) || !c.has(codeByDecider) {
+			t.Errorf("stay %q: code %016b reads back stay %q", stay, c, c.stay())
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("a stay outcome with no code was encoded")
+		}
+	}()
+	encode(e, contribution{decided: true, stay: "not-an-outcome"})
+}

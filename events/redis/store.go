@@ -106,7 +106,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = 2*time.Second, 3*time.Second, 3*time.Second
 	c := goredis.NewClient(opt)
 	if err := c.Ping(ctx).Err(); err != nil {
-		c.Close()
+		_ = c.Close()
 		return nil, fmt.Errorf("redis: ping %s: %w", cfg.URL, err)
 	}
 	return &Store{c: c, p: cfg.Prefix, append: goredis.NewScript(appendScript)}, nil
