@@ -581,6 +581,9 @@ func (b *benchApp) raiseAndCollect(p *clientProc, n, raises int) ([]time.Duratio
 	raise := `{"resident_id":"rc-101","soft_signs":["not_themselves"],"sbard":{"situation":"bench"}}`
 	var all []time.Duration
 	for i := 0; i < raises; i++ {
+		for len(p.cancels) > 0 { // none left over to end the next wait early
+			<-p.cancels
+		}
 		start := time.Now()
 		esc, err := b.post("/api/v1/escalations", raise)
 		if err != nil {

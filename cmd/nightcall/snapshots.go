@@ -69,7 +69,9 @@ func (a *app) restoreSnapshots(ctx context.Context, head int64) {
 }
 
 // runSnapshots saves a snapshot of each read model that has moved on by
-// snapshotEvents since its last one, until ctx is done, and then a last one.
+// snapshotEvents since its last one (or has none usable in the store: at
+// the first check, so a crash after a damaged snapshot does not mean a
+// full replay at every start), until ctx is done, and then a last one.
 func (a *app) runSnapshots(ctx context.Context) {
 	ss, ok := a.store.(events.SnapshotStore)
 	if !ok {
@@ -88,7 +90,12 @@ func (a *app) runSnapshots(ctx context.Context) {
 	}
 	save := func(ctx context.Context, every int64) {
 		for _, s := range a.statefuls() {
-			if s.p.Position()-saved[s.name] < every {
+			pos := s.p.Position()
+			switch {
+			case pos <= 0: // nothing applied: nothing worth saving
+				continue
+			case saved[s.name] < 0: // none usable in the store: at the first chance
+			case pos-saved[s.name] < every:
 				continue
 			}
 			t := time.Now()

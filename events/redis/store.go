@@ -418,6 +418,7 @@ func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		s.watchers.Wait() // a second Close returns no sooner than the first
 		return nil
 	}
 	s.closed = true

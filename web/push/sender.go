@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	webpush "github.com/SherClockHolmes/webpush-go"
@@ -133,6 +134,19 @@ type Sender struct {
 	cfg     Config
 	pool    *outbound.Pool
 	results *prometheus.CounterVec
+
+	// cancelled is when each consultant's page for an escalation was last
+	// cancelled here: a page recorded before that instant and still
+	// waiting to be sent (a retry) is not sent, so a page never overtakes
+	// its own cancellation onto the lock screen. Entries older than MaxTTL
+	// (no page lives longer) are pruned as new ones come.
+	mu        sync.Mutex
+	cancelled map[cancelKey]time.Time
+}
+
+type cancelKey struct {
+	id   escalation.EscalationID
+	user escalation.Username
 }
 
 var _ paging.Notifier = (*Sender)(nil)
@@ -143,10 +157,10 @@ func New(cfg Config) (*Sender, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Sender{cfg: cfg, pool: outbound.New(outbound.Config{Workers: cfg.Workers, Queue: cfg.Queue}),
+	s := &Sender{cfg: cfg, pool: outbound.New(outbound.Config{Workers: cfg.Workers, Queue: cfg.Queue}), cancelled: map[cancelKey]time.Time{},
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nightcall_push_sends_total",
-			Help: "Web Push attempts by result: sent, retried (429/5xx/timeout, or the subscriptions not loaded), gone (404/410, subscription removed), refused (other 4xx), abandoned (no time left), dropped (queue full), revoked (not sent: the subscription was removed).",
+			Help: "Web Push attempts by result: sent, retried (429/5xx/timeout), gone (404/410, subscription removed), refused (other 4xx), abandoned (no time left), dropped (queue full), revoked (not sent: the subscription was removed, or the page cancelled meanwhile); per consultant, load_retried and load_abandoned (the subscriptions could not be read).",
 		}, []string{"result"})}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(s.results); err != nil {
@@ -204,13 +218,15 @@ func scoreOf(r *news2.Result) *Score {
 
 // delivery is one message to one subscription.
 type delivery struct {
-	user     escalation.Username
-	sub      escalation.PushSubscription
-	payload  []byte
-	topic    string
-	sentAt   time.Time // when the page was recorded (for Observe); zero for cancels
-	deadline time.Time
-	attempt  int
+	user    escalation.Username
+	sub     escalation.PushSubscription
+	payload []byte
+	topic   string
+	// escalation is what the message is about.
+	escalation escalation.EscalationID
+	sentAt     time.Time // when the page was recorded (for Observe); zero for cancels
+	deadline   time.Time
+	attempt    int
 }
 
 // Page implements paging.Notifier: it queues the page for every device of
@@ -224,7 +240,18 @@ func (s *Sender) Page(n paging.Notice) {
 
 // Cancel implements paging.Notifier: the devices take the page off the lock screen.
 func (s *Sender) Cancel(id escalation.EscalationID, users []escalation.Username, acceptedBy escalation.Username, reason string) {
-	deadline := s.cfg.Now().Add(s.cfg.MaxTTL)
+	now := s.cfg.Now()
+	deadline := now.Add(s.cfg.MaxTTL)
+	s.mu.Lock()
+	for k, at := range s.cancelled {
+		if now.Sub(at) > s.cfg.MaxTTL {
+			delete(s.cancelled, k)
+		}
+	}
+	for _, u := range users {
+		s.cancelled[cancelKey{id, u}] = now
+	}
+	s.mu.Unlock()
 	for _, u := range users {
 		r := reason
 		if reason == "accepted" && u != acceptedBy {
@@ -259,6 +286,18 @@ func topicOf(id escalation.EscalationID) string {
 	return hex.EncodeToString(sum[:16])
 }
 
+// superseded reports whether a page recorded at sentAt for u about id has
+// been cancelled since (cancels have a zero sentAt and are never).
+func (s *Sender) superseded(id escalation.EscalationID, u escalation.Username, sentAt time.Time) bool {
+	if sentAt.IsZero() {
+		return false
+	}
+	s.mu.Lock()
+	at, ok := s.cancelled[cancelKey{id, u}]
+	s.mu.Unlock()
+	return ok && !at.Before(sentAt)
+}
+
 // fan is one message to all of one consultant's devices.
 type fan struct {
 	user     escalation.Username
@@ -277,6 +316,10 @@ type fan struct {
 func (s *Sender) fanOut(ctx context.Context, f *fan) {
 	f.loads++
 	u := f.user
+	if id := f.payload("").EscalationID; s.superseded(id, u, f.sentAt) {
+		s.results.WithLabelValues("revoked").Inc()
+		return
+	}
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	subs, err := s.cfg.Subscriptions(lctx, u)
 	cancel()
@@ -286,13 +329,15 @@ func (s *Sender) fanOut(ctx context.Context, f *fan) {
 		}
 		wait := outbound.Backoff(f.loads, 250*time.Millisecond, 5*time.Second)
 		if s.cfg.Now().Add(wait).After(f.deadline) {
-			s.results.WithLabelValues("abandoned").Inc()
+			s.results.WithLabelValues("load_abandoned").Inc()
 			s.cfg.Logger.Error("push subscriptions could not be loaded within the page timeout; the page goes by the other channels", "user", u, "attempts", f.loads, "err", err)
 			return
 		}
-		s.results.WithLabelValues("retried").Inc()
+		s.results.WithLabelValues("load_retried").Inc()
 		s.cfg.Logger.Warn("loading push subscriptions failed; retrying", "user", u, "attempt", f.loads, "wait", wait, "err", err)
-		s.pool.After(wait, func(ctx context.Context) { s.fanOut(ctx, f) }, func(error) { s.results.WithLabelValues("dropped").Inc() })
+		if !s.pool.After(wait, func(ctx context.Context) { s.fanOut(ctx, f) }, func(error) { s.results.WithLabelValues("dropped").Inc() }) {
+			s.results.WithLabelValues("dropped").Inc() // stopping
+		}
 		return
 	}
 	if len(subs) == 0 {
@@ -315,7 +360,7 @@ func (s *Sender) fanOut(ctx context.Context, f *fan) {
 			return
 		}
 		p := f.payload("")
-		d := &delivery{user: u, sub: sub, payload: b, topic: topicOf(p.EscalationID), sentAt: f.sentAt, deadline: f.deadline}
+		d := &delivery{user: u, sub: sub, payload: b, topic: topicOf(p.EscalationID), escalation: p.EscalationID, sentAt: f.sentAt, deadline: f.deadline}
 		s.submit(func(ctx context.Context) { s.send(ctx, d) })
 	}
 }
@@ -333,6 +378,11 @@ const (
 // send makes one attempt and schedules the next if it should be retried.
 func (s *Sender) send(ctx context.Context, d *delivery) {
 	d.attempt++
+	if s.superseded(d.escalation, d.user, d.sentAt) {
+		s.results.WithLabelValues("revoked").Inc()
+		s.cfg.Logger.Info("page cancelled before its push went; not sent", "user", d.user, "subscription_id", d.sub.ID, "attempts", d.attempt-1)
+		return
+	}
 	now := s.cfg.Now()
 	left := d.deadline.Sub(now)
 	if left <= 0 {

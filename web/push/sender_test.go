@@ -9,6 +9,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,14 +25,31 @@ import (
 // pushEndpoint is a push service on loopback that takes every push (201)
 // and counts them.
 func pushEndpoint(t *testing.T) (*httptest.Server, *atomic.Int32) {
+	srv, got, _ := pushEndpointTTLs(t)
+	return srv, got
+}
+
+// pushEndpointTTLs is pushEndpoint that also keeps each push's TTL header
+// (a page's is at most its time left, a cancel's the longest allowed).
+func pushEndpointTTLs(t *testing.T) (*httptest.Server, *atomic.Int32, func() []int) {
 	t.Helper()
 	var got atomic.Int32
+	var mu sync.Mutex
+	var ttls []int
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ttl, _ := strconv.Atoi(r.Header.Get("TTL"))
+		mu.Lock()
+		ttls = append(ttls, ttl)
+		mu.Unlock()
 		got.Add(1)
 		w.WriteHeader(http.StatusCreated)
 	}))
 	t.Cleanup(srv.Close)
-	return srv, &got
+	return srv, &got, func() []int {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(ttls)
+	}
 }
 
 // device is a subscription with real keys (the payload is encrypted to them).
@@ -117,5 +137,43 @@ func TestSubscriptionsThatNeverLoadAreGivenUpAtThePageTimeout(t *testing.T) {
 	}
 	if n := got.Load(); n != 0 {
 		t.Errorf("%d pushes with no subscriptions loaded", n)
+	}
+}
+
+// A page whose push is waiting to be retried (the store failing) is not
+// sent once the page has been cancelled: the cancellation goes alone, and
+// the lock screen never shows a page for an escalation already taken. A
+// page recorded after the cancellation (the consultant paged again) goes.
+func TestAPageWaitingForARetryIsNotSentAfterItsCancellation(t *testing.T) {
+	srv, got, ttls := pushEndpointTTLs(t)
+	sub := device(t, srv.URL)
+	var down atomic.Bool
+	down.Store(true)
+	s := startSender(t, srv, func(context.Context, escalation.Username) ([]escalation.PushSubscription, error) {
+		if down.Load() {
+			return nil, errors.New("store: unavailable")
+		}
+		return []escalation.PushSubscription{sub}, nil
+	})
+	first := page(20 * time.Second)
+	s.Page(first)
+	time.Sleep(20 * time.Millisecond) // the page's first load has failed
+	s.Cancel(first.EscalationID, first.Consultants, "dr.other", "accepted")
+	time.Sleep(50 * time.Millisecond)
+	down.Store(false) // both retry at about 250 ms
+	time.Sleep(1500 * time.Millisecond)
+	if n, all := got.Load(), ttls(); n != 1 || all[0] <= 20 {
+		t.Fatalf("pushes %d with TTLs %v; want only the cancellation (TTL 60, the page's at most 20)", n, all)
+	}
+	again := page(20 * time.Second)
+	again.PageID = "p2"
+	s.Page(again)
+	for deadline := time.Now().Add(5 * time.Second); got.Load() < 2; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("a page recorded after the cancellation was not pushed (TTLs %v)", ttls())
+		}
+	}
+	if all := ttls(); all[1] > 20 {
+		t.Errorf("the second push has TTL %d, want the new page's (at most 20)", all[1])
 	}
 }
