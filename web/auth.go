@@ -323,28 +323,32 @@ type signInLimiter struct {
 	byUser map[string]*rate.Limiter
 	byAddr map[string]*rate.Limiter
 	swept  time.Time
+	now    func() time.Time
 }
 
-func newSignInLimiter() *signInLimiter {
-	return &signInLimiter{byUser: map[string]*rate.Limiter{}, byAddr: map[string]*rate.Limiter{}, swept: time.Now()}
+func newSignInLimiter(now func() time.Time) *signInLimiter {
+	if now == nil {
+		now = time.Now
+	}
+	return &signInLimiter{byUser: map[string]*rate.Limiter{}, byAddr: map[string]*rate.Limiter{}, swept: now(), now: now}
 }
 
 func (l *signInLimiter) limiters(username, addr string) (*rate.Limiter, *rate.Limiter) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if time.Since(l.swept) > 10*time.Minute {
+	if l.now().Sub(l.swept) > 10*time.Minute {
 		// Full buckets carry no state worth keeping.
 		for k, v := range l.byUser {
-			if v.Tokens() >= 10 {
+			if v.TokensAt(l.now()) >= 10 {
 				delete(l.byUser, k)
 			}
 		}
 		for k, v := range l.byAddr {
-			if v.Tokens() >= 100 {
+			if v.TokensAt(l.now()) >= 100 {
 				delete(l.byAddr, k)
 			}
 		}
-		l.swept = time.Now()
+		l.swept = l.now()
 	}
 	ku := username + "\x00" + addr
 	u, ok := l.byUser[ku]
@@ -367,7 +371,7 @@ func (l *signInLimiter) limiters(username, addr string) (*rate.Limiter, *rate.Li
 // check that never ran), or how long to wait when a limit is reached.
 func (l *signInLimiter) take(username, addr string) (release func(), wait time.Duration) {
 	u, a := l.limiters(username, addr)
-	now := time.Now()
+	now := l.now()
 	var held []*rate.Reservation
 	// Cancelling at the reservation's own instant gives its token back even
 	// after the check has run (CancelAt at a later time restores nothing).

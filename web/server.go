@@ -83,6 +83,10 @@ type Config struct {
 	// each); a sign-in that finds no free slot is refused at once with 429.
 	// Optional, default 4.
 	SignInSlots int
+	// SignInClock is the clock of the failed-sign-in limits. Optional, the
+	// wall clock; tests hold it still so that no token refills while ten
+	// slow password checks run.
+	SignInClock func() time.Time
 	// PushHosts is where Web Push subscriptions may point (--push-allowed-hosts).
 	// Optional; without it no subscription is accepted.
 	PushHosts escalation.PushHosts
@@ -151,7 +155,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, sessions: newSessions(cfg.Accounts, cfg.SessionIdle, cfg.SessionMax),
 		signals: newSocketSlots(MaxSocketsPerUser),
-		limiter: newSignInLimiter(), hashSlots: make(chan struct{}, cfg.SignInSlots),
+		limiter: newSignInLimiter(cfg.SignInClock), hashSlots: make(chan struct{}, cfg.SignInSlots),
 	}
 	var err error
 	if s.accounts, err = account.New(account.Config{Store: cfg.Accounts, Hasher: argon2id.Hasher{}, Domain: cfg.Service}); err != nil {

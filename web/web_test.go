@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nightcall-health/nightcall/escalation"
 )
@@ -37,7 +38,8 @@ func TestSameOrigin(t *testing.T) {
 }
 
 func TestSignInLimiter(t *testing.T) {
-	l := newSignInLimiter()
+	now := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
+	l := newSignInLimiter(func() time.Time { return now })
 	for i := 0; i < 10; i++ {
 		if _, wait := l.take("u", "1.2.3.4"); wait > 0 {
 			t.Fatalf("blocked after %d failures", i)
@@ -45,6 +47,15 @@ func TestSignInLimiter(t *testing.T) {
 	}
 	if _, wait := l.take("u", "1.2.3.4"); wait == 0 {
 		t.Error("not blocked after 10 failures")
+	}
+	// Ten a minute: six seconds on, one more failure may be tried, and no
+	// second one.
+	now = now.Add(6 * time.Second)
+	if _, wait := l.take("u", "1.2.3.4"); wait > 0 {
+		t.Errorf("still blocked 6 s later (wait %v)", wait)
+	}
+	if _, wait := l.take("u", "1.2.3.4"); wait == 0 {
+		t.Error("two failures allowed by one refill")
 	}
 	if _, wait := l.take("u", "5.6.7.8"); wait > 0 {
 		t.Error("another address is blocked for the first one's failures")

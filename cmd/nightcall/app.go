@@ -271,6 +271,7 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *app, err
 		Video: a.sfu, ICEServers: splitList(cfg.ICEServers), Hosts: a.hosts(), AdvertiseURL: cfg.AdvertiseURL,
 		PushHosts: a.pushHosts, PushPublicKey: a.pushKeys.PublicKey,
 		TrustedProxies: mustProxies(cfg.TrustedProxies), SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax, TURN: a.turnConfig(),
+		SignInClock: cfg.signInClock,
 	})
 	if err != nil {
 		return nil, err

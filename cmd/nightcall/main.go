@@ -128,6 +128,8 @@ type serveConfig struct {
 	// pagerStore, when set (tests only), wraps the store the pager writes
 	// through, to make its writes fail.
 	pagerStore storeWrapper
+	// signInClock, when set (tests only), is the failed-sign-in limits' clock.
+	signInClock func() time.Time
 	// SessionIdle (--session-idle) ends a session that long after its last
 	// request; SessionMax (--session-max) that long after sign-in.
 	SessionIdle, SessionMax time.Duration
