@@ -130,6 +130,9 @@ type serveConfig struct {
 	pagerStore storeWrapper
 	// signInClock, when set (tests only), is the failed-sign-in limits' clock.
 	signInClock func() time.Time
+	// snapshotCheck, when set (tests only), replaces the minute between
+	// checks for a snapshot to save.
+	snapshotCheck time.Duration
 	// SessionIdle (--session-idle) ends a session that long after its last
 	// request; SessionMax (--session-max) that long after sign-in.
 	SessionIdle, SessionMax time.Duration

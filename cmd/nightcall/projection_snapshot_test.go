@@ -250,3 +250,32 @@ func TestDamagedOrOldSnapshotIsRebuiltFromTheLog(t *testing.T) {
 		}
 	}
 }
+
+// A model with no usable snapshot in the store is saved at the first check,
+// while the service runs: a crash before a clean shutdown does not leave
+// every later start replaying the whole log. One that has not moved since
+// is not saved again.
+func TestModelWithoutASnapshotIsSavedAtTheFirstCheck(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, func(c *serveConfig) { c.DataDir, c.snapshotCheck = dir, 200*time.Millisecond })
+	journeyStep(t, s, "rc-101")
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "nightcall.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var first events.Snapshot
+	waitFor(t, 10*time.Second, "a snapshot of the read model while the service runs", func() bool {
+		first, err = store.LoadSnapshot(ctx, escalation.ReadModelSnapshot)
+		return err == nil && first.Position > 0
+	})
+	if _, err := store.LoadSnapshot(ctx, audit.SnapshotName); err != nil {
+		t.Errorf("no audit snapshot while the service runs: %v", err)
+	}
+	time.Sleep(time.Second) // five more checks, fewer than snapshotEvents new events
+	again, err := store.LoadSnapshot(ctx, escalation.ReadModelSnapshot)
+	if err != nil || !again.SavedAt.Equal(first.SavedAt) {
+		t.Errorf("the snapshot was saved again without %d new events: %v then %v (%v)", snapshotEvents, first.SavedAt, again.SavedAt, err)
+	}
+}

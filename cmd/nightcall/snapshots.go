@@ -108,7 +108,11 @@ func (a *app) runSnapshots(ctx context.Context) {
 			a.log.Info("snapshot saved", "projection", s.name, "position", snap.Position, "bytes", len(snap.Data), "took", time.Since(t).Round(time.Millisecond))
 		}
 	}
-	tick := time.NewTicker(snapshotCheck)
+	every := snapshotCheck
+	if a.cfg.snapshotCheck > 0 {
+		every = a.cfg.snapshotCheck
+	}
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		select {
