@@ -65,10 +65,11 @@ bench:
 	$(GO) run ./cmd/nightcall bench append
 
 # bench-full runs every scenario at the issue's sizes: 10M events (audit,
-# rebuild, restart), 10,000 sockets (paging, memory). At 1M events the
-# run's peak RSS was 2.0 GiB and seeding took about 2 min, so 10M needs
-# most of a 24 GiB machine (GOMEMLIMIT keeps the collector inside it) and
-# well over half an hour. Run it on a quiet machine.
+# rebuild, restart), 10,000 sockets (paging, memory). On 2026-12-02 the
+# audit and restart scenarios at 10M took 18 min on 2 cores (10 min of it
+# seeding a 3.5 GB database) with a peak RSS of 12.5 GB (GOMEMLIMIT keeps
+# the collector inside the machine); the whole set takes well over half an
+# hour. Run it on a quiet machine.
 BENCH_FULL_EVENTS ?= 10000000
 BENCH_FULL_MEMLIMIT ?= 16GiB
 bench-full:
