@@ -233,7 +233,7 @@ type delivery struct {
 // every consultant paged.
 func (s *Sender) Page(n paging.Notice) {
 	for _, u := range n.Consultants {
-		f := &fan{user: u, claimKey: "push:" + n.PageID + ":" + string(u), sentAt: n.SentAt, deadline: n.Expires, payload: s.pagePayload(n)}
+		f := &fan{user: u, escalation: n.EscalationID, claimKey: "push:" + n.PageID + ":" + string(u), sentAt: n.SentAt, deadline: n.Expires, payload: s.pagePayload(n)}
 		s.submit(func(ctx context.Context) { s.fanOut(ctx, f) })
 	}
 }
@@ -258,7 +258,7 @@ func (s *Sender) Cancel(id escalation.EscalationID, users []escalation.Username,
 			r = "accepted_by_other"
 		}
 		p := Payload{Type: "page_cancelled", EscalationID: id, Reason: r}
-		f := &fan{user: u, claimKey: "push-cancel:" + string(id) + ":" + string(u) + ":" + r, deadline: deadline, payload: func(string) Payload { return p }}
+		f := &fan{user: u, escalation: id, claimKey: "push-cancel:" + string(id) + ":" + string(u) + ":" + r, deadline: deadline, payload: func(string) Payload { return p }}
 		s.submit(func(ctx context.Context) { s.fanOut(ctx, f) })
 	}
 }
@@ -300,12 +300,13 @@ func (s *Sender) superseded(id escalation.EscalationID, u escalation.Username, s
 
 // fan is one message to all of one consultant's devices.
 type fan struct {
-	user     escalation.Username
-	claimKey string
-	sentAt   time.Time // when the page was recorded; zero for cancels
-	deadline time.Time
-	payload  func(device string) Payload
-	loads    int // attempts to load the subscriptions
+	user       escalation.Username
+	escalation escalation.EscalationID
+	claimKey   string
+	sentAt     time.Time // when the page was recorded; zero for cancels
+	deadline   time.Time
+	payload    func(device string) Payload
+	loads      int // attempts to load the subscriptions
 }
 
 // fanOut loads the consultant's subscriptions and queues one delivery each.
@@ -316,7 +317,7 @@ type fan struct {
 func (s *Sender) fanOut(ctx context.Context, f *fan) {
 	f.loads++
 	u := f.user
-	if id := f.payload("").EscalationID; s.superseded(id, u, f.sentAt) {
+	if s.superseded(f.escalation, u, f.sentAt) {
 		s.results.WithLabelValues("revoked").Inc()
 		return
 	}
@@ -359,8 +360,7 @@ func (s *Sender) fanOut(ctx context.Context, f *fan) {
 			s.cfg.Logger.Error("push payload", "err", err)
 			return
 		}
-		p := f.payload("")
-		d := &delivery{user: u, sub: sub, payload: b, topic: topicOf(p.EscalationID), escalation: p.EscalationID, sentAt: f.sentAt, deadline: f.deadline}
+		d := &delivery{user: u, sub: sub, payload: b, topic: topicOf(f.escalation), escalation: f.escalation, sentAt: f.sentAt, deadline: f.deadline}
 		s.submit(func(ctx context.Context) { s.send(ctx, d) })
 	}
 }
