@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 	"time"
@@ -102,7 +103,11 @@ func measure(b *testing.B, size int, op func() error) {
 		runtime.GC()
 		b.StartTimer()
 		c := cpuTime()
-		if err := op(); err != nil {
+		var err error
+		// Labelled, so that a CPU profile can be cut to one op (pprof
+		// -tagfocus op=...): the goroutines it starts carry the label too.
+		pprof.Do(context.Background(), pprof.Labels("op", b.Name()), func(context.Context) { err = op() })
+		if err != nil {
 			b.Fatal(err)
 		}
 		cpu += cpuTime() - c

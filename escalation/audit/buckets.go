@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/events"
 )
 
 // The figures kept incrementally. For one zone and one follow-up window an
@@ -59,11 +60,36 @@ func (m *Model) indexFor(loc *time.Location, window time.Duration, create bool) 
 	}
 	m.flush()
 	ix := &index{loc: loc, window: window, buckets: map[bucketKey]*bucket{}, homes: map[escalation.CareHomeID][]*bucket{}}
-	for _, id := range m.order {
-		ix.add(m, m.escalations[id])
-	}
+	ix.build(m)
 	m.indexes = append(m.indexes, ix)
 	return ix
+}
+
+// buildBatch is how many escalations a build judges at a time, on every
+// core, before placing them in order.
+const buildBatch = 4096
+
+// build adds every escalation of the model, in the model's order: a batch at
+// a time, judged on every core, then placed one by one (placing changes the
+// index; judging only reads).
+func (ix *index) build(m *Model) {
+	ix.places = make([]place, 0, len(m.order))
+	batch := make([]judged, buildBatch)
+	const slices = 8 // a batch is judged in this many parts
+	for from := 0; from < len(m.order); from += buildBatch {
+		ids := m.order[from:min(from+buildBatch, len(m.order))]
+		per := (len(ids) + slices - 1) / slices
+		_ = events.InParallel(slices, func(k int) error {
+			for i := k * per; i < min((k+1)*per, len(ids)); i++ {
+				batch[i] = ix.judge(m, m.escalations[ids[i]])
+			}
+			return nil
+		})
+		for i := range ids {
+			ix.place(batch[i])
+			batch[i] = judged{}
+		}
+	}
 }
 
 // index is the buckets of one zone and window.
@@ -309,9 +335,22 @@ func (ix *index) steps(m *Model, e *Escalation, buf []time.Time) []time.Time {
 
 // add puts e in its chunk with its versions.
 func (ix *index) add(m *Model, e *Escalation) {
-	for len(ix.places) <= e.seq {
-		ix.places = append(ix.places, place{})
-	}
+	ix.place(ix.judge(m, e))
+}
+
+// judged is an escalation's member with the bucket and the day it goes in
+// and when it settles: what judge works out and place puts in the index.
+type judged struct {
+	mb     member
+	key    bucketKey
+	day    int
+	settle time.Time
+}
+
+// judge works out e's member: its versions, its final contribution, its
+// bucket. It only reads the model (many may run at once, under the lock
+// the caller holds).
+func (ix *index) judge(m *Model, e *Escalation) judged {
 	local := e.RaisedAt.In(ix.loc)
 	var buf [16]time.Time
 	steps := ix.steps(m, e, buf[:])
@@ -346,24 +385,32 @@ func (ix *index) add(m *Model, e *Escalation) {
 		settle = steps[len(steps)-1]
 	}
 	y, mo, d := local.Date()
-	key := bucketKey{home: e.CareHomeID, month: monthKey(y, mo), consultant: final.consultant}
-	b := ix.buckets[key]
-	if b == nil {
-		b = &bucket{key: key}
-		ix.buckets[key] = b
-		ix.list = append(ix.list, b)
-		ix.homes[key.home] = append(ix.homes[key.home], b)
+	return judged{mb: mb, key: bucketKey{home: e.CareHomeID, month: monthKey(y, mo), consultant: final.consultant}, day: d, settle: settle}
+}
+
+// place puts a judged escalation in its chunk.
+func (ix *index) place(j judged) {
+	e := j.mb.e
+	for len(ix.places) <= e.seq {
+		ix.places = append(ix.places, place{})
 	}
-	ch := b.days[d-1]
+	b := ix.buckets[j.key]
+	if b == nil {
+		b = &bucket{key: j.key}
+		ix.buckets[j.key] = b
+		ix.list = append(ix.list, b)
+		ix.homes[j.key.home] = append(ix.homes[j.key.home], b)
+	}
+	ch := b.days[j.day-1]
 	if ch == nil {
 		ch = &chunk{}
-		b.days[d-1] = ch
+		b.days[j.day-1] = ch
 	}
 	ix.places[e.seq] = place{b: b, ch: ch, pos: len(ch.members)}
-	ch.members = append(ch.members, mb)
+	ch.members = append(ch.members, j.mb)
 	for _, s := range []*sums{&b.sums, &ch.sums} {
-		s.widen(e.RaisedAt, settle)
-		s.apply(mb.final, mb.accept, mb.decide, 1)
+		s.widen(e.RaisedAt, j.settle)
+		s.apply(j.mb.final, j.mb.accept, j.mb.decide, 1)
 		ix.touch(s)
 	}
 }

@@ -96,7 +96,7 @@ func (s *Store) LoadSnapshot(ctx context.Context, name string) (events.Snapshot,
 	n := 0
 	for rows.Next() {
 		var part int
-		var data []byte
+		var data sql.RawBytes // appended below, so not copied twice
 		if err := rows.Scan(&part, &data); err != nil {
 			return snap, s.fail("load snapshot", name, ctx, err)
 		}
