@@ -59,8 +59,18 @@ func (m *Model) indexFor(loc *time.Location, window time.Duration, create bool) 
 		return nil
 	}
 	m.flush()
+	list := make([]*Escalation, len(m.order))
+	for i, id := range m.order {
+		list[i] = m.escalations[id]
+	}
+	return m.newIndex(loc, window, list)
+}
+
+// newIndex builds and keeps the index for loc and window of the model's
+// escalations, given in the model's order.
+func (m *Model) newIndex(loc *time.Location, window time.Duration, list []*Escalation) *index {
 	ix := &index{loc: loc, window: window, buckets: map[bucketKey]*bucket{}, homes: map[escalation.CareHomeID][]*bucket{}}
-	ix.build(m)
+	ix.build(m, list)
 	m.indexes = append(m.indexes, ix)
 	return ix
 }
@@ -69,23 +79,23 @@ func (m *Model) indexFor(loc *time.Location, window time.Duration, create bool) 
 // core, before placing them in order.
 const buildBatch = 4096
 
-// build adds every escalation of the model, in the model's order: a batch at
-// a time, judged on every core, then placed one by one (placing changes the
-// index; judging only reads).
-func (ix *index) build(m *Model) {
-	ix.places = make([]place, 0, len(m.order))
+// build adds the escalations of list (the model's, in its order): a batch
+// at a time, judged on every core, then placed one by one (placing changes
+// the index; judging only reads).
+func (ix *index) build(m *Model, list []*Escalation) {
+	ix.places = make([]place, 0, len(list))
 	batch := make([]judged, buildBatch)
 	const slices = 8 // a batch is judged in this many parts
-	for from := 0; from < len(m.order); from += buildBatch {
-		ids := m.order[from:min(from+buildBatch, len(m.order))]
-		per := (len(ids) + slices - 1) / slices
+	for from := 0; from < len(list); from += buildBatch {
+		es := list[from:min(from+buildBatch, len(list))]
+		per := (len(es) + slices - 1) / slices
 		_ = events.InParallel(slices, func(k int) error {
-			for i := k * per; i < min((k+1)*per, len(ids)); i++ {
-				batch[i] = ix.judge(m, m.escalations[ids[i]])
+			for i := k * per; i < min((k+1)*per, len(es)); i++ {
+				batch[i] = ix.judge(m, es[i])
 			}
 			return nil
 		})
-		for i := range ids {
+		for i := range es {
 			ix.place(batch[i])
 			batch[i] = judged{}
 		}

@@ -106,11 +106,20 @@ func encodeState(st *modelState) ([]byte, error) {
 }
 
 func decodeState(data []byte) (modelState, error) {
+	st, _, err := decodeStateList(data)
+	return st, err
+}
+
+// decodeStateList reads what encodeState wrote, and returns beside it the
+// escalations in the order's order (a restore builds from them without a
+// lookup of each in the map).
+func decodeStateList(data []byte) (modelState, []*Escalation, error) {
 	var st modelState
+	var list []*Escalation
 	r := events.NewStateReader(data)
 	if v := r.Uvarint(); v != stateFormat {
 		r.Fail("format %d, not %d", v, stateFormat)
-		return st, r.Err()
+		return st, nil, r.Err()
 	}
 	st.Pos = r.Varint()
 	st.Applied = r.Varint()
@@ -127,10 +136,10 @@ func decodeState(data []byte) (modelState, error) {
 		parts[i] = r.Section()
 	}
 	if err := r.Finish(); err != nil {
-		return st, err
+		return st, nil, err
 	}
 	if escNil && n > 0 {
-		return st, fmt.Errorf("%w: escalations in order and none held", events.ErrStateCorrupt)
+		return st, nil, fmt.Errorf("%w: escalations in order and none held", events.ErrStateCorrupt)
 	}
 
 	decoded := make([][]Escalation, nparts)
@@ -148,7 +157,7 @@ func decodeState(data []byte) (modelState, error) {
 		return d.r.Finish()
 	})
 	if err != nil {
-		return st, err
+		return st, nil, err
 	}
 	// The count announced is checked against what was read, which sizes
 	// the map and the order: a damaged count never sizes an allocation.
@@ -157,7 +166,7 @@ func decodeState(data []byte) (modelState, error) {
 		total += len(es)
 	}
 	if total != n {
-		return st, fmt.Errorf("%w: %d escalations, %d announced", events.ErrStateCorrupt, total, n)
+		return st, nil, fmt.Errorf("%w: %d escalations, %d announced", events.ErrStateCorrupt, total, n)
 	}
 	if !orderNil {
 		st.Order = make([]escalation.EscalationID, 0, total)
@@ -165,19 +174,21 @@ func decodeState(data []byte) (modelState, error) {
 	if !escNil {
 		st.Escalations = make(map[escalation.EscalationID]*Escalation, total)
 	}
+	list = make([]*Escalation, 0, total)
 	for _, es := range decoded {
 		for j := range es {
 			e := &es[j]
 			if _, dup := st.Escalations[e.ID]; dup || escNil {
-				return st, fmt.Errorf("%w: escalation %s twice", events.ErrStateCorrupt, e.ID)
+				return st, nil, fmt.Errorf("%w: escalation %s twice", events.ErrStateCorrupt, e.ID)
 			}
 			e.seq = len(st.Order)
 			st.Escalations[e.ID] = e
 			st.Order = append(st.Order, e.ID)
+			list = append(list, e)
 		}
 	}
 	st.Seqs = n
-	return st, nil
+	return st, list, nil
 }
 
 func decodeRest(r *events.StateReader, st *modelState) error {

@@ -119,9 +119,19 @@ func roundTrip(t *testing.T, st *modelState) (modelState, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := decodeState(data)
+	back, list, err := decodeStateList(data)
 	if err != nil {
 		t.Fatalf("decode: %v", err)
+	}
+	// The list a restore builds from is the order's escalations, the very
+	// ones the map holds.
+	if len(list) != len(back.Order) {
+		t.Fatalf("%d escalations listed, %d in order", len(list), len(back.Order))
+	}
+	for i, e := range list {
+		if e.ID != back.Order[i] || back.Escalations[e.ID] != e {
+			t.Fatalf("listed escalation %d is %s, not the order's %s held in the map", i, e.ID, back.Order[i])
+		}
 	}
 	return back, data
 }

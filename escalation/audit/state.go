@@ -50,7 +50,7 @@ func (m *Model) MarshalState() (int64, []byte, error) {
 // RestoreState replaces the model with an encoded one, before any event is
 // applied; the figures kept (Keep) are rebuilt from it.
 func (m *Model) RestoreState(data []byte) error {
-	st, err := decodeState(data)
+	st, list, err := decodeStateList(data)
 	if err != nil {
 		return fmt.Errorf("audit: restore: %w", err)
 	}
@@ -68,15 +68,14 @@ func (m *Model) RestoreState(data []byte) error {
 	}
 	m.byResident = map[escalation.ResidentID][]*Escalation{}
 	m.dirty = nil
-	for _, id := range m.order {
-		e := m.escalations[id]
+	for _, e := range list {
 		e.dirty = false // the kept figures are rebuilt below
 		m.byResident[e.ResidentID] = append(m.byResident[e.ResidentID], e)
 	}
 	kept := m.indexes
 	m.indexes = nil
 	for _, ix := range kept {
-		m.indexFor(ix.loc, ix.window, true)
+		m.newIndex(ix.loc, ix.window, list)
 	}
 	m.mu.Unlock()
 	m.at.Advance(st.Pos)
