@@ -297,7 +297,7 @@ func (mb *member) at(s stamp) (code, bool) {
 // can change as the instant of a query moves: each time the scan compares
 // with the query's instant (recorded times, and the end of a stay's window),
 // sorted, without repeats.
-func (ix *index) steps(m *Model, e *Escalation, buf []time.Time) []time.Time {
+func (ix *index) steps(e *Escalation, rec record, buf []time.Time) []time.Time {
 	out := append(buf[:0], e.RaisedAt)
 	at := func(t time.Time) {
 		if t.After(e.RaisedAt) {
@@ -317,12 +317,12 @@ func (ix *index) steps(m *Model, e *Escalation, buf []time.Time) []time.Time {
 		end := start.Add(ix.window)
 		at(end)
 		inWindow := func(t time.Time) bool { return !t.Before(start) && t.Before(end) }
-		for _, a := range m.admissions[e.ResidentID] {
+		for _, a := range rec.admissions {
 			if a.Unplanned && inWindow(a.At) {
 				at(a.RecordedAt)
 			}
 		}
-		if d, ok := m.deaths[e.ResidentID]; ok && inWindow(d.At) {
+		if d := rec.death; rec.died && inWindow(d.At) {
 			at(d.RecordedAt)
 		}
 	}
@@ -363,12 +363,13 @@ type judged struct {
 func (ix *index) judge(m *Model, e *Escalation) judged {
 	local := e.RaisedAt.In(ix.loc)
 	var buf [16]time.Time
-	steps := ix.steps(m, e, buf[:])
+	rec := m.recordOf(e.ResidentID)
+	steps := ix.steps(e, rec, buf[:])
 	// As of its last step, and any later instant, e adds its final
 	// contribution; it settles at the last step that changes it.
 	q := Query{Window: ix.window, Location: ix.loc, AsOf: steps[len(steps)-1]}
 	oh := outOfHoursLocal(local, ix.loc)
-	final := m.contributionOf(e, oh, q)
+	final := m.contributionOf(e, oh, q, rec)
 	mb := member{e: e, accept: final.accept, decide: final.decide, final: encode(e, final)}
 	settle := q.AsOf
 	for _, t := range steps {
@@ -378,7 +379,7 @@ func (ix *index) judge(m *Model, e *Escalation) judged {
 	}
 	for i := 0; i < len(steps) && !mb.scan; i++ {
 		q.AsOf = steps[i]
-		c := encode(e, m.contributionOf(e, oh, q))
+		c := encode(e, m.contributionOf(e, oh, q, rec))
 		if mb.n > 0 && mb.versions[mb.n-1].code == c {
 			continue
 		}

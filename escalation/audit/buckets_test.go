@@ -384,7 +384,7 @@ func TestVersionsEqualContribution(t *testing.T) {
 				continue // judged by the scan (TestEscalationsBeyondVersionsAreScanned)
 			}
 			var instants []time.Time
-			for _, s := range ix.steps(m, e, nil) {
+			for _, s := range ix.steps(e, m.recordOf(e.ResidentID), nil) {
 				instants = append(instants, s, s.Add(-time.Nanosecond), s.Add(time.Nanosecond))
 			}
 			for i := 0; i < 20; i++ {

@@ -304,11 +304,25 @@ type contribution struct {
 }
 
 func (m *Model) contribution(e *Escalation, local time.Time, q Query) contribution {
-	return m.contributionOf(e, outOfHoursLocal(local, q.Location), q)
+	return m.contributionOf(e, outOfHoursLocal(local, q.Location), q, m.recordOf(e.ResidentID))
 }
 
-// contributionOf is contribution for an escalation raised out of hours or not.
-func (m *Model) contributionOf(e *Escalation, outOfHours bool, q Query) contribution {
+// record is what a resident's stay decisions are judged by: the resident's
+// hospital admissions and death, looked up once for every instant judged.
+type record struct {
+	admissions []Admission
+	death      Death
+	died       bool
+}
+
+func (m *Model) recordOf(id escalation.ResidentID) record {
+	d, died := m.deaths[id]
+	return record{admissions: m.admissions[id], death: d, died: died}
+}
+
+// contributionOf is contribution for an escalation raised out of hours or
+// not, its resident's record rec.
+func (m *Model) contributionOf(e *Escalation, outOfHours bool, q Query, rec record) contribution {
 	c := contribution{outOfHours: outOfHours, unanswered: by(e.UnansweredAt, q.AsOf), withdrawn: by(e.WithdrawnAt, q.AsOf)}
 	if by(e.AcceptedAt, q.AsOf) {
 		c.hasAccept, c.accept, c.consultant = true, millis(e.AcceptedAt.Sub(e.RaisedAt)), e.AcceptedBy
@@ -321,7 +335,7 @@ func (m *Model) contributionOf(e *Escalation, outOfHours bool, q Query) contribu
 		if e.Outcome == escalation.OutcomeAdmit {
 			c.admit = true
 		} else {
-			c.stay = m.stayOutcome(e, q)
+			c.stay = stayOutcome(e, q, rec)
 		}
 	}
 	return c
@@ -373,11 +387,11 @@ func by(t *time.Time, asOf time.Time) bool { return t != nil && !t.After(asOf) }
 // stay whose counterfactual was ED is avoided when the home confirmed the
 // resident at home at or after the window's end, else unconfirmed. Stays with
 // counterfactual gp or none are never avoided nor unconfirmed.
-func (m *Model) stayOutcome(e *Escalation, q Query) string {
+func stayOutcome(e *Escalation, q Query, rec record) string {
 	start := *e.DecidedAt
 	end := start.Add(q.Window)
 	inWindow := func(t time.Time) bool { return !t.Before(start) && t.Before(end) }
-	for _, a := range m.admissions[e.ResidentID] {
+	for _, a := range rec.admissions {
 		if a.Unplanned && inWindow(a.At) && !a.RecordedAt.After(q.AsOf) {
 			return stayFailed
 		}
@@ -387,7 +401,7 @@ func (m *Model) stayOutcome(e *Escalation, q Query) string {
 			return stayFailed
 		}
 	}
-	if d, ok := m.deaths[e.ResidentID]; ok && inWindow(d.At) && !d.RecordedAt.After(q.AsOf) {
+	if d := rec.death; rec.died && inWindow(d.At) && !d.RecordedAt.After(q.AsOf) {
 		return stayDeath
 	}
 	for _, fu := range e.FollowUps {
