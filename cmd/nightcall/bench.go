@@ -68,6 +68,7 @@ type benchSizes struct {
 	Writers      int           `json:"writers"`
 	Appends      int           `json:"appends"`
 	Calls        int           `json:"calls"`
+	LossCalls    int           `json:"loss_calls"`
 	PPS          int           `json:"pps"`
 	Payload      int           `json:"payload"`
 	Measure      time.Duration `json:"measure"`
@@ -78,11 +79,11 @@ type benchSizes struct {
 }
 
 var fullSizes = benchSizes{AuditEvents: 1_000_000, Queries: 50, Sockets: 10_000, Raises: 50, MemSockets: 10_000, Writers: 32,
-	Appends: 6400, Calls: 10, PPS: 150, Payload: 1111, Measure: 10 * time.Second, AcceptRuns: 10, SingleAppend: 3000,
+	Appends: 6400, Calls: 10, LossCalls: 50, PPS: 150, Payload: 1111, Measure: 10 * time.Second, AcceptRuns: 10, SingleAppend: 3000,
 	RedisSockets: 1000, RedisRaises: 50}
 
 var quickSizes = benchSizes{AuditEvents: 200_000, Queries: 50, Sockets: 1000, Raises: 20, MemSockets: 2000, Writers: 32,
-	Appends: 3200, Calls: 2, PPS: 150, Payload: 1111, Measure: 4 * time.Second, AcceptRuns: 3, SingleAppend: 1000,
+	Appends: 3200, Calls: 2, LossCalls: 4, PPS: 150, Payload: 1111, Measure: 4 * time.Second, AcceptRuns: 3, SingleAppend: 1000,
 	RedisSockets: 200, RedisRaises: 20}
 
 // heapProfile is where the memory scenario writes a heap profile ("": none).
@@ -173,6 +174,7 @@ func bench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&sizes.Appends, "appends", sizes.Appends, "appends in all (append)")
 	fs.IntVar(&sizes.SingleAppend, "single-appends", sizes.SingleAppend, "appends (append-1)")
 	fs.IntVar(&sizes.Calls, "calls", sizes.Calls, "two-party calls (video)")
+	fs.IntVar(&sizes.LossCalls, "loss-calls", sizes.LossCalls, "two-party calls for the loss figure (video; 0: none)")
 	fs.IntVar(&sizes.PPS, "pps", sizes.PPS, "video packets per second per peer")
 	fs.IntVar(&sizes.Payload, "payload", sizes.Payload, "video payload bytes")
 	fs.DurationVar(&sizes.Measure, "measure", sizes.Measure, "measuring window (video)")

@@ -66,8 +66,47 @@ func benchVideoScenario(ctx context.Context, env *benchEnv) ([]benchResult, erro
 	r := result("video", fmt.Sprintf("SFU server CPU per forwarded packet, %d calls", s.Calls), "µs", cpu, "bare Pion v3 forwarder", bcpu,
 		"≤ 57 µs (≈ 0.63× bare Pion)", met(cpu <= 57))
 	r.Params = map[string]any{"calls": s.Calls, "pps": s.PPS, "payload": s.Payload, "measure_s": s.Measure.Seconds(), "rounds": rounds}
-	r.Extra = map[string]float64{"packets_per_s": pps, "baseline_packets_per_s": bpps}
-	return []benchResult{r}, nil
+	r.Extra = map[string]float64{"packets_per_s": pps, "baseline_packets_per_s": bpps,
+		"video_loss_pct": lossPct(full), "baseline_video_loss_pct": lossPct(bare)}
+	out := []benchResult{r}
+	if s.LossCalls > 0 {
+		// Many calls at once through the SFU, beside the same through the
+		// bare forwarder: the video packets the clients sent and did not
+		// receive (the clients share the machine's two cores with the server).
+		f, err := measureSFU(ctx, s.LossCalls, s.PPS, s.Payload, s.Measure)
+		if err != nil {
+			return nil, fmt.Errorf("nightcall SFU, %d calls: %w", s.LossCalls, err)
+		}
+		b := newBareForwarder()
+		m, err := measureForwarder(ctx, s.LossCalls, s.PPS, s.Payload, s.Measure, b.join, b.forwarded.Load)
+		if err != nil {
+			return nil, fmt.Errorf("bare forwarder, %d calls: %w", s.LossCalls, err)
+		}
+		loss := lossPct([]forwardMeasure{f})
+		l := result("video", fmt.Sprintf("video packets lost, %d calls", s.LossCalls), "%", loss, "bare Pion v3 forwarder", lossPct([]forwardMeasure{m}),
+			"no loss", met(f.videoLost == 0))
+		l.Params = map[string]any{"calls": s.LossCalls, "pps": s.PPS, "payload": s.Payload, "measure_s": s.Measure.Seconds()}
+		l.Extra = map[string]float64{"video_packets_sent": float64(f.videoSent), "video_packets_received": float64(f.videoReceived),
+			"video_packets_lost": float64(f.videoLost), "baseline_video_packets_sent": float64(m.videoSent),
+			"baseline_video_packets_received": float64(m.videoReceived), "baseline_video_packets_lost": float64(m.videoLost),
+			"cpu_us_per_packet": f.cpuPerPacket, "baseline_cpu_us_per_packet": m.cpuPerPacket,
+			"packets_per_s": f.packetsPerSecond, "baseline_packets_per_s": m.packetsPerSecond}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// lossPct is the share of the video packets lost in the windows of ms, in
+// per cent of those received and lost.
+func lossPct(ms []forwardMeasure) float64 {
+	var got, lost uint64
+	for _, m := range ms {
+		got, lost = got+m.videoReceived, lost+m.videoLost
+	}
+	if got+lost == 0 {
+		return 0
+	}
+	return 100 * float64(lost) / float64(got+lost)
 }
 
 // measureSFU measures Nightcall's SFU carrying calls two-party calls.
@@ -141,6 +180,14 @@ func moduleRoot() (string, error) {
 
 type forwardMeasure struct {
 	packetsPerSecond, cpuPerPacket float64
+	// videoSent, videoReceived and videoLost are the clients' video packets
+	// sent, received and lost in the window, counted by the clients (all
+	// calls; each packet sent has one receiver, the call's other peer). A
+	// packet is lost when its sequence number is skipped at the receiver:
+	// the SFU shifts the numbers by an offset (changed only at a layer
+	// switch, without a gap), so a packet dropped anywhere on the way, the
+	// sender's socket, the SFU or the receiver's socket, is a gap.
+	videoSent, videoReceived, videoLost uint64
 }
 
 func cpuTime() time.Duration {
@@ -185,15 +232,30 @@ func measureForwarder(ctx context.Context, calls, pps, payload int, measure time
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	ready := make(chan error, 1)
+	var countsMu sync.Mutex
+	var sent, received, lost uint64 // the clients' last counts line
+	counts := func() (uint64, uint64, uint64) { countsMu.Lock(); defer countsMu.Unlock(); return sent, received, lost }
 	go func() {
 		sc := bufio.NewScanner(out)
+		isReady := false
 		for sc.Scan() {
-			if strings.TrimSpace(sc.Text()) == "ready" {
+			line := strings.TrimSpace(sc.Text())
+			var s, r, l uint64
+			switch {
+			case line == "ready" && !isReady:
+				isReady = true
 				ready <- nil
-				return
+			case isReady:
+				if n, _ := fmt.Sscanf(line, "counts %d %d %d", &s, &r, &l); n == 3 {
+					countsMu.Lock()
+					sent, received, lost = s, r, l
+					countsMu.Unlock()
+				}
 			}
 		}
-		ready <- errors.New("the clients stopped before they were ready")
+		if !isReady {
+			ready <- errors.New("the clients stopped before they were ready")
+		}
 	}()
 	select {
 	case err := <-ready:
@@ -205,13 +267,19 @@ func measureForwarder(ctx context.Context, calls, pps, payload int, measure time
 	}
 	time.Sleep(2 * time.Second) // let keyframe requests and renegotiation settle
 	c0, f0, t0 := cpuTime(), forwarded(), time.Now()
+	s0, r0, l0 := counts()
 	time.Sleep(measure)
 	c1, f1, t1 := cpuTime(), forwarded(), time.Now()
+	s1, r1, l1 := counts()
 	pkts := float64(f1 - f0)
 	if pkts == 0 {
 		return forwardMeasure{}, errors.New("nothing was forwarded")
 	}
-	return forwardMeasure{packetsPerSecond: pkts / t1.Sub(t0).Seconds(), cpuPerPacket: float64((c1 - c0).Microseconds()) / pkts}, nil
+	if s1 <= s0 {
+		return forwardMeasure{}, errors.New("the clients reported no counts while measuring")
+	}
+	return forwardMeasure{packetsPerSecond: pkts / t1.Sub(t0).Seconds(), cpuPerPacket: float64((c1 - c0).Microseconds()) / pkts,
+		videoSent: s1 - s0, videoReceived: r1 - r0, videoLost: l1 - l0}, nil
 }
 
 // videoClients runs in the child process: calls rooms of two peers each.
@@ -257,8 +325,25 @@ func videoClients(args []string, stdout io.Writer) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	fmt.Fprintln(stdout, "ready")
-	time.Sleep(*d)
-	return nil
+	// Every 200 ms, the video packets all peers have sent, received and
+	// lost so far (the parent measures loss from them).
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for end := time.After(*d); ; {
+		select {
+		case <-end:
+			return nil
+		case <-tick.C:
+		}
+		var sent, received, lost uint64
+		for _, p := range peers {
+			sent += p.Sent()
+			for _, st := range p.Streams("video") {
+				received, lost = received+st.Packets, lost+st.Lost
+			}
+		}
+		fmt.Fprintf(stdout, "counts %d %d %d\n", sent, received, lost)
+	}
 }
 
 // bareForwarder is the baseline: the least Pion needs to relay a call —
