@@ -89,6 +89,11 @@ var quickSizes = benchSizes{AuditEvents: 200_000, Queries: 50, Sockets: 1000, Ra
 // heapProfile is where the memory scenario writes a heap profile ("": none).
 var heapProfile string
 
+// reuseLog makes the audit, rebuild and restart scenarios use the log an
+// earlier run left in the scratch directory (seeding 10M events takes ten
+// minutes; comparing two builds at 10M needs the same log twice).
+var reuseLog bool
+
 // benchScenario measures one row (or a few) of the table.
 type benchScenario struct {
 	name, what string
@@ -157,6 +162,7 @@ func bench(ctx context.Context, args []string, stdout io.Writer) error {
 	dir := fs.String("dir", "", "scratch directory for the stores (default: a new one under the system temp dir)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.StringVar(&heapProfile, "memprofile", "", "write a heap profile to this file with the memory scenario's sockets connected")
+	fs.BoolVar(&reuseLog, "reuse-log", false, "use the audit log an earlier run left in --dir, as it is, instead of seeding one (audit, rebuild, restart)")
 	sizes := fullSizes
 	for _, a := range args {
 		if a == "--quick" || a == "-quick" || a == "--quick=true" || a == "-quick=true" {

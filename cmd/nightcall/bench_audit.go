@@ -125,10 +125,23 @@ func (env *benchEnv) seeded(ctx context.Context) (*seededLog, error) {
 		return nil, err
 	}
 	t := time.Now()
-	if l.events, l.nextResident, err = seedAuditLog(ctx, store, env.sizes.AuditEvents, 0); err != nil {
+	head, err := store.Head(ctx)
+	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(env.out, "   seeded %d events in %.1f s\n", l.events, time.Since(t).Seconds())
+	switch {
+	case reuseLog && head > 0:
+		// Resident numbers past the head's are unused: each resident took an event at least.
+		l.events, l.nextResident = int(head), int(head)
+		fmt.Fprintf(env.out, "   reused the log of %d events in %s\n", l.events, env.dir)
+	case head > 0:
+		return nil, fmt.Errorf("%s already holds a log of %d events (--reuse-log to use it)", env.dir, head)
+	default:
+		if l.events, l.nextResident, err = seedAuditLog(ctx, store, env.sizes.AuditEvents, 0); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(env.out, "   seeded %d events in %.1f s\n", l.events, time.Since(t).Seconds())
+	}
 	if l.rawTook, err = timeReplay(ctx, store, func(events.Envelope) error { return nil }); err != nil {
 		return nil, err
 	}
