@@ -66,10 +66,13 @@ bench:
 
 # bench-full runs every scenario at the issue's sizes: 10M events (audit,
 # rebuild, restart), 10,000 sockets (paging, memory). On 2026-12-02 the
-# audit and restart scenarios at 10M took 18 min on 2 cores (10 min of it
-# seeding a 3.5 GB database) with a peak RSS of 12.5 GB (GOMEMLIMIT keeps
-# the collector inside the machine); the whole set takes well over half an
-# hour. Run it on a quiet machine.
+# audit and restart scenarios at 10M took 18 min on an Intel Xeon's 2 cores
+# (10 min of it seeding a 3.5 GB database) with a peak RSS of 12.5 GB, and
+# 30 min on an AMD EPYC's (19 seeding; three restarts, 17.8 GB peak RSS
+# with GOMEMLIMIT=20GiB; GOMEMLIMIT keeps the collector inside the
+# machine); the whole set takes well over an hour (the rebuild scenario
+# replays the log three times more). Run it on a quiet machine; --dir and
+# --reuse-log run again on the same log without seeding it.
 BENCH_FULL_EVENTS ?= 10000000
 BENCH_FULL_MEMLIMIT ?= 16GiB
 bench-full:
