@@ -236,8 +236,9 @@ func benchLegacy(ctx context.Context, args []string, stdout io.Writer) error {
 		fs.IntVar(&sizes.Queries, "queries", sizes.Queries, "queries to time")
 		names = []string{"audit", "rebuild"}
 	case "video":
-		sizes.Calls, sizes.Payload = 20, 1200
+		sizes.Calls, sizes.Payload, sizes.LossCalls = 20, 1200, 0
 		fs.IntVar(&sizes.Calls, "calls", sizes.Calls, "two-party calls")
+		fs.IntVar(&sizes.LossCalls, "loss-calls", sizes.LossCalls, "two-party calls for the loss figure (0: none)")
 		fs.IntVar(&sizes.PPS, "pps", sizes.PPS, "video packets per second per peer")
 		fs.IntVar(&sizes.Payload, "payload", sizes.Payload, "video payload bytes")
 		fs.DurationVar(&sizes.Measure, "measure", sizes.Measure, "measuring window")

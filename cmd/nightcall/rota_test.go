@@ -102,10 +102,10 @@ func TestBenchCommandsRun(t *testing.T) {
 	if err := run(context.Background(), []string{"bench", "audit", "-n", "3000", "-queries", "3"}, &out, &out); err != nil {
 		t.Fatalf("bench audit: %v\n%s", err, out.String())
 	}
-	if err := run(context.Background(), []string{"bench", "video", "-calls", "2", "-measure", "1s"}, &out, &out); err != nil {
+	if err := run(context.Background(), []string{"bench", "video", "-calls", "2", "-loss-calls", "2", "-measure", "1s"}, &out, &out); err != nil {
 		t.Fatalf("bench video: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"bare gorilla broadcast", "raise → page, 20 sockets", "raw single-row transactions", "one writer, throughput", "audit model rebuild", "admissions-avoided query, p99", "bare Pion v3 forwarder", "SFU server CPU per forwarded packet"} {
+	for _, want := range []string{"bare gorilla broadcast", "raise → page, 20 sockets", "raw single-row transactions", "one writer, throughput", "audit model rebuild", "admissions-avoided query, p99", "bare Pion v3 forwarder", "SFU server CPU per forwarded packet", "video packets lost, 2 calls"} {
 		if !bytes.Contains(out.Bytes(), []byte(want)) {
 			t.Errorf("bench output lacks %q:\n%s", want, out.String())
 		}
