@@ -64,6 +64,10 @@ type app struct {
 	// restored are the positions the read models were restored to from
 	// snapshots at start, by projection (snapshots.go).
 	restored map[string]int64
+	// afterCatchUp runs once the read models reach restoreHead, the log's
+	// head at start (the collector, off while they restore: restoregc.go).
+	afterCatchUp func()
+	restoreHead  int64
 	// cleanup releases what the start took, in reverse order.
 	cleanup cleanupStack
 	// force, when done, cuts the shutdown short (a second signal).
@@ -172,7 +176,14 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *app, err
 
 	a.audit = audit.NewModel()
 	a.audit.Keep(loc, 72*time.Hour) // the API's default window, in the service's zone
+	resumeGC := pauseGC()
 	a.restoreSnapshots(ctx, head)
+	a.afterCatchUp = resumeGC
+	if len(a.restored) == 0 {
+		resumeGC() // a full replay makes garbage the collector must take
+	}
+	a.cleanup.push("collector", func() error { resumeGC(); return nil })
+	a.restoreHead = head
 	auditSub, err := bus.NewLogSubscriber(bus.SubscriberConfig{Store: store, Logger: a.router.Logger(), From: a.audit.Position})
 	if err != nil {
 		return nil, err
@@ -323,6 +334,27 @@ func (a *app) ready(ctx context.Context) error {
 	return a.router.Healthy()
 }
 
+// catchUp waits until the read models reach the log's head at start (or
+// ctx is done, or catchUpWait has passed) and then runs afterCatchUp.
+func (a *app) catchUp(ctx context.Context) {
+	defer a.afterCatchUp()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	deadline := time.After(catchUpWait)
+	for a.read.Position() < a.restoreHead || a.audit.Position() < a.restoreHead {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// catchUpWait bounds how long the collector stays off after a restore.
+const catchUpWait = 2 * time.Minute
+
 // reachable reports whether addr answers HTTP (used by tests and bench).
 func reachable(addr string) bool {
 	c := http.Client{Timeout: time.Second}
@@ -402,6 +434,7 @@ func (a *app) run(ctx context.Context, ln net.Listener) (err error) {
 	})
 	g.Go(func() error { a.hub.Run(workersCtx); return nil })
 	g.Go(func() error { a.runSnapshots(workersCtx); return nil })
+	g.Go(func() error { a.catchUp(workersCtx); return nil })
 	g.Go(func() error { a.runChannels(workersCtx); return nil })
 	g.Go(func() error {
 		if err := a.pager.Run(workersCtx); err != nil && !errors.Is(err, context.Canceled) {

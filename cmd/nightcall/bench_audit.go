@@ -418,6 +418,9 @@ func (l *seededLog) saveSnapshots(ctx context.Context) (took time.Duration, mib 
 // took and the digests of the models it ends with.
 func (l *seededLog) restart(ctx context.Context, head int64) (restore, restart time.Duration, read, aud string, err error) {
 	t := time.Now()
+	// The collector is off until both have caught up, as in the service.
+	resumeGC := pauseGC()
+	defer resumeGC()
 	rm, am := escalation.NewProjection(l.loc), audit.NewModel()
 	am.Keep(l.loc, 72*time.Hour)
 	// Both at once, as the service restores them (restoreAll).
@@ -441,6 +444,7 @@ func (l *seededLog) restart(ctx context.Context, head int64) (restore, restart t
 		return 0, 0, "", "", err
 	}
 	restart = time.Since(t)
+	resumeGC()
 	if read, err = rm.Digest(); err != nil {
 		return 0, 0, "", "", err
 	}

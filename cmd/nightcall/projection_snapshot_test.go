@@ -85,6 +85,16 @@ func TestRestartFromSnapshotsEqualsFullRebuild(t *testing.T) {
 	if got := s2.app.restored[audit.SnapshotName]; got == 0 {
 		t.Fatal("the audit model was not restored from its snapshot")
 	}
+	// The collector, off while the models restored and caught up, is back
+	// on once they have (restoregc.go).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if !gcPaused() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the collector is still off 10 s after a restart from snapshots")
+		}
+	}
 	journeyStep(t, s2, "rc-102")
 	s2.close()
 	pos := s2.app.read.Position()
