@@ -2,6 +2,7 @@ package audit
 
 import (
 	"math"
+	"runtime"
 	"slices"
 	"time"
 
@@ -63,14 +64,15 @@ func (m *Model) indexFor(loc *time.Location, window time.Duration, create bool) 
 	for i, id := range m.order {
 		list[i] = m.escalations[id]
 	}
-	return m.newIndex(loc, window, list)
+	return m.newIndex(loc, window, list, nil)
 }
 
 // newIndex builds and keeps the index for loc and window of the model's
-// escalations, given in the model's order.
-func (m *Model) newIndex(loc *time.Location, window time.Duration, list []*Escalation) *index {
+// escalations, given in the model's order, with members[i] (when there is
+// one) list[i]'s member restored from a snapshot.
+func (m *Model) newIndex(loc *time.Location, window time.Duration, list []*Escalation, members []*member) *index {
 	ix := &index{loc: loc, window: window, buckets: map[bucketKey]*bucket{}, homes: map[escalation.CareHomeID][]*bucket{}}
-	ix.build(m, list)
+	ix.build(m, list, members)
 	m.indexes = append(m.indexes, ix)
 	return ix
 }
@@ -79,27 +81,73 @@ func (m *Model) newIndex(loc *time.Location, window time.Duration, list []*Escal
 // core, before placing them in order.
 const buildBatch = 4096
 
-// build adds the escalations of list (the model's, in its order): a batch
-// at a time, judged on every core, then placed one by one (placing changes
-// the index; judging only reads).
-func (ix *index) build(m *Model, list []*Escalation) {
-	ix.places = make([]place, 0, len(list))
+// build adds the escalations of list (the model's, in its order) to a new
+// index: a batch at a time, judged on every core (judging only reads), their
+// buckets and chunks found or made in order, and then placed in them on
+// every core, each core taking the buckets of one shard (a bucket's members
+// in the model's order, as one by one). The samples are merged into their
+// runs once, at the end, on every core, not every sixteenth of a run as they
+// come (which copies each run many times over while it grows from nothing).
+// An escalation with a member restored from a snapshot (members[i], when
+// there is one) is placed with it, not judged; build returns how many were
+// judged.
+func (ix *index) build(m *Model, list []*Escalation, members []*member) (judgedN int) {
+	seqs := len(ix.places)
+	for _, e := range list {
+		seqs = max(seqs, e.seq+1)
+	}
+	ix.places = slices.Grow(ix.places, seqs-len(ix.places))[:seqs]
+	shards := runtime.GOMAXPROCS(0)
 	batch := make([]judged, buildBatch)
-	const slices = 8 // a batch is judged in this many parts
+	const slices = 8         // a batch is judged in this many parts
+	var judgedBy [slices]int // escalations judged, by part
 	for from := 0; from < len(list); from += buildBatch {
 		es := list[from:min(from+buildBatch, len(list))]
 		per := (len(es) + slices - 1) / slices
 		_ = events.InParallel(slices, func(k int) error {
 			for i := k * per; i < min((k+1)*per, len(es)); i++ {
-				batch[i] = ix.judge(m, es[i])
+				if from+i < len(members) && members[from+i] != nil {
+					batch[i] = ix.restored(members[from+i])
+				} else {
+					batch[i] = ix.judge(m, es[i])
+					judgedBy[k]++
+				}
 			}
 			return nil
 		})
 		for i := range es {
-			ix.place(batch[i])
-			batch[i] = judged{}
+			ix.locate(&batch[i], shards)
 		}
+		_ = events.InParallel(shards, func(k int) error {
+			for i := range es {
+				if batch[i].b.shard == k {
+					ix.fill(&batch[i], true)
+				}
+			}
+			return nil
+		})
+		clear(batch)
 	}
+	_ = events.InParallel(len(ix.list), func(k int) error {
+		b := ix.list[k]
+		b.settleRuns()
+		for _, ch := range b.days {
+			if ch != nil {
+				ch.settleRuns()
+			}
+		}
+		return nil
+	})
+	for _, n := range judgedBy {
+		judgedN += n
+	}
+	return judgedN
+}
+
+// settleRuns merges a set's samples into its runs.
+func (s *sums) settleRuns() {
+	s.acceptRun.settle()
+	s.decideRun.settle()
 }
 
 // index is the buckets of one zone and window.
@@ -137,6 +185,8 @@ type sums struct {
 // day of raise (in the index's zone).
 type bucket struct {
 	key bucketKey
+	// shard is the core that fills the bucket in a build.
+	shard int
 	sums
 	days [31]*chunk
 }
@@ -348,10 +398,24 @@ func (ix *index) add(m *Model, e *Escalation) {
 	ix.place(ix.judge(m, e))
 }
 
+// restored is the judged escalation a snapshot's member mb gives: its
+// bucket and day from its raise, and its settling time its last version's
+// (a member kept in a snapshot is never one the scan judges).
+func (ix *index) restored(mb *member) judged {
+	e := mb.e
+	local := e.RaisedAt.In(ix.loc)
+	y, mo, d := local.Date()
+	last := &mb.versions[mb.n-1]
+	return judged{mb: *mb, key: bucketKey{home: e.CareHomeID, month: monthKey(y, mo), consultant: mb.final.consultant(e)}, day: d,
+		settle: time.Unix(last.sec, int64(last.nsec)).UTC()}
+}
+
 // judged is an escalation's member with the bucket and the day it goes in
 // and when it settles: what judge works out and place puts in the index.
 type judged struct {
 	mb     member
+	b      *bucket // where it goes: set by locate
+	ch     *chunk
 	key    bucketKey
 	day    int
 	settle time.Time
@@ -401,13 +465,19 @@ func (ix *index) judge(m *Model, e *Escalation) judged {
 
 // place puts a judged escalation in its chunk.
 func (ix *index) place(j judged) {
-	e := j.mb.e
-	for len(ix.places) <= e.seq {
-		ix.places = append(ix.places, place{})
+	if e := j.mb.e; len(ix.places) <= e.seq {
+		ix.places = slices.Grow(ix.places, e.seq+1-len(ix.places))[:e.seq+1]
 	}
+	ix.locate(&j, 1)
+	ix.fill(&j, false)
+}
+
+// locate finds (or makes) the bucket and chunk j goes in; a new bucket is
+// given a shard of shards, for a build.
+func (ix *index) locate(j *judged, shards int) {
 	b := ix.buckets[j.key]
 	if b == nil {
-		b = &bucket{key: j.key}
+		b = &bucket{key: j.key, shard: len(ix.list) % shards}
 		ix.buckets[j.key] = b
 		ix.list = append(ix.list, b)
 		ix.homes[j.key.home] = append(ix.homes[j.key.home], b)
@@ -417,12 +487,23 @@ func (ix *index) place(j judged) {
 		ch = &chunk{}
 		b.days[j.day-1] = ch
 	}
+	j.b, j.ch = b, ch
+}
+
+// fill adds j to the chunk locate found, and its final contribution to the
+// chunk's and bucket's sums. In bulk (a build) it changes nothing but its
+// bucket, its chunks and its own place, so builds of different buckets may
+// run at once; the samples then wait to be settled.
+func (ix *index) fill(j *judged, bulk bool) {
+	e, b, ch := j.mb.e, j.b, j.ch
 	ix.places[e.seq] = place{b: b, ch: ch, pos: len(ch.members)}
 	ch.members = append(ch.members, j.mb)
 	for _, s := range []*sums{&b.sums, &ch.sums} {
 		s.widen(e.RaisedAt, j.settle)
-		s.apply(j.mb.final, j.mb.accept, j.mb.decide, 1)
-		ix.touch(s)
+		s.apply(j.mb.final, j.mb.accept, j.mb.decide, 1, bulk)
+		if !bulk {
+			ix.touch(s)
+		}
 	}
 }
 
@@ -434,7 +515,7 @@ func (ix *index) remove(e *Escalation) {
 	}
 	p := ix.places[e.seq]
 	for _, s := range []*sums{&p.b.sums, &p.ch.sums} {
-		s.apply(mb.final, mb.accept, mb.decide, -1)
+		s.apply(mb.final, mb.accept, mb.decide, -1, false)
 		ix.touch(s)
 	}
 	ch := p.ch
@@ -483,15 +564,16 @@ func (ix *index) prepare() {
 	ix.dirty = ix.dirty[:0]
 }
 
-// apply adds (sign 1) or takes away (sign -1) one final contribution.
-func (s *sums) apply(x code, accept, decide int64, sign int) {
+// apply adds (sign 1) or takes away (sign -1) one final contribution; in
+// bulk its samples wait for the next settle.
+func (s *sums) apply(x code, accept, decide int64, sign int, bulk bool) {
 	c := &s.Counts
 	c.tally(x, sign)
 	if x.has(codeHasAccept) {
-		s.acceptRun.change(accept, sign)
+		s.acceptRun.change(accept, sign, bulk)
 	}
 	if x.has(codeDecided) {
-		s.decideRun.change(decide, sign)
+		s.decideRun.change(decide, sign, bulk)
 	}
 }
 
@@ -749,7 +831,7 @@ type multiset struct {
 	sorted, added, removed []int64
 }
 
-func (s *multiset) change(v int64, sign int) {
+func (s *multiset) change(v int64, sign int, bulk bool) {
 	if sign > 0 {
 		s.added = append(s.added, v)
 	} else {
@@ -758,7 +840,7 @@ func (s *multiset) change(v int64, sign int) {
 	// Merged when the changes pass a sixteenth of the run: each sample is
 	// copied a bounded number of times on average, and a query never
 	// has many to sort.
-	if len(s.added)+len(s.removed) > max(64, len(s.sorted)/16) {
+	if !bulk && len(s.added)+len(s.removed) > max(64, len(s.sorted)/16) {
 		s.settle()
 	}
 }

@@ -583,11 +583,11 @@ func TestMultisetAndKth(t *testing.T) {
 	for i := 0; i < 20000; i++ {
 		if len(ref) > 0 && rng.IntN(3) == 0 {
 			j := rng.IntN(len(ref))
-			s.change(ref[j], -1)
+			s.change(ref[j], -1, false)
 			ref = append(ref[:j], ref[j+1:]...)
 		} else {
 			v := int64(rng.IntN(500))
-			s.change(v, 1)
+			s.change(v, 1, false)
 			ref = append(ref, v)
 		}
 		if i%997 == 0 {

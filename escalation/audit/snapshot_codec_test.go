@@ -119,7 +119,7 @@ func roundTrip(t *testing.T, st *modelState) (modelState, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, list, err := decodeStateList(data)
+	back, list, _, err := decodeStateList(data)
 	if err != nil {
 		t.Fatalf("decode: %v", err)
 	}
@@ -221,6 +221,8 @@ func TestSnapshotCodecDamagedIsCorrupt(t *testing.T) {
 		w.Varint(1)
 		w.Varint(1)
 		w.Time(time.Time{})
+		w.Str("")
+		w.Varint(0)
 		for _, p := range parts {
 			p(w)
 		}

@@ -28,8 +28,9 @@ type modelState struct {
 // stateVersion is bumped when apply changes what the same events build, so
 // that a snapshot taken by the older code is not restored. 2: the
 // hand-written binary form of snapshot_codec.go (a snapshot of the generic
-// one is rebuilt from the log, never read as the new one).
-const stateVersion = "2"
+// one is rebuilt from the log, never read as the new one). 3: each
+// escalation's kept member carried.
+const stateVersion = "3"
 
 // StateSchema is the shape of the audit model's snapshot.
 func (m *Model) StateSchema() string { return stateVersion + "-" + events.StateSchema(&modelState{}) }
@@ -40,7 +41,17 @@ func (m *Model) MarshalState() (int64, []byte, error) {
 	defer m.mu.RUnlock()
 	st := modelState{Pos: m.pos, Escalations: m.escalations, Order: m.order, Admissions: m.admissions, Deaths: m.deaths,
 		Applied: m.applied, Seqs: m.seqs, LogTime: m.logTime}
-	data, err := encodeState(&st)
+	var kept keptMembers
+	if len(m.indexes) > 0 {
+		ix := m.indexes[0]
+		kept = keptMembers{zone: ix.loc.String(), window: ix.window, member: func(e *Escalation) *member {
+			if e.dirty {
+				return nil // changed since the index took it
+			}
+			return ix.member(e.seq)
+		}}
+	}
+	data, err := encodeStateKept(&st, kept)
 	if err != nil {
 		return 0, nil, fmt.Errorf("audit: snapshot: %w", err)
 	}
@@ -48,9 +59,11 @@ func (m *Model) MarshalState() (int64, []byte, error) {
 }
 
 // RestoreState replaces the model with an encoded one, before any event is
-// applied; the figures kept (Keep) are rebuilt from it.
+// applied; the figures kept (Keep) are rebuilt from it, each escalation
+// placed with the member the snapshot carries for the same zone and window,
+// or else judged.
 func (m *Model) RestoreState(data []byte) error {
-	st, list, err := decodeStateList(data)
+	st, list, restored, err := decodeStateList(data)
 	if err != nil {
 		return fmt.Errorf("audit: restore: %w", err)
 	}
@@ -75,7 +88,11 @@ func (m *Model) RestoreState(data []byte) error {
 	kept := m.indexes
 	m.indexes = nil
 	for _, ix := range kept {
-		m.newIndex(ix.loc, ix.window, list)
+		var members []*member
+		if ix.loc.String() == restored.zone && ix.window == restored.window {
+			members = restored.members
+		}
+		m.newIndex(ix.loc, ix.window, list, members)
 	}
 	m.mu.Unlock()
 	m.at.Advance(st.Pos)
