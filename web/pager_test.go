@@ -288,10 +288,26 @@ func TestPagerResendOfManyPendingPagesIsNotTooSlow(t *testing.T) {
 			t.Fatalf("frame %d is %q", i, f.PageID)
 		}
 	}
-	// The bound still holds for live traffic.
-	c.mu.Lock()
-	c.writing = true
-	c.mu.Unlock()
+	// The bound still holds for live traffic. The writer may still be
+	// between its last write and finding the queue empty (it then clears
+	// writing): wait for it to end before holding the writers back, or the
+	// sends below would be handed to the hub's writers and drained.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.mu.Lock()
+		idle := !c.writing && !c.draining
+		if idle {
+			c.writing = true
+		}
+		c.mu.Unlock()
+		if idle {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the writer did not end after the queue was drained")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	for i := 0; i <= pagerSendQueue; i++ {
 		c.send([]byte(`{"type":"page"}`))
 	}
