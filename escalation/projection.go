@@ -214,3 +214,27 @@ func (p *Projection) Resident(id ResidentID) *ResidentView {
 	defer p.mu.RUnlock()
 	return p.residents[id].cloneRef()
 }
+
+// OpenEscalation names an escalation that is paging, unanswered or
+// accepted, and its resident.
+type OpenEscalation struct {
+	ID         EscalationID
+	ResidentID ResidentID
+}
+
+// Open returns the escalations that are paging, unanswered or accepted (not
+// decided or withdrawn), and the position they are as of: what the pager
+// may still have to act on (paging.Pager.WarmStart).
+func (p *Projection) Open() ([]OpenEscalation, int64) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	var out []OpenEscalation
+	for _, r := range p.residents {
+		for i := range r.Escalations {
+			if e := &r.Escalations[i]; e.Status.Open() {
+				out = append(out, OpenEscalation{ID: e.ID, ResidentID: r.ID})
+			}
+		}
+	}
+	return out, p.pos
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // replayPage is how many events Replay reads at a time.
@@ -97,4 +98,95 @@ func RestoreSnapshot(ctx context.Context, store SnapshotStore, name string, p St
 		return 0, err
 	}
 	return snap.Position, nil
+}
+
+// Follower is one model brought up by ReplayShared: From is the position it
+// has applied, Apply takes each later event in order.
+type Follower struct {
+	From  int64
+	Apply func(Envelope) error
+}
+
+// ReplayShared brings each follower from its own position up to position to,
+// reading the log once for all of them (from the lowest position): each
+// page read is handed to every follower, and the followers apply it at the
+// same time, each on a goroutine of its own. It returns each follower's
+// last position applied and its error; a follower whose Apply fails stops
+// there (the others go on). A read error stops them all.
+func ReplayShared(ctx context.Context, s Store, to int64, fs []Follower) ([]int64, []error) {
+	last := make([]int64, len(fs))
+	errs := make([]error, len(fs))
+	from := to
+	for i, f := range fs {
+		last[i] = f.From
+		from = min(from, f.From)
+	}
+	if from >= to {
+		return last, errs
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := make([]chan []Envelope, len(fs))
+	failed := make([]chan struct{}, len(fs)) // closed when a follower stops early
+	var wg sync.WaitGroup
+	for i, f := range fs {
+		pages[i], failed[i] = make(chan []Envelope, 2), make(chan struct{})
+		wg.Go(func() {
+			for evs := range pages[i] {
+				for _, e := range evs {
+					if e.Position <= last[i] || e.Position > to {
+						continue
+					}
+					if err := f.Apply(e); err != nil {
+						errs[i] = fmt.Errorf("apply position %d: %w", e.Position, err)
+						close(failed[i])
+						return
+					}
+					last[i] = e.Position
+				}
+			}
+		})
+	}
+	var readErr error
+	stopped := make([]bool, len(fs)) // seen to have failed, by the reader
+	live := len(fs)
+read:
+	for pos := from; pos < to && live > 0; {
+		evs, err := s.ReadAll(ctx, pos, int(min(replayPage, to-pos)))
+		if err != nil {
+			readErr = err
+			break
+		}
+		if len(evs) == 0 {
+			readErr = fmt.Errorf("events: the log ends at %d, before %d", pos, to)
+			break
+		}
+		for i := range fs {
+			if stopped[i] {
+				continue
+			}
+			select {
+			case pages[i] <- evs:
+			case <-failed[i]:
+				stopped[i] = true
+				live--
+			case <-ctx.Done():
+				readErr = ctx.Err()
+				break read
+			}
+		}
+		pos = evs[len(evs)-1].Position
+	}
+	for i := range fs {
+		close(pages[i])
+	}
+	wg.Wait()
+	if readErr != nil {
+		for i := range errs {
+			if errs[i] == nil && last[i] < to {
+				errs[i] = readErr
+			}
+		}
+	}
+	return last, errs
 }

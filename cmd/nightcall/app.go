@@ -178,6 +178,7 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *app, err
 	a.audit.Keep(loc, 72*time.Hour) // the API's default window, in the service's zone
 	resumeGC := pauseGC()
 	a.restoreSnapshots(ctx, head)
+	a.catchUpRestored(ctx, head)
 	a.afterCatchUp = resumeGC
 	if len(a.restored) == 0 {
 		resumeGC() // a full replay makes garbage the collector must take

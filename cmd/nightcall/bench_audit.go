@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
-	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -19,6 +19,7 @@ import (
 	"github.com/nightcall-health/nightcall/escalation"
 	"github.com/nightcall-health/nightcall/escalation/audit"
 	"github.com/nightcall-health/nightcall/escalation/news2"
+	"github.com/nightcall-health/nightcall/escalation/paging"
 	"github.com/nightcall-health/nightcall/events"
 	"github.com/nightcall-health/nightcall/events/sqlite"
 )
@@ -87,6 +88,45 @@ func seedResident(r, escs int) (escalation.ResidentID, []events.NewEvent) {
 	}
 	return rid, batch
 }
+
+// seedOpenEscalations appends n residents, each with a history of decided
+// escalations and one more raised and paged, half of them accepted too:
+// the escalations a restart's pager warm start reads the streams of.
+func seedOpenEscalations(ctx context.Context, store *sqlite.Store, n, first int) (int, int, error) {
+	total := 0
+	for r := first; r < first+n; r++ {
+		rid, batch := seedResident(r, 10)
+		var last struct {
+			CareHomeID escalation.CareHomeID `json:"care_home_id"`
+		}
+		_ = json.Unmarshal(batch[0].Data, &last)
+		eid := escalation.EscalationID(uuid.NewString())
+		at := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC).Add(time.Duration(r-first) * time.Second)
+		mk := func(e escalation.Event, at time.Time) events.NewEvent {
+			b, _ := json.Marshal(e)
+			return events.NewEvent{ID: uuid.NewString(), Type: e.EventType(), RecordedAt: at, Actor: "bench", Data: b}
+		}
+		total7, risk := 7, news2.RiskHigh
+		batch = append(batch, mk(&escalation.EscalationRaised{EscalationID: eid, CareHomeID: last.CareHomeID,
+			NEWS2: &news2.Result{Total: &total7, Risk: &risk}, SBARD: escalation.SBARD{Situation: "s"}}, at))
+		if r%2 == 0 {
+			batch = append(batch, mk(&escalation.EscalationAccepted{EscalationID: eid, By: escalation.Person{Username: "dr.okafor"}}, at.Add(time.Minute)))
+		}
+		if _, err := store.Append(ctx, escalation.ResidentStream(rid), events.NoStream, batch, events.AppendOptions{}); err != nil {
+			return total, r, err
+		}
+		page := mk(&escalation.Paged{EscalationID: eid, PageID: uuid.NewString(), Level: 1, Consultants: []escalation.Username{"dr.okafor"}}, at.Add(time.Second))
+		if _, err := store.Append(ctx, escalation.PagingStream(eid), events.NoStream, []events.NewEvent{page}, events.AppendOptions{}); err != nil {
+			return total, r, err
+		}
+		total += len(batch) + 1
+	}
+	return total, first + n, nil
+}
+
+// restartOpen is how many escalations are open at the restart scenario's
+// restart (about twice the peak's concurrent calls).
+const restartOpen = 200
 
 // seededLog is the log the audit, rebuild and restart scenarios share,
 // with the read models rebuilt from it and what that took.
@@ -341,6 +381,11 @@ func benchRestartScenario(ctx context.Context, env *benchEnv) ([]benchResult, er
 	if err != nil {
 		return nil, err
 	}
+	opened, next, err := seedOpenEscalations(ctx, l.store, restartOpen, next)
+	if err != nil {
+		return nil, err
+	}
+	written += opened
 	l.nextResident = next
 	head, err := l.store.Head(ctx)
 	if err != nil {
@@ -349,20 +394,23 @@ func benchRestartScenario(ctx context.Context, env *benchEnv) ([]benchResult, er
 	// One copy of the models at a time, so that 10M events fit in memory;
 	// the median of restartRuns restarts (the machine is shared), each
 	// after a collection of the last one's models.
-	var restores, restarts []time.Duration
+	var restores, restarts, warms []time.Duration
 	var d1, a1 string
+	var tracked []paging.State
+	var pages map[string]escalation.EscalationID
 	for range restartRuns {
 		runtime.GC()
-		restoreTook, restartTook, d, a, err := l.restart(ctx, head)
+		rs, err := l.restart(ctx, head)
 		if err != nil {
 			return nil, err
 		}
-		if d1 != "" && (d != d1 || a != a1) {
+		if d1 != "" && (rs.read != d1 || rs.audit != a1) {
 			return nil, fmt.Errorf("two restarts from the same snapshots differ")
 		}
-		d1, a1 = d, a
-		restores, restarts = append(restores, restoreTook), append(restarts, restartTook)
+		d1, a1, tracked, pages = rs.read, rs.audit, rs.tracked, rs.pages
+		restores, restarts, warms = append(restores, rs.restore), append(restarts, rs.total), append(warms, rs.warm)
 	}
+	slices.Sort(warms)
 	slices.Sort(restores)
 	slices.Sort(restarts)
 	restoreTook, restartTook := restores[len(restores)/2], restarts[len(restarts)/2]
@@ -370,10 +418,22 @@ func benchRestartScenario(ctx context.Context, env *benchEnv) ([]benchResult, er
 	t := time.Now()
 	full, fullAudit := escalation.NewProjection(l.loc), audit.NewModel()
 	fullAudit.Keep(l.loc, 72*time.Hour)
-	if _, _, err := events.Replay(ctx, l.store, 0, func(e events.Envelope) error { return applyBoth(full, fullAudit, e) }); err != nil {
+	fullPager, err := replayingPager(l.store, full, head)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := events.Replay(ctx, l.store, 0, func(e events.Envelope) error {
+		if err := applyBoth(full, fullAudit, e); err != nil {
+			return err
+		}
+		return fullPager.Apply(e)
+	}); err != nil {
 		return nil, err
 	}
 	fullTook := time.Since(t)
+	if ft, fp := fullPager.Tracked(); len(ft) != restartOpen || !reflect.DeepEqual(ft, tracked) || !reflect.DeepEqual(fp, pages) {
+		return nil, fmt.Errorf("the pager warmed up at the restart tracks %d escalations, a full replay %d, or they differ", len(tracked), len(ft))
+	}
 	d2, err := full.Digest()
 	if err != nil {
 		return nil, err
@@ -381,15 +441,16 @@ func benchRestartScenario(ctx context.Context, env *benchEnv) ([]benchResult, er
 	if d1 != d2 || a1 != fullAudit.Digest() {
 		return nil, fmt.Errorf("a restart from the snapshots differs from a full rebuild")
 	}
-	r := result("restart", "restart: snapshots + tail (read model, audit model)", "s", restartTook.Seconds(),
-		"full replay into both", fullTook.Seconds(), "≤ 2 s at 10M events", nil)
+	r := result("restart", "restart: snapshots + tail (read model, audit model) + pager warm start", "s", restartTook.Seconds(),
+		"full replay into all three", fullTook.Seconds(), "≤ 2 s at 10M events", nil)
 	if l.events+written >= 10_000_000 {
 		r.Met = met(restartTook <= 2*time.Second)
 	}
-	r.Params = map[string]any{"events": l.events + written, "tail": written}
+	r.Params = map[string]any{"events": l.events + written, "tail": written, "open": restartOpen}
 	r.Extra = map[string]float64{"restore_s": restoreTook.Seconds(), "save_s": saveTook.Seconds(),
 		"snapshot_mib": snapshotMiB, "runs": restartRuns,
-		"restart_min_s": restarts[0].Seconds(), "restart_max_s": restarts[len(restarts)-1].Seconds()}
+		"restart_min_s": restarts[0].Seconds(), "restart_max_s": restarts[len(restarts)-1].Seconds(),
+		"pager_warm_s": warms[len(warms)/2].Seconds()}
 	return []benchResult{r}, nil
 }
 
@@ -413,42 +474,52 @@ func (l *seededLog) saveSnapshots(ctx context.Context) (took time.Duration, mib 
 	return took, float64(len(rs.Data)+len(as.Data)) / (1 << 20), nil
 }
 
-// restart restores both snapshots and applies the tail up to head, as a
-// restart does, and returns how long the restore and the whole restart
-// took and the digests of the models it ends with.
-func (l *seededLog) restart(ctx context.Context, head int64) (restore, restart time.Duration, read, aud string, err error) {
+// restarted is what one restart took and what it ends with: the models'
+// digests and the pager's tracked state.
+type restarted struct {
+	restore, warm, total time.Duration
+	read, audit          string
+	tracked              []paging.State
+	pages                map[string]escalation.EscalationID
+}
+
+// restart does what the service's start does: it restores both snapshots
+// (restoreAll), brings both up on the tail in one read (catchUp) and warms
+// a pager up from the open escalations (Pager.WarmStart), and returns how
+// long that took and what it ends with.
+func (l *seededLog) restart(ctx context.Context, head int64) (restarted, error) {
+	var rs restarted
 	t := time.Now()
 	// The collector is off until both have caught up, as in the service.
 	resumeGC := pauseGC()
 	defer resumeGC()
 	rm, am := escalation.NewProjection(l.loc), audit.NewModel()
 	am.Keep(l.loc, 72*time.Hour)
-	// Both at once, as the service restores them (restoreAll).
 	_, _, errs := restoreAll(ctx, l.store, []stateful{{escalation.ReadModelSnapshot, rm}, {audit.SnapshotName, am}}, head)
 	if err := errors.Join(errs...); err != nil {
-		return 0, 0, "", "", err
+		return rs, err
 	}
-	restore = time.Since(t)
-	// Each model catches up on the tail at the same time, as each has a
-	// subscriber of its own in the service.
-	var wg sync.WaitGroup
-	errs = make([]error, 2)
-	for i, p := range []interface {
-		Position() int64
-		Apply(events.Envelope) error
-	}{rm, am} {
-		wg.Go(func() { _, _, errs[i] = events.Replay(ctx, l.store, p.Position(), p.Apply) })
+	rs.restore = time.Since(t)
+	if err := errors.Join(catchUp(ctx, l.store, []model{rm, am}, head)...); err != nil {
+		return rs, err
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return 0, 0, "", "", err
+	w := time.Now()
+	pager, err := replayingPager(l.store, rm, head)
+	if err != nil {
+		return rs, err
 	}
-	restart = time.Since(t)
+	open, at := rm.Open()
+	if _, err := pager.WarmStart(ctx, open, at); err != nil {
+		return rs, err
+	}
+	rs.warm, rs.total = time.Since(w), time.Since(t)
 	resumeGC()
-	if read, err = rm.Digest(); err != nil {
-		return 0, 0, "", "", err
+	if rs.read, err = rm.Digest(); err != nil {
+		return rs, err
 	}
-	return restore, restart, read, am.Digest(), nil
+	rs.audit = am.Digest()
+	rs.tracked, rs.pages = pager.Tracked()
+	return rs, nil
 }
 
 func applyBoth(read *escalation.Projection, am *audit.Model, e events.Envelope) error {

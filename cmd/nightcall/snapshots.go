@@ -8,6 +8,7 @@ import (
 
 	"github.com/nightcall-health/nightcall/escalation"
 	"github.com/nightcall-health/nightcall/escalation/audit"
+	"github.com/nightcall-health/nightcall/escalation/paging"
 	"github.com/nightcall-health/nightcall/events"
 )
 
@@ -76,6 +77,68 @@ func restoreAll(ctx context.Context, ss events.SnapshotStore, all []stateful, he
 	return pos, took, errs
 }
 
+// model is a read model a restart brings up to the log's head.
+type model interface {
+	Position() int64
+	Apply(events.Envelope) error
+}
+
+// catchUp brings the models restored from snapshots up to head before their
+// consumers start, reading the tail once for both (events.ReplayShared)
+// rather than once each through the bus, and returns each one's error. One
+// that fails stops where it failed; its consumer goes on from there.
+func catchUp(ctx context.Context, store events.Store, ms []model, head int64) []error {
+	fs := make([]events.Follower, len(ms))
+	for i, m := range ms {
+		fs[i] = events.Follower{From: m.Position(), Apply: m.Apply}
+	}
+	_, errs := events.ReplayShared(ctx, store, head, fs)
+	return errs
+}
+
+// catchUpRestored runs catchUp on the models restored from snapshots, and
+// then warms the pager up from the read model (warmStartPager).
+func (a *app) catchUpRestored(ctx context.Context, head int64) {
+	var ms []model
+	var names []string
+	if _, ok := a.restored[escalation.ReadModelSnapshot]; ok {
+		ms, names = append(ms, a.read), append(names, escalation.ReadModelSnapshot)
+	}
+	if _, ok := a.restored[audit.SnapshotName]; ok {
+		ms, names = append(ms, a.audit), append(names, audit.SnapshotName)
+	}
+	if len(ms) == 0 {
+		return
+	}
+	t := time.Now()
+	for i, err := range catchUp(ctx, a.store, ms, head) {
+		if err != nil {
+			a.log.Warn("catching up on the log after the snapshot; the consumer goes on", "projection", names[i], "err", err)
+		}
+	}
+	a.log.Info("caught up on the log after the snapshots", "head", head, "took", time.Since(t).Round(time.Millisecond))
+	a.warmStartPager(ctx, head)
+}
+
+// warmStartPager brings the pager to head from the streams of the
+// escalations still open in the read model (paging.Pager.WarmStart), when
+// the read model stands at head, instead of a replay of the whole log by
+// its consumer (minutes at 10M events, with new pages waiting behind it).
+func (a *app) warmStartPager(ctx context.Context, head int64) {
+	open, at := a.read.Open()
+	if at != head {
+		return
+	}
+	t := time.Now()
+	n, err := a.pager.WarmStart(ctx, open, at)
+	if err != nil {
+		a.log.Warn("pager warm start; it replays the log instead", "err", err)
+		return
+	}
+	a.log.Info("pager warmed up from the open escalations", "open", len(open), "events", n, "position", at,
+		"took", time.Since(t).Round(time.Millisecond))
+}
+
 // runSnapshots saves a snapshot of each read model that has moved on by
 // snapshotEvents since its last one (or has none usable in the store: at
 // the first check, so a crash after a damaged snapshot does not mean a
@@ -133,4 +196,15 @@ func (a *app) runSnapshots(ctx context.Context) {
 			save(ctx, snapshotEvents)
 		}
 	}
+}
+
+// replayingPager is a pager over store that only replays (no notifiers, no
+// timers run), for the bench and tests to compare a warm start with.
+func replayingPager(store events.Store, read *escalation.Projection, head int64) (*paging.Pager, error) {
+	svc, err := escalation.NewService(escalation.Config{Store: store, Read: read, NewID: newID})
+	if err != nil {
+		return nil, err
+	}
+	return paging.New(paging.Config{Store: store, Service: svc, Rota: read.RotaLevelsAt, NewID: newID,
+		Policy: paging.Policy{PageTimeout: time.Minute, ReceiptTimeout: 15 * time.Second}}, head)
 }

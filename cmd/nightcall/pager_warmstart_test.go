@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/nightcall-health/nightcall/escalation"
+	"github.com/nightcall-health/nightcall/escalation/audit"
+	"github.com/nightcall-health/nightcall/events"
+	"github.com/nightcall-health/nightcall/events/sqlite"
+)
+
+// A restart from snapshots brings the models up on the tail in one read and
+// warms the pager up from the streams of the escalations still open, not a
+// replay of the whole log through its consumer: the service is at the head
+// as it starts, and the pager tracks exactly what a pager that replayed the
+// whole log tracks (each open escalation's status, pages, receipts and
+// versions; decided and withdrawn ones not at all), and goes on paging.
+func TestRestartWarmsThePagerUpFromTheOpenEscalations(t *testing.T) {
+	dir := t.TempDir()
+	inDir := func(c *serveConfig) { c.DataDir = dir }
+	s1 := startServer(t, inDir)
+	journeyStep(t, s1, "rc-101") // one decided, one withdrawn
+	nurse, okafor := s1.signedIn("night.rose"), s1.signedIn("dr.okafor")
+	_ = okafor
+	paged := str(nurse.do("POST", "/api/v1/escalations", raiseBody("rc-102")).json(t)["id"])
+	accepted := str(nurse.do("POST", "/api/v1/escalations", raiseBody("rc-103")).json(t)["id"])
+	var pageID string
+	var consultant escalation.Username
+	waitFor(t, 10*time.Second, "both paged", func() bool {
+		states, _ := s1.app.pager.Tracked()
+		n := 0
+		for _, st := range states {
+			if len(st.Pages) > 0 {
+				n++
+				if st.EscalationID == escalation.EscalationID(paged) {
+					pageID, consultant = st.Pages[0].ID, st.Pages[0].Consultants[0]
+				}
+			}
+		}
+		return n == 2
+	})
+	okafor = s1.signedIn(string(consultant))
+	if r := okafor.do("POST", "/api/v1/pages/"+pageID+"/receipts", map[string]string{"state": "received", "device": "phone"}); r.status != http.StatusNoContent {
+		t.Fatalf("receipt: %d %s", r.status, r.body)
+	}
+	if r := okafor.do("POST", "/api/v1/escalations/"+accepted+"/accept", nil); r.status != http.StatusOK {
+		t.Fatalf("accept: %d %s", r.status, r.body)
+	}
+	s1.close()
+
+	// What the next start does, by hand: restore, one catch-up, warm start;
+	// beside a pager that replays the whole log.
+	store, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(dir, "nightcall.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	head, err := store.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, _ := time.LoadLocation("Europe/London")
+	read, am := escalation.NewProjection(loc), audit.NewModel()
+	am.Keep(loc, 72*time.Hour)
+	_, _, errs := restoreAll(ctx, store, []stateful{{escalation.ReadModelSnapshot, read}, {audit.SnapshotName, am}}, head)
+	for _, err := range append(errs, catchUp(ctx, store, []model{read, am}, head)...) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	warm, err := replayingPager(store, read, head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, at := read.Open()
+	if len(open) != 2 || at != head {
+		t.Fatalf("open escalations %v at %d, want the paged and the accepted one at the head %d", open, at, head)
+	}
+	n, err := warm.WarmStart(ctx, open, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := replayingPager(store, read, head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := events.Replay(ctx, store, 0, full.Apply); err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 || n >= int(head)/2 {
+		t.Errorf("the warm start applied %d events of %d: want the open escalations' streams only", n, head)
+	}
+	ws, wp := warm.Tracked()
+	fs, fp := full.Tracked()
+	if len(fs) != 2 || !reflect.DeepEqual(ws, fs) || !reflect.DeepEqual(wp, fp) {
+		t.Errorf("warm start tracks %+v (pages %v),\na full replay %+v (pages %v)", ws, wp, fs, fp)
+	}
+	if !warm.CaughtUp() || warm.Position() != head {
+		t.Errorf("warm pager at %d (caught up %v), head %d", warm.Position(), warm.CaughtUp(), head)
+	}
+	var received bool
+	for _, st := range ws {
+		for _, pg := range st.Pages {
+			received = received || pg.Received
+		}
+	}
+	if !received {
+		t.Error("the receipt before the restart is not in the warm pager's state")
+	}
+	// A warm start only starts from nothing.
+	if _, err := warm.WarmStart(ctx, open, at); err == nil {
+		t.Error("a second warm start was taken")
+	}
+	store.Close()
+
+	// The service does the same as it is built: before any consumer runs,
+	// the models and the pager stand at the head, and the open page is
+	// pending again for the consultant.
+	cfg := serveConfig{Addr: "127.0.0.1:0", DataDir: dir, Store: "sqlite", Demo: true, DemoPassword: "test-password",
+		PageTimeout: time.Minute, PageReceiptTimeout: 15 * time.Second, Timezone: "Europe/London", LogLevel: "info"}
+	a, err := newApp(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.cleanup.release()
+	if got := a.pager.Position(); got != head || !a.pager.CaughtUp() {
+		t.Fatalf("the pager starts at %d, not the head %d: its consumer would replay the whole log", got, head)
+	}
+	if r, au := a.read.Position(), a.audit.Position(); r != head || au != head {
+		t.Errorf("the read model starts at %d and the audit model at %d, not the head %d", r, au, head)
+	}
+	var again bool
+	for _, p := range a.pager.Pending(consultant) {
+		again = again || p.EscalationID == escalation.EscalationID(paged)
+	}
+	if !again {
+		t.Error("the escalation paged before the restart is not pending after it")
+	}
+}
