@@ -96,10 +96,7 @@ func seedOpenEscalations(ctx context.Context, store *sqlite.Store, n, first int)
 	total := 0
 	for r := first; r < first+n; r++ {
 		rid, batch := seedResident(r, 10)
-		var last struct {
-			CareHomeID escalation.CareHomeID `json:"care_home_id"`
-		}
-		_ = json.Unmarshal(batch[0].Data, &last)
+		home := escalation.CareHomeID(fmt.Sprintf("home-%02d", r%20)) // seedResident's
 		eid := escalation.EscalationID(uuid.NewString())
 		at := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC).Add(time.Duration(r-first) * time.Second)
 		mk := func(e escalation.Event, at time.Time) events.NewEvent {
@@ -107,7 +104,7 @@ func seedOpenEscalations(ctx context.Context, store *sqlite.Store, n, first int)
 			return events.NewEvent{ID: uuid.NewString(), Type: e.EventType(), RecordedAt: at, Actor: "bench", Data: b}
 		}
 		total7, risk := 7, news2.RiskHigh
-		batch = append(batch, mk(&escalation.EscalationRaised{EscalationID: eid, CareHomeID: last.CareHomeID,
+		batch = append(batch, mk(&escalation.EscalationRaised{EscalationID: eid, CareHomeID: home,
 			NEWS2: &news2.Result{Total: &total7, Risk: &risk}, SBARD: escalation.SBARD{Situation: "s"}}, at))
 		if r%2 == 0 {
 			batch = append(batch, mk(&escalation.EscalationAccepted{EscalationID: eid, By: escalation.Person{Username: "dr.okafor"}}, at.Add(time.Minute)))

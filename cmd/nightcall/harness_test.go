@@ -30,12 +30,18 @@ type testServer struct {
 	once sync.Once
 }
 
-func startServer(t testing.TB, opts ...func(*serveConfig)) *testServer {
-	t.Helper()
-	cfg := serveConfig{
-		Addr: "127.0.0.1:0", DataDir: t.TempDir(), Store: "sqlite", Demo: true, DemoPassword: "test-password",
+// testServeConfig is the configuration the tests' services start from, on
+// the embedded store in dir.
+func testServeConfig(dir string) serveConfig {
+	return serveConfig{
+		Addr: "127.0.0.1:0", DataDir: dir, Store: "sqlite", Demo: true, DemoPassword: "test-password",
 		PageTimeout: time.Minute, PageReceiptTimeout: 15 * time.Second, Timezone: "Europe/London", LogLevel: "info",
 	}
+}
+
+func startServer(t testing.TB, opts ...func(*serveConfig)) *testServer {
+	t.Helper()
+	cfg := testServeConfig(t.TempDir())
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -122,9 +122,7 @@ func TestRestartWarmsThePagerUpFromTheOpenEscalations(t *testing.T) {
 	// The service does the same as it is built: before any consumer runs,
 	// the models and the pager stand at the head, and the open page is
 	// pending again for the consultant.
-	cfg := serveConfig{Addr: "127.0.0.1:0", DataDir: dir, Store: "sqlite", Demo: true, DemoPassword: "test-password",
-		PageTimeout: time.Minute, PageReceiptTimeout: 15 * time.Second, Timezone: "Europe/London", LogLevel: "info"}
-	a, err := newApp(ctx, cfg, slog.New(slog.DiscardHandler))
+	a, err := newApp(ctx, testServeConfig(dir), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
