@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 const (
@@ -91,3 +92,16 @@ func checkJSONLimits(body []byte) error {
 		}
 	}
 }
+
+// checkFrame checks one websocket text frame from a client: RFC 6455 (5.6)
+// requires a text frame to be UTF-8, and gorilla does not check it, so a frame
+// that is not is refused here rather than decoded with each bad byte turned
+// into U+FFFD (a page ID no server ever issued, and longer than the frame).
+func checkFrame(data []byte) error {
+	if !utf8.Valid(data) {
+		return errFrameNotUTF8
+	}
+	return checkJSONLimits(data)
+}
+
+var errFrameNotUTF8 = errors.New("web: a text frame must be UTF-8")

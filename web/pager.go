@@ -873,7 +873,7 @@ type pagerFrame struct {
 // parsePagerFrame decodes one client frame; the type is checked by the caller.
 func parsePagerFrame(data []byte) (pagerFrame, error) {
 	var f pagerFrame
-	if err := checkJSONLimits(data); err != nil {
+	if err := checkFrame(data); err != nil {
 		return f, err
 	}
 	err := json.Unmarshal(data, &f)
