@@ -900,6 +900,10 @@ func (s *Server) pagerReadLoop(c *pagerConn, hub *PagerHub) {
 			return
 		}
 		f, err := parsePagerFrame(data)
+		if errors.Is(err, errFrameNotUTF8) {
+			c.refuse(websocket.CloseInvalidFramePayloadData, "text frames must be UTF-8")
+			return
+		}
 		if err != nil {
 			c.refuse(websocket.CloseUnsupportedData, "frames must be JSON")
 			return

@@ -208,6 +208,9 @@ func TestPagerRefusesBadUpgradesAndBadFrames(t *testing.T) {
 		code int
 	}{
 		{"not JSON", func(p *pagerSocket) { _ = p.ws.WriteMessage(websocket.TextMessage, []byte("hello")) }, websocket.CloseUnsupportedData},
+		{"not UTF-8", func(p *pagerSocket) {
+			_ = p.ws.WriteMessage(websocket.TextMessage, []byte("{\"type\":\"seen\",\"page_id\":\"\xc7\xc7\"}"))
+		}, websocket.CloseInvalidFramePayloadData},
 		{"unknown type", func(p *pagerSocket) { p.send(map[string]string{"type": "shutdown"}) }, websocket.ClosePolicyViolation},
 		{"huge frame", func(p *pagerSocket) {
 			_ = p.ws.WriteMessage(websocket.TextMessage, []byte(strings.Repeat("x", 64*1024)))
