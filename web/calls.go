@@ -373,7 +373,7 @@ func (s *Server) handleCallConfig(w http.ResponseWriter, r *http.Request) {
 // parseSignal decodes one signalling frame from a browser.
 func parseSignal(data []byte) (video.Message, error) {
 	var m video.Message
-	if err := checkFrame(data); err != nil {
+	if err := checkJSONLimits(data); err != nil {
 		return m, err
 	}
 	if err := json.Unmarshal(data, &m); err != nil {

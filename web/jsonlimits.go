@@ -21,9 +21,14 @@ const (
 
 // checkJSONLimits scans body once, without parsing numbers, and refuses a
 // number longer than maxNumberLen characters (400 invalid_value, naming the
-// field) or nesting deeper than maxJSONDepth (400 invalid_json). Malformed
-// JSON is left for the decoder to report.
+// field), nesting deeper than maxJSONDepth (400 invalid_json), or text that
+// is not UTF-8 (400 invalid_json: RFC 8259 8.1; encoding/json would store
+// each bad byte as U+FFFD, changing what the caller sent). Malformed JSON is
+// left for the decoder to report.
 func checkJSONLimits(body []byte) error {
+	if !utf8.Valid(body) {
+		return newErr(http.StatusBadRequest, "invalid_json", "JSON text must be UTF-8.")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	type frame struct {
@@ -92,16 +97,3 @@ func checkJSONLimits(body []byte) error {
 		}
 	}
 }
-
-// checkFrame checks one websocket text frame from a client: RFC 6455 (5.6)
-// requires a text frame to be UTF-8, and gorilla does not check it, so a frame
-// that is not is refused here rather than decoded with each bad byte turned
-// into U+FFFD (a page ID no server ever issued, and longer than the frame).
-func checkFrame(data []byte) error {
-	if !utf8.Valid(data) {
-		return errFrameNotUTF8
-	}
-	return checkJSONLimits(data)
-}
-
-var errFrameNotUTF8 = errors.New("web: a text frame must be UTF-8")

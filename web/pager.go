@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
@@ -873,7 +874,7 @@ type pagerFrame struct {
 // parsePagerFrame decodes one client frame; the type is checked by the caller.
 func parsePagerFrame(data []byte) (pagerFrame, error) {
 	var f pagerFrame
-	if err := checkFrame(data); err != nil {
+	if err := checkJSONLimits(data); err != nil {
 		return f, err
 	}
 	err := json.Unmarshal(data, &f)
@@ -899,11 +900,11 @@ func (s *Server) pagerReadLoop(c *pagerConn, hub *PagerHub) {
 			c.refuse(websocket.ClosePolicyViolation, "too many messages")
 			return
 		}
-		f, err := parsePagerFrame(data)
-		if errors.Is(err, errFrameNotUTF8) {
+		if !utf8.Valid(data) { // RFC 6455 5.6; gorilla does not check
 			c.refuse(websocket.CloseInvalidFramePayloadData, "text frames must be UTF-8")
 			return
 		}
+		f, err := parsePagerFrame(data)
 		if err != nil {
 			c.refuse(websocket.CloseUnsupportedData, "frames must be JSON")
 			return

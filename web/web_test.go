@@ -115,6 +115,8 @@ func TestJSONLimits(t *testing.T) {
 		{"deep nesting", strings.Repeat("[", 1000) + strings.Repeat("]", 1000), "invalid_json", ""},
 		{"32 characters is fine", `{"a":` + strings.Repeat("1", 32) + `}`, "", ""},
 		{"malformed is left to the decoder", `{"a":`, "", ""},
+		{"not UTF-8", "{\"situation\":\"\xc7\xc7\"}", "invalid_json", ""},
+		{"UTF-8 beyond ASCII is fine", `{"situation":"Mrs Ó'Brien – 38.4°C"}`, "", ""},
 	}
 	for _, c := range cases {
 		err := checkJSONLimits([]byte(c.body))

@@ -53,6 +53,9 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 	open := str(nurse.do("POST", "/api/v1/escalations", raiseBody("rc-101")).json(t)["id"])
 
 	big := `{"resident_id":"rc-101","sbard":{"situation":"` + strings.Repeat("x", 1<<20) + `"}}`
+	// Free text that is not UTF-8: decoded, each bad byte would be stored as U+FFFD.
+	valid, _ := json.Marshal(with("rc-102", func(b, o map[string]any) { b["sbard"] = map[string]string{"situation": "BAD"} }))
+	notUTF8 := strings.Replace(string(valid), "BAD", "\xc7\xc7 breathless", 1)
 	cases := []struct {
 		name     string
 		c        *client
@@ -66,6 +69,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		resident string // whose stream must not change
 	}{
 		{"not JSON", nurse, "POST", "/api/v1/escalations", `{"resident_id":`, nil, 400, "invalid_json", "", "rc-102"},
+		{"not UTF-8", nurse, "POST", "/api/v1/escalations", notUTF8, nil, 400, "invalid_json", "", "rc-102"},
 		{"wrong type", nurse, "POST", "/api/v1/escalations", with("rc-102", func(b, o map[string]any) { o["spo2"] = "93" }), nil, 400, "invalid_json", "observations.spo2", "rc-102"},
 		{"wrong type bool", nurse, "POST", "/api/v1/escalations", with("rc-102", func(b, o map[string]any) { o["on_oxygen"] = "no" }), nil, 400, "invalid_json", "observations.on_oxygen", "rc-102"},
 		{"missing resident", nurse, "POST", "/api/v1/escalations", with("", func(b, o map[string]any) {}), nil, 400, "missing_field", "resident_id", "rc-102"},
