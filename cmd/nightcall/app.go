@@ -61,9 +61,14 @@ type app struct {
 	calls     *calllog.Log
 	callSub   *bus.TopicSubscriber
 	caughtUp  atomic.Bool
-	// restored are the positions the read models were restored to from
-	// snapshots at start, by projection (snapshots.go).
+	// restored is the position the read model was restored to from its
+	// snapshot at start, by projection (snapshots.go).
 	restored map[string]int64
+	// auditDone is closed when the audit model's restore after the start is
+	// done (restoreAudit); its consumer waits for it. auditRestoredAt is the
+	// position it was restored to (-1: none), set before.
+	auditDone       chan struct{}
+	auditRestoredAt int64
 	// afterCatchUp runs once the read models reach restoreHead, the log's
 	// head at start (the collector, off while they restore: restoregc.go).
 	afterCatchUp func()
@@ -185,7 +190,9 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *app, err
 	}
 	a.cleanup.push("collector", func() error { resumeGC(); return nil })
 	a.restoreHead = head
-	auditSub, err := bus.NewLogSubscriber(bus.SubscriberConfig{Store: store, Logger: a.router.Logger(), From: a.audit.Position})
+	a.auditDone, a.auditRestoredAt = make(chan struct{}), -1
+	auditSub, err := bus.NewLogSubscriber(bus.SubscriberConfig{Store: store, Logger: a.router.Logger(),
+		From: a.audit.Position, Wait: a.auditDone})
 	if err != nil {
 		return nil, err
 	}
@@ -313,8 +320,11 @@ func mustTime(s string) time.Time {
 	return t
 }
 
-// ready fails until the read model has caught up with the log once after
-// start, and whenever a safety-critical consumer is stalled.
+// ready fails until the read models and the pager have caught up with the
+// log once after start, and whenever a safety-critical consumer is stalled.
+// The HTTP listener serves before that: after a restart from snapshots the
+// read model and the pager are at the head before it opens, so raises are
+// paged while the audit model is still restoring (restoreAudit).
 func (a *app) ready(ctx context.Context) error {
 	if !a.caughtUp.Load() {
 		head, err := a.store.Head(ctx)
@@ -435,6 +445,7 @@ func (a *app) run(ctx context.Context, ln net.Listener) (err error) {
 	})
 	g.Go(func() error { a.hub.Run(workersCtx); return nil })
 	g.Go(func() error { a.runSnapshots(workersCtx); return nil })
+	g.Go(func() error { a.restoreAudit(workersCtx); return nil })
 	g.Go(func() error { a.catchUp(workersCtx); return nil })
 	g.Go(func() error { a.runChannels(workersCtx); return nil })
 	g.Go(func() error {

@@ -391,7 +391,7 @@ func benchRestartScenario(ctx context.Context, env *benchEnv) ([]benchResult, er
 	// One copy of the models at a time, so that 10M events fit in memory;
 	// the median of restartRuns restarts (the machine is shared), each
 	// after a collection of the last one's models.
-	var restores, restarts, warms []time.Duration
+	var restores, restarts, warms, servings []time.Duration
 	var d1, a1 string
 	var tracked []paging.State
 	var pages map[string]escalation.EscalationID
@@ -406,8 +406,10 @@ func benchRestartScenario(ctx context.Context, env *benchEnv) ([]benchResult, er
 		}
 		d1, a1, tracked, pages = rs.read, rs.audit, rs.tracked, rs.pages
 		restores, restarts, warms = append(restores, rs.restore), append(restarts, rs.total), append(warms, rs.warm)
+		servings = append(servings, rs.serving)
 	}
 	slices.Sort(warms)
+	slices.Sort(servings)
 	slices.Sort(restores)
 	slices.Sort(restarts)
 	restoreTook, restartTook := restores[len(restores)/2], restarts[len(restarts)/2]
@@ -428,8 +430,13 @@ func benchRestartScenario(ctx context.Context, env *benchEnv) ([]benchResult, er
 		return nil, err
 	}
 	fullTook := time.Since(t)
-	if ft, fp := fullPager.Tracked(); len(ft) != restartOpen || !reflect.DeepEqual(ft, tracked) || !reflect.DeepEqual(fp, pages) {
-		return nil, fmt.Errorf("the pager warmed up at the restart tracks %d escalations, a full replay %d, or they differ", len(tracked), len(ft))
+	// A reused log holds the open escalations of earlier runs too.
+	ft, fp := fullPager.Tracked()
+	if len(ft) < restartOpen {
+		return nil, fmt.Errorf("a full replay's pager tracks %d escalations, fewer than the %d seeded open", len(ft), restartOpen)
+	}
+	if !reflect.DeepEqual(ft, tracked) || !reflect.DeepEqual(fp, pages) {
+		return nil, fmt.Errorf("the pager warmed up at the restart differs from a full replay's (%d and %d escalations tracked)", len(tracked), len(ft))
 	}
 	d2, err := full.Digest()
 	if err != nil {
@@ -438,7 +445,7 @@ func benchRestartScenario(ctx context.Context, env *benchEnv) ([]benchResult, er
 	if d1 != d2 || a1 != fullAudit.Digest() {
 		return nil, fmt.Errorf("a restart from the snapshots differs from a full rebuild")
 	}
-	r := result("restart", "restart: snapshots + tail (read model, audit model) + pager warm start", "s", restartTook.Seconds(),
+	r := result("restart", "restart until ready: read model (snapshot + tail) + pager warm start, then the audit model", "s", restartTook.Seconds(),
 		"full replay into all three", fullTook.Seconds(), "≤ 2 s at 10M events", nil)
 	if l.events+written >= 10_000_000 {
 		r.Met = met(restartTook <= 2*time.Second)
@@ -447,7 +454,7 @@ func benchRestartScenario(ctx context.Context, env *benchEnv) ([]benchResult, er
 	r.Extra = map[string]float64{"restore_s": restoreTook.Seconds(), "save_s": saveTook.Seconds(),
 		"snapshot_mib": snapshotMiB, "runs": restartRuns,
 		"restart_min_s": restarts[0].Seconds(), "restart_max_s": restarts[len(restarts)-1].Seconds(),
-		"pager_warm_s": warms[len(warms)/2].Seconds()}
+		"pager_warm_s": warms[len(warms)/2].Seconds(), "pages_from_s": servings[len(servings)/2].Seconds()}
 	return []benchResult{r}, nil
 }
 
@@ -472,18 +479,22 @@ func (l *seededLog) saveSnapshots(ctx context.Context) (took time.Duration, mib 
 }
 
 // restarted is what one restart took and what it ends with: the models'
-// digests and the pager's tracked state.
+// digests and the pager's tracked state. serving is until the service
+// would open its listener and page (the read model and the pager at the
+// head), total until /readyz would say ready (the audit model too).
 type restarted struct {
-	restore, warm, total time.Duration
-	read, audit          string
-	tracked              []paging.State
-	pages                map[string]escalation.EscalationID
+	restore, warm, serving, total time.Duration
+	read, audit                   string
+	tracked                       []paging.State
+	pages                         map[string]escalation.EscalationID
 }
 
-// restart does what the service's start does: it restores both snapshots
-// (restoreAll), brings both up on the tail in one read (catchUp) and warms
-// a pager up from the open escalations (Pager.WarmStart), and returns how
-// long that took and what it ends with.
+// restart does what the service's start does: it restores the read model
+// from its snapshot, brings it up on the tail (catchUp) and warms a pager
+// up from its open escalations (Pager.WarmStart), which is when the service
+// opens its listener and pages; then the audit model is restored and brought
+// up (restoreAudit), which is when /readyz says ready. It returns how long
+// each took and what it ends with.
 func (l *seededLog) restart(ctx context.Context, head int64) (restarted, error) {
 	var rs restarted
 	t := time.Now()
@@ -492,12 +503,12 @@ func (l *seededLog) restart(ctx context.Context, head int64) (restarted, error) 
 	defer resumeGC()
 	rm, am := escalation.NewProjection(l.loc), audit.NewModel()
 	am.Keep(l.loc, 72*time.Hour)
-	_, _, errs := restoreAll(ctx, l.store, []stateful{{escalation.ReadModelSnapshot, rm}, {audit.SnapshotName, am}}, head)
+	_, _, errs := restoreAll(ctx, l.store, []stateful{{escalation.ReadModelSnapshot, rm}}, head)
 	if err := errors.Join(errs...); err != nil {
 		return rs, err
 	}
 	rs.restore = time.Since(t)
-	if err := errors.Join(catchUp(ctx, l.store, []model{rm, am}, head)...); err != nil {
+	if err := errors.Join(catchUp(ctx, l.store, []model{rm}, head)...); err != nil {
 		return rs, err
 	}
 	w := time.Now()
@@ -509,7 +520,12 @@ func (l *seededLog) restart(ctx context.Context, head int64) (restarted, error) 
 	if _, err := pager.WarmStart(ctx, open, at); err != nil {
 		return rs, err
 	}
-	rs.warm, rs.total = time.Since(w), time.Since(t)
+	rs.warm, rs.serving = time.Since(w), time.Since(t)
+	_, _, errs = restoreAll(ctx, l.store, []stateful{{audit.SnapshotName, am}}, head)
+	if err := errors.Join(append(errs, catchUp(ctx, l.store, []model{am}, head)...)...); err != nil {
+		return rs, err
+	}
+	rs.total = time.Since(t)
 	resumeGC()
 	if rs.read, err = rm.Digest(); err != nil {
 		return rs, err

@@ -43,6 +43,9 @@ func TestBenchScenariosRun(t *testing.T) {
 	if r, ok := got["restart"]; !ok || r.Extra["runs"] != restartRuns || r.Extra["restart_min_s"] > r.Value || r.Value > r.Extra["restart_max_s"] {
 		t.Errorf("restart: %+v (want the median of %d restarts)", r, restartRuns)
 	}
+	if r := got["restart"]; r.Extra["pages_from_s"] <= 0 || r.Extra["pages_from_s"] > r.Value {
+		t.Errorf("restart: paging from %v s, ready at %v s: the audit model is restored after the listener opens", r.Extra["pages_from_s"], r.Value)
+	}
 	// The rebuild figures are medians of rounds, each round's ratio kept.
 	for _, r := range rep.Results {
 		if r.Scenario == "rebuild" && (r.Params["runs"] != float64(rebuildRuns) || r.Extra["round_3_ratio"] == 0) {

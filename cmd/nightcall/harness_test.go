@@ -41,6 +41,15 @@ func testServeConfig(dir string) serveConfig {
 
 func startServer(t testing.TB, opts ...func(*serveConfig)) *testServer {
 	t.Helper()
+	s := launchServer(t, opts...)
+	waitReady(t, s.base)
+	return s
+}
+
+// launchServer starts a service as startServer does without waiting for it
+// to be ready.
+func launchServer(t testing.TB, opts ...func(*serveConfig)) *testServer {
+	t.Helper()
 	cfg := testServeConfig(t.TempDir())
 	for _, o := range opts {
 		o(&cfg)
@@ -66,7 +75,6 @@ func startServer(t testing.TB, opts ...func(*serveConfig)) *testServer {
 	s := &testServer{t: t, app: a, base: scheme + ln.Addr().String(), stop: cancel, done: make(chan error, 1)}
 	go func() { s.done <- a.run(ctx, ln) }()
 	t.Cleanup(s.close)
-	waitReady(t, s.base)
 	return s
 }
 

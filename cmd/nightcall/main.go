@@ -133,6 +133,9 @@ type serveConfig struct {
 	// snapshotCheck, when set (tests only), replaces the minute between
 	// checks for a snapshot to save.
 	snapshotCheck time.Duration
+	// auditHold, when set (tests only), holds the audit model's restore
+	// after the start until it is closed.
+	auditHold <-chan struct{}
 	// SessionIdle (--session-idle) ends a session that long after its last
 	// request; SessionMax (--session-max) that long after sign-in.
 	SessionIdle, SessionMax time.Duration

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -130,8 +132,23 @@ func TestRestartWarmsThePagerUpFromTheOpenEscalations(t *testing.T) {
 	if got := a.pager.Position(); got != head || !a.pager.CaughtUp() {
 		t.Fatalf("the pager starts at %d, not the head %d: its consumer would replay the whole log", got, head)
 	}
-	if r, au := a.read.Position(), a.audit.Position(); r != head || au != head {
-		t.Errorf("the read model starts at %d and the audit model at %d, not the head %d", r, au, head)
+	if r := a.read.Position(); r != head {
+		t.Errorf("the read model starts at %d, not the head %d", r, head)
+	}
+	// The audit model is restored after the start, off the clinical path,
+	// and its consumer is held until it is done.
+	if au := a.audit.Position(); au != 0 {
+		t.Errorf("the audit model was restored (at %d) before the service started", au)
+	}
+	if err := a.ready(ctx); err == nil || !strings.Contains(err.Error(), "audit model at 0") {
+		t.Errorf("/readyz with the audit model still to restore: %v, want not ready until every model is at the head", err)
+	}
+	a.restoreAudit(ctx)
+	if _, ok := <-a.auditDone; ok || a.audit.Position() != head || a.auditRestoredAt <= 0 {
+		t.Errorf("after its restore the audit model is at %d (restored to %d), not the head %d", a.audit.Position(), a.auditRestoredAt, head)
+	}
+	if err := a.ready(ctx); err != nil {
+		t.Errorf("not ready with every model and the pager at the head: %v", err)
 	}
 	var again bool
 	for _, p := range a.pager.Pending(consultant) {
@@ -139,5 +156,59 @@ func TestRestartWarmsThePagerUpFromTheOpenEscalations(t *testing.T) {
 	}
 	if !again {
 		t.Error("the escalation paged before the restart is not pending after it")
+	}
+}
+
+// After a restart from snapshots the service pages before the audit model
+// is back: the read model and the pager stand at the head when the
+// listener opens, and the audit model is restored after (restoreAudit),
+// its consumer held until then. Meanwhile /readyz and the audit routes say
+// 503; once it is done both answer, and the figures count the escalation
+// raised while it was restoring.
+func TestRestartPagesBeforeTheAuditModelIsRestored(t *testing.T) {
+	dir := t.TempDir()
+	s1 := startServer(t, func(c *serveConfig) { c.DataDir = dir })
+	journeyStep(t, s1, "rc-101")
+	figures := func(s *testServer) (int, map[string]any) {
+		r := s.signedIn("auditor").do("GET", "/api/v1/audit/admissions-avoided", nil)
+		if r.status != http.StatusOK {
+			return r.status, r.apiErr(t)
+		}
+		return r.status, r.json(t)
+	}
+	_, before := figures(s1)
+	s1.close()
+
+	hold := make(chan struct{})
+	s2 := launchServer(t, func(c *serveConfig) { c.DataDir, c.auditHold = dir, hold })
+	tab := s2.signedIn("dr.okafor").pager("laptop")
+	id := str(s2.signedIn("night.rose").do("POST", "/api/v1/escalations", raiseBody("rc-102")).json(t)["id"])
+	if page := tab.expect("page", 10*time.Second); page["escalation"].(map[string]any)["id"] != id {
+		t.Fatalf("page: %v", page)
+	}
+	resp, err := http.Get(s2.base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "audit model") {
+		t.Errorf("/readyz with the audit model still to restore: %d %s", resp.StatusCode, body)
+	}
+	if status, e := figures(s2); status != http.StatusServiceUnavailable || e["code"] != "store_unavailable" {
+		t.Errorf("audit figures with the audit model still to restore: %d %v", status, e)
+	}
+	if got := s2.app.audit.Position(); got != 0 {
+		t.Errorf("the audit model moved (to %d) while held", got)
+	}
+
+	close(hold)
+	waitReady(t, s2.base)
+	if s2.app.auditRestoredAt <= 0 {
+		t.Errorf("the audit model was not restored from its snapshot (%d)", s2.app.auditRestoredAt)
+	}
+	status, after := figures(s2)
+	if status != http.StatusOK || after["escalations"] != before["escalations"].(float64)+1 {
+		t.Errorf("audit figures after the restore: %d %v, before the restart %v escalations", status, after["escalations"], before["escalations"])
 	}
 }

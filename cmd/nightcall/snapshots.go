@@ -32,30 +32,90 @@ func (a *app) statefuls() []stateful {
 	return []stateful{{escalation.ReadModelSnapshot, a.read}, {audit.SnapshotName, a.audit}}
 }
 
-// restoreSnapshots restores the read models from the store's snapshots (only
-// stores that keep snapshots: the embedded one), before any event is applied,
-// each on a core of its own. One that cannot be restored (none saved, another
-// build's, or damaged) is rebuilt from the log by its subscriber.
+// restoreSnapshots restores the read model from its snapshot in the store
+// (only stores that keep snapshots: the embedded one), before any event is
+// applied. One that cannot be restored (none saved, another build's, or
+// damaged) is rebuilt from the log by its subscriber. The audit model is
+// restored after the service has started (restoreAudit).
 func (a *app) restoreSnapshots(ctx context.Context, head int64) {
 	ss, ok := a.store.(events.SnapshotStore)
 	if !ok {
 		return
 	}
-	all := a.statefuls()
-	pos, took, errs := restoreAll(ctx, ss, all, head)
-	for i, s := range all {
-		switch err := errs[i]; {
-		case errors.Is(err, events.ErrSnapshotNotFound):
-		case err != nil:
-			a.log.Warn("snapshot not restored; the log is replayed", "projection", s.name, "err", err)
-		default:
-			if a.restored == nil {
-				a.restored = map[string]int64{}
-			}
-			a.restored[s.name] = pos[i]
-			a.log.Info("restored from a snapshot", "projection", s.name, "position", pos[i], "head", head, "took", took[i].Round(time.Millisecond))
+	if pos, ok := a.restoreOne(ctx, ss, stateful{escalation.ReadModelSnapshot, a.read}, head); ok {
+		a.restored = map[string]int64{escalation.ReadModelSnapshot: pos}
+	}
+}
+
+// restoreOne restores one model from its snapshot and logs the outcome,
+// returning the position it was restored to and whether it was.
+func (a *app) restoreOne(ctx context.Context, ss events.SnapshotStore, s stateful, head int64) (int64, bool) {
+	pos, took, errs := restoreAll(ctx, ss, []stateful{s}, head)
+	switch err := errs[0]; {
+	case errors.Is(err, events.ErrSnapshotNotFound):
+		return 0, false
+	case err != nil:
+		a.log.Warn("snapshot not restored; the log is replayed", "projection", s.name, "err", err)
+		return 0, false
+	}
+	a.log.Info("restored from a snapshot", "projection", s.name, "position", pos[0], "head", head, "took", took[0].Round(time.Millisecond))
+	return pos[0], true
+}
+
+// restoreAudit brings the audit model up once the service has started:
+// from its snapshot (on a store that keeps them) and then the log up to the
+// head as it is then, in one read; its consumer starts when it is done
+// (auditDone). The audit model serves no page and no call, so a restart is
+// ready for the night's work (the read model and the pager) without
+// waiting for it, at 10M events a third of the restore; until it reaches
+// the head the audit routes answer 503, as they do while it catches up.
+func (a *app) restoreAudit(ctx context.Context) {
+	defer close(a.auditDone)
+	if a.cfg.auditHold != nil {
+		select {
+		case <-a.cfg.auditHold:
+		case <-ctx.Done():
+			return
 		}
 	}
+	ss, ok := a.store.(events.SnapshotStore)
+	if !ok {
+		return
+	}
+	head, err := a.store.Head(ctx)
+	if err != nil {
+		a.log.Warn("audit snapshot not restored; the log is replayed", "err", err)
+		return
+	}
+	pos, ok := a.restoreOne(ctx, ss, stateful{audit.SnapshotName, a.audit}, head)
+	if !ok {
+		return
+	}
+	a.auditRestoredAt = pos
+	t := time.Now()
+	if err := catchUp(ctx, a.store, []model{a.audit}, head)[0]; err != nil {
+		a.log.Warn("catching up on the log after the snapshot; the consumer goes on", "projection", audit.SnapshotName, "err", err)
+		return
+	}
+	a.log.Info("caught up on the log after the snapshot", "projection", audit.SnapshotName, "head", head, "took", time.Since(t).Round(time.Millisecond))
+}
+
+// restoredAt is the position a model was restored to from its snapshot at
+// start (-1: none was restored), and whether that is known yet: the audit
+// model's is known once restoreAudit is done.
+func (a *app) restoredAt(name string) (pos int64, known bool) {
+	if name == audit.SnapshotName {
+		select {
+		case <-a.auditDone:
+			return a.auditRestoredAt, true
+		default:
+			return 0, false
+		}
+	}
+	if pos, ok := a.restored[name]; ok {
+		return pos, true
+	}
+	return -1, true
 }
 
 // restoreAll restores each model from its snapshot at the same time (the
@@ -96,27 +156,17 @@ func catchUp(ctx context.Context, store events.Store, ms []model, head int64) []
 	return errs
 }
 
-// catchUpRestored runs catchUp on the models restored from snapshots, and
-// then warms the pager up from the read model (warmStartPager).
+// catchUpRestored runs catchUp on the read model when it was restored from
+// its snapshot, and then warms the pager up from it (warmStartPager).
 func (a *app) catchUpRestored(ctx context.Context, head int64) {
-	var ms []model
-	var names []string
-	if _, ok := a.restored[escalation.ReadModelSnapshot]; ok {
-		ms, names = append(ms, a.read), append(names, escalation.ReadModelSnapshot)
-	}
-	if _, ok := a.restored[audit.SnapshotName]; ok {
-		ms, names = append(ms, a.audit), append(names, audit.SnapshotName)
-	}
-	if len(ms) == 0 {
+	if _, ok := a.restored[escalation.ReadModelSnapshot]; !ok {
 		return
 	}
 	t := time.Now()
-	for i, err := range catchUp(ctx, a.store, ms, head) {
-		if err != nil {
-			a.log.Warn("catching up on the log after the snapshot; the consumer goes on", "projection", names[i], "err", err)
-		}
+	if err := catchUp(ctx, a.store, []model{a.read}, head)[0]; err != nil {
+		a.log.Warn("catching up on the log after the snapshot; the consumer goes on", "projection", escalation.ReadModelSnapshot, "err", err)
 	}
-	a.log.Info("caught up on the log after the snapshots", "head", head, "took", time.Since(t).Round(time.Millisecond))
+	a.log.Info("caught up on the log after the snapshot", "projection", escalation.ReadModelSnapshot, "head", head, "took", time.Since(t).Round(time.Millisecond))
 	a.warmStartPager(ctx, head)
 }
 
@@ -149,18 +199,20 @@ func (a *app) runSnapshots(ctx context.Context) {
 		return
 	}
 	// What the store holds now: the snapshot restored at start, or none
-	// usable (none saved, damaged, another build's), which the first save
+	// usable (-1: none saved, damaged, another build's), which the first save
 	// replaces even when the model has not moved since the start's replay.
+	// A model still restoring (the audit model, after the start) is not
+	// saved until it is done.
 	saved := map[string]int64{}
-	for _, s := range a.statefuls() {
-		if pos, ok := a.restored[s.name]; ok {
-			saved[s.name] = pos
-		} else {
-			saved[s.name] = -1
-		}
-	}
 	save := func(ctx context.Context, every int64) {
 		for _, s := range a.statefuls() {
+			if _, ok := saved[s.name]; !ok {
+				at, known := a.restoredAt(s.name)
+				if !known {
+					continue
+				}
+				saved[s.name] = at
+			}
 			pos := s.p.Position()
 			switch {
 			case pos <= 0: // nothing applied: nothing worth saving

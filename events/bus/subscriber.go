@@ -41,6 +41,11 @@ type SubscriberConfig struct {
 	// From gives the start position of a non-durable subscription. Optional,
 	// default 0 (the beginning of the log).
 	From func() int64
+	// Wait, when set, holds a non-durable subscription back: it reads
+	// nothing until Wait is closed, and From is called then (a model
+	// restored after the service has started: its consumer starts where the
+	// restore left it). Optional.
+	Wait <-chan struct{}
 	// PollInterval bounds how long a new event can wait unseen when the store
 	// cannot notify (another process appended). Optional, default 100ms.
 	PollInterval time.Duration
@@ -84,6 +89,9 @@ func (c SubscriberConfig) Validate() error {
 	if c.Store == nil {
 		errs = append(errs, errors.New("bus: SubscriberConfig.Store is required"))
 	}
+	if c.Wait != nil && c.Group != "" {
+		errs = append(errs, errors.New("bus: SubscriberConfig.Wait is for a non-durable subscription (no Group)"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -126,7 +134,10 @@ func (s *LogSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *me
 	if s.closed {
 		return nil, ErrClosed
 	}
-	start := s.cfg.From()
+	var start int64
+	if s.cfg.Wait == nil {
+		start = s.cfg.From()
+	}
 	if s.cfg.Group != "" {
 		pos, err := s.cfg.Store.Checkpoint(ctx, s.cfg.Group)
 		if err != nil {
@@ -140,6 +151,15 @@ func (s *LogSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *me
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		if s.cfg.Wait != nil {
+			select {
+			case <-s.cfg.Wait:
+				start = s.cfg.From()
+			case <-ctx.Done():
+				close(out)
+				return
+			}
+		}
 		s.run(ctx, start, out)
 	}()
 	return out, nil

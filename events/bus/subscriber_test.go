@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,6 +96,53 @@ func TestSubscriberInOrderAtLeastOnceDurable(t *testing.T) {
 	}
 	if _, err := sub2.Subscribe(context.Background(), "other"); err == nil {
 		t.Fatal("unknown topic accepted")
+	}
+}
+
+// A subscription with Wait reads nothing until Wait is closed, and starts
+// after the position From gives then, not when Subscribe was called.
+func TestSubscriberWithWaitStartsWhereFromIsWhenReleased(t *testing.T) {
+	s := openStore(t)
+	appendN(t, s, 5)
+	var from atomic.Int64 // 0 at Subscribe: a subscriber that read it then would deliver position 1
+	wait := make(chan struct{})
+	sub, err := bus.NewLogSubscriber(bus.SubscriberConfig{Store: s, From: from.Load, Wait: wait})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	ch, err := sub.Subscribe(context.Background(), bus.LogTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-ch:
+		env, _ := bus.Decode(m)
+		t.Fatalf("delivered position %d before Wait was closed", env.Position)
+	case <-time.After(300 * time.Millisecond):
+	}
+	from.Store(3)
+	close(wait)
+	m := next(t, ch)
+	if env, _ := bus.Decode(m); env.Position != 4 {
+		t.Fatalf("first position after the release %d, want 4", env.Position)
+	}
+	m.Ack()
+
+	// Closed before the release: the channel closes, nothing is read.
+	held, _ := bus.NewLogSubscriber(bus.SubscriberConfig{Store: s, Wait: make(chan struct{})})
+	hch, err := held.Subscribe(context.Background(), bus.LogTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := held.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := <-hch; ok {
+		t.Fatal("a held subscription delivered after Close")
+	}
+	if _, err := bus.NewLogSubscriber(bus.SubscriberConfig{Store: s, Group: "g", Wait: wait}); err == nil {
+		t.Fatal("Wait with a durable group accepted")
 	}
 }
 
