@@ -129,11 +129,16 @@ func residentWeight(r *ResidentView) int {
 func deriveIndex(ids []ResidentID, residents map[ResidentID]*ResidentView, size int) map[EscalationID]ResidentID {
 	out := make(map[EscalationID]ResidentID, size)
 	for _, id := range ids {
-		for i := range residents[id].Escalations {
-			out[residents[id].Escalations[i].ID] = id
-		}
+		indexEscalations(out, id, residents[id])
 	}
 	return out
+}
+
+// indexEscalations puts each of v's escalations in the index under id.
+func indexEscalations(index map[EscalationID]ResidentID, id ResidentID, v *ResidentView) {
+	for i := range v.Escalations {
+		index[v.Escalations[i].ID] = id
+	}
 }
 
 // decodeState reads what encodeState wrote.
@@ -193,21 +198,44 @@ func decodeState(data []byte) (projectionState, error) {
 	if total != nres || escs != nesc {
 		return st, fmt.Errorf("%w: %d residents and %d escalations, %d and %d announced", events.ErrStateCorrupt, total, escs, nres, nesc)
 	}
+	// The escalation index, when derived, is built from the decoded views
+	// while the residents map is filled: two maps, one core each.
+	derived := index.Bool()
+	built := make(chan map[EscalationID]ResidentID, 1)
+	if derived {
+		go func() {
+			out := make(map[EscalationID]ResidentID, escs)
+			for i := range ids {
+				for k, id := range ids[i] {
+					indexEscalations(out, id, views[i][k])
+				}
+			}
+			built <- out
+		}()
+	}
 	if !resNil {
 		st.Residents = make(map[ResidentID]*ResidentView, total)
 	}
+	var dup error
 	for i := range ids {
 		for k, id := range ids[i] {
-			if _, dup := st.Residents[id]; dup || resNil {
-				return st, fmt.Errorf("%w: resident %s twice", events.ErrStateCorrupt, id)
+			if _, twice := st.Residents[id]; twice || resNil {
+				dup = fmt.Errorf("%w: resident %s twice", events.ErrStateCorrupt, id)
+				break
 			}
 			st.Residents[id] = views[i][k]
 		}
+		if dup != nil {
+			break
+		}
 	}
-	if index.Bool() {
-		all := slices.Concat(ids...)
-		st.EscIndex = deriveIndex(all, st.Residents, escs)
-	} else {
+	if derived {
+		st.EscIndex = <-built
+	}
+	if dup != nil {
+		return st, dup
+	}
+	if !derived {
 		n, isNil := index.Length(2)
 		if !isNil {
 			st.EscIndex = make(map[EscalationID]ResidentID, n)

@@ -49,6 +49,11 @@ type Config struct {
 	// Ready reports extra readiness problems (projections behind, a stalled
 	// consumer). Optional.
 	Ready func(ctx context.Context) error
+	// PagingReady reports what stops a raise now from being paged (the read
+	// model or the pager behind, a stalled safety-critical consumer), for
+	// GET /readyz/paging, which the care-home page polls: unlike Ready it
+	// does not wait for the audit model. Optional; Ready when nil.
+	PagingReady func(ctx context.Context) error
 	// TrustedOrigins are public origins allowed to make state-changing
 	// requests besides the request's own host. Optional.
 	TrustedOrigins []string
@@ -189,6 +194,7 @@ func (s *Server) routes() *routeMux {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.HandleFunc("GET /readyz/paging", s.handlePagingReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /api/v1/openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
@@ -270,14 +276,29 @@ func (s *Server) routes() *routeMux {
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	s.writeReady(w, r, s.cfg.Ready)
+}
+
+// handlePagingReady is /readyz for the pager alone: 200 while a raise is
+// paged (the care-home page shows its fallback number otherwise).
+func (s *Server) handlePagingReady(w http.ResponseWriter, r *http.Request) {
+	check := s.cfg.PagingReady
+	if check == nil {
+		check = s.cfg.Ready
+	}
+	s.writeReady(w, r, check)
+}
+
+// writeReady answers a readiness check: the store's ping, then check.
+func (s *Server) writeReady(w http.ResponseWriter, r *http.Request, check func(context.Context) error) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	problems := map[string]string{}
 	if err := s.cfg.Store.Ping(ctx); err != nil {
 		problems["store"] = "unreachable"
 	}
-	if s.cfg.Ready != nil {
-		if err := s.cfg.Ready(ctx); err != nil {
+	if check != nil {
+		if err := check(ctx); err != nil {
 			problems["consumers"] = err.Error()
 		}
 	}

@@ -61,6 +61,8 @@ type app struct {
 	calls     *calllog.Log
 	callSub   *bus.TopicSubscriber
 	caughtUp  atomic.Bool
+	// pagingCaughtUp: the read model and the pager have caught up once.
+	pagingCaughtUp atomic.Bool
 	// restored is the position the read model was restored to from its
 	// snapshot at start, by projection (snapshots.go).
 	restored map[string]int64
@@ -286,7 +288,7 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *app, err
 	}
 	a.server, err = web.New(web.Config{
 		Service: a.service, Store: store, Accounts: store, Logger: log, Registry: reg,
-		Ready: a.ready, TrustedOrigins: cfg.PublicOrigins, Pager: a.hub, Audit: a.audit, Location: loc,
+		Ready: a.ready, PagingReady: a.pagingReady, TrustedOrigins: cfg.PublicOrigins, Pager: a.hub, Audit: a.audit, Location: loc,
 		Video: a.sfu, ICEServers: splitList(cfg.ICEServers), Hosts: a.hosts(), AdvertiseURL: cfg.AdvertiseURL,
 		PushHosts: a.pushHosts, PushPublicKey: a.pushKeys.PublicKey,
 		TrustedProxies: mustProxies(cfg.TrustedProxies), SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax, TURN: a.turnConfig(),
@@ -324,9 +326,30 @@ func mustTime(s string) time.Time {
 // log once after start, and whenever a safety-critical consumer is stalled.
 // The HTTP listener serves before that: after a restart from snapshots the
 // read model and the pager are at the head before it opens, so raises are
-// paged while the audit model is still restoring (restoreAudit).
+// paged while the audit model is still restoring (restoreAudit), and
+// pagingReady (/readyz/paging, which the care-home page polls) says so.
 func (a *app) ready(ctx context.Context) error {
 	if !a.caughtUp.Load() {
+		if err := a.pagingReady(ctx); err != nil {
+			return err
+		}
+		head, err := a.store.Head(ctx)
+		if err != nil {
+			return err
+		}
+		if a.audit.Position() < head {
+			return fmt.Errorf("audit model at %d of %d", a.audit.Position(), head)
+		}
+		a.caughtUp.Store(true)
+	}
+	return a.router.Healthy()
+}
+
+// pagingReady fails until the read model and the pager have caught up with
+// the log once after start (a raise before that waits behind their
+// replay), and whenever a safety-critical consumer is stalled.
+func (a *app) pagingReady(ctx context.Context) error {
+	if !a.pagingCaughtUp.Load() {
 		head, err := a.store.Head(ctx)
 		if err != nil {
 			return err
@@ -334,13 +357,10 @@ func (a *app) ready(ctx context.Context) error {
 		if a.read.Position() < head {
 			return fmt.Errorf("read model at %d of %d", a.read.Position(), head)
 		}
-		if a.audit.Position() < head {
-			return fmt.Errorf("audit model at %d of %d", a.audit.Position(), head)
-		}
 		if !a.pager.CaughtUp() {
 			return fmt.Errorf("pager replaying the log")
 		}
-		a.caughtUp.Store(true)
+		a.pagingCaughtUp.Store(true)
 	}
 	return a.router.Healthy()
 }
@@ -514,6 +534,11 @@ func (a *app) readModelsAtHead(ctx context.Context) error {
 	}
 	if err := a.read.WaitFor(ctx, head); err != nil {
 		return fmt.Errorf("read model at %d of %d: %w", a.read.Position(), head, err)
+	}
+	select {
+	case <-a.auditDone:
+	default:
+		return nil // still restoring: no snapshot of it is saved (runSnapshots)
 	}
 	if err := a.audit.WaitFor(ctx, head); err != nil {
 		return fmt.Errorf("audit model at %d of %d: %w", a.audit.Position(), head, err)

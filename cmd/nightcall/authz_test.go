@@ -25,6 +25,7 @@ var authzMatrix = []struct {
 	//                                                                                                 nsoaxfdaggd
 	{"GET /healthz", "/healthz", "AAAAAAAAAAA", nil},
 	{"GET /readyz", "/readyz", "AAAAAAAAAAA", nil},
+	{"GET /readyz/paging", "/readyz/paging", "AAAAAAAAAAA", nil},
 	{"GET /metrics", "/metrics", "AAAAAAAAAAA", nil},
 	{"GET /api/v1/openapi.yaml", "/api/v1/openapi.yaml", "AAAAAAAAAAA", nil},
 	{"GET /{$}", "/", "AAAAAAAAAAA", nil},

@@ -450,7 +450,7 @@ func benchRestartScenario(ctx context.Context, env *benchEnv) ([]benchResult, er
 	if l.events+written >= 10_000_000 {
 		r.Met = met(restartTook <= 2*time.Second)
 	}
-	r.Params = map[string]any{"events": l.events + written, "tail": written, "open": restartOpen}
+	r.Params = map[string]any{"events": l.events + written, "tail": written, "open": restartOpen, "open_in_log": len(tracked)}
 	r.Extra = map[string]float64{"restore_s": restoreTook.Seconds(), "save_s": saveTook.Seconds(),
 		"snapshot_mib": snapshotMiB, "runs": restartRuns,
 		"restart_min_s": restarts[0].Seconds(), "restart_max_s": restarts[len(restarts)-1].Seconds(),

@@ -143,9 +143,18 @@ func TestRestartWarmsThePagerUpFromTheOpenEscalations(t *testing.T) {
 	if err := a.ready(ctx); err == nil || !strings.Contains(err.Error(), "audit model at 0") {
 		t.Errorf("/readyz with the audit model still to restore: %v, want not ready until every model is at the head", err)
 	}
+	if err := a.pagingReady(ctx); err != nil {
+		t.Errorf("/readyz/paging with the read model and the pager at the head: %v", err)
+	}
+	// An event after the snapshot, which only the restore's catch-up can
+	// apply (no consumer runs here).
+	tail, err := a.store.Append(ctx, "tail-after-the-snapshot", events.AnyVersion, []events.NewEvent{{ID: newID(), Type: "test.noise", RecordedAt: time.Now(), Data: []byte(`{}`)}}, events.AppendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	a.restoreAudit(ctx)
-	if _, ok := <-a.auditDone; ok || a.audit.Position() != head || a.auditRestoredAt <= 0 {
-		t.Errorf("after its restore the audit model is at %d (restored to %d), not the head %d", a.audit.Position(), a.auditRestoredAt, head)
+	if _, ok := <-a.auditDone; ok || a.audit.Position() != tail[0].Position || a.auditRestoredAt != head {
+		t.Errorf("after its restore the audit model is at %d (restored to %d), not the head %d (snapshot at %d)", a.audit.Position(), a.auditRestoredAt, tail[0].Position, head)
 	}
 	if err := a.ready(ctx); err != nil {
 		t.Errorf("not ready with every model and the pager at the head: %v", err)
@@ -202,13 +211,49 @@ func TestRestartPagesBeforeTheAuditModelIsRestored(t *testing.T) {
 		t.Errorf("the audit model moved (to %d) while held", got)
 	}
 
+	if r, err := http.Get(s2.base + "/readyz/paging"); err != nil || r.StatusCode != http.StatusOK {
+		t.Errorf("/readyz/paging while the audit model restores (the home would show its number): %v %v", r.StatusCode, err)
+	} else {
+		r.Body.Close()
+	}
+
 	close(hold)
 	waitReady(t, s2.base)
-	if s2.app.auditRestoredAt <= 0 {
+	if <-s2.app.auditDone; s2.app.auditRestoredAt <= 0 {
 		t.Errorf("the audit model was not restored from its snapshot (%d)", s2.app.auditRestoredAt)
 	}
 	status, after := figures(s2)
 	if status != http.StatusOK || after["escalations"] != before["escalations"].(float64)+1 {
 		t.Errorf("audit figures after the restore: %d %v, before the restart %v escalations", status, after["escalations"], before["escalations"])
+	}
+}
+
+// A stop that cuts the audit model's restore short leaves it held: its
+// consumer does not start from nothing, the snapshot it was restoring is
+// not saved over, and the shutdown does not wait for it.
+func TestAuditRestoreCutShortByTheStopLeavesTheModelHeld(t *testing.T) {
+	dir := t.TempDir()
+	s1 := startServer(t, func(c *serveConfig) { c.DataDir = dir })
+	journeyStep(t, s1, "rc-101")
+	s1.close()
+	a, err := newApp(context.Background(), testServeConfig(dir), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.cleanup.release()
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	a.restoreAudit(stopped)
+	select {
+	case <-a.auditDone:
+		t.Fatal("the audit model's consumer was released after a restore cut short")
+	default:
+	}
+	if _, known := a.restoredAt(audit.SnapshotName); known {
+		t.Error("a snapshot of the audit model could be saved after a restore cut short")
+	}
+	start := time.Now()
+	if err := a.readModelsAtHead(context.Background()); err != nil || time.Since(start) > time.Second {
+		t.Errorf("the shutdown's wait for the models: %v after %v, want no wait for the held audit model", err, time.Since(start))
 	}
 }

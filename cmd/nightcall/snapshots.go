@@ -14,8 +14,9 @@ import (
 
 // Projection snapshots: the read model and the audit model are saved to the
 // store with the log position they reflect, every snapshotEvents events and
-// at shutdown, and restored at start, so that a restart replays only the log
-// after them. A snapshot of another build's types, or past the log's head,
+// at shutdown, and restored at start (the read model before the listener
+// opens, the audit model after: restoreAudit), so that a restart replays
+// only the log after them. A snapshot of another build's types, or past the log's head,
 // is not restored (the log is replayed instead).
 const (
 	snapshotEvents = 50_000
@@ -55,7 +56,9 @@ func (a *app) restoreOne(ctx context.Context, ss events.SnapshotStore, s statefu
 	case errors.Is(err, events.ErrSnapshotNotFound):
 		return 0, false
 	case err != nil:
-		a.log.Warn("snapshot not restored; the log is replayed", "projection", s.name, "err", err)
+		if ctx.Err() == nil { // not when the service is stopping
+			a.log.Warn("snapshot not restored; the log is replayed", "projection", s.name, "err", err)
+		}
 		return 0, false
 	}
 	a.log.Info("restored from a snapshot", "projection", s.name, "position", pos[0], "head", head, "took", took[0].Round(time.Millisecond))
@@ -67,37 +70,53 @@ func (a *app) restoreOne(ctx context.Context, ss events.SnapshotStore, s statefu
 // head as it is then, in one read; its consumer starts when it is done
 // (auditDone). The audit model serves no page and no call, so a restart is
 // ready for the night's work (the read model and the pager) without
-// waiting for it, at 10M events a third of the restore; until it reaches
-// the head the audit routes answer 503, as they do while it catches up.
+// waiting for it, at 10M events half of the restore; until it reaches the
+// head the audit figures answer 503, as they do while it catches up.
+//
+// Cut short by the service stopping before the snapshot is restored, it
+// leaves auditDone open: the consumer stays held until the router stops,
+// and no snapshot of the model is saved over the one it was restoring.
 func (a *app) restoreAudit(ctx context.Context) {
-	defer close(a.auditDone)
+	if a.bringUpAudit(ctx) || ctx.Err() == nil {
+		close(a.auditDone)
+	}
+}
+
+// bringUpAudit is restoreAudit's work; it reports whether the audit model
+// was restored from its snapshot (and sets auditRestoredAt).
+func (a *app) bringUpAudit(ctx context.Context) bool {
 	if a.cfg.auditHold != nil {
 		select {
 		case <-a.cfg.auditHold:
 		case <-ctx.Done():
-			return
+			return false
 		}
 	}
 	ss, ok := a.store.(events.SnapshotStore)
 	if !ok {
-		return
+		return false
 	}
 	head, err := a.store.Head(ctx)
 	if err != nil {
-		a.log.Warn("audit snapshot not restored; the log is replayed", "err", err)
-		return
+		if ctx.Err() == nil {
+			a.log.Warn("audit snapshot not restored; the log is replayed", "err", err)
+		}
+		return false
 	}
 	pos, ok := a.restoreOne(ctx, ss, stateful{audit.SnapshotName, a.audit}, head)
 	if !ok {
-		return
+		return false
 	}
 	a.auditRestoredAt = pos
 	t := time.Now()
 	if err := catchUp(ctx, a.store, []model{a.audit}, head)[0]; err != nil {
-		a.log.Warn("catching up on the log after the snapshot; the consumer goes on", "projection", audit.SnapshotName, "err", err)
-		return
+		if ctx.Err() == nil {
+			a.log.Warn("catching up on the log after the snapshot; the consumer goes on", "projection", audit.SnapshotName, "err", err)
+		}
+		return true
 	}
 	a.log.Info("caught up on the log after the snapshot", "projection", audit.SnapshotName, "head", head, "took", time.Since(t).Round(time.Millisecond))
+	return true
 }
 
 // restoredAt is the position a model was restored to from its snapshot at
@@ -118,9 +137,9 @@ func (a *app) restoredAt(name string) (pos int64, known bool) {
 	return -1, true
 }
 
-// restoreAll restores each model from its snapshot at the same time (the
-// restart scenario of nightcall bench times this too), returning each one's
-// position, time taken and error.
+// restoreAll restores each model from its snapshot, all at the same time
+// (the service and the bench's restart call it with one at a time),
+// returning each one's position, time taken and error.
 func restoreAll(ctx context.Context, ss events.SnapshotStore, all []stateful, head int64) ([]int64, []time.Duration, []error) {
 	pos := make([]int64, len(all))
 	errs := make([]error, len(all))
@@ -144,9 +163,10 @@ type model interface {
 }
 
 // catchUp brings the models restored from snapshots up to head before their
-// consumers start, reading the tail once for both (events.ReplayShared)
-// rather than once each through the bus, and returns each one's error. One
-// that fails stops where it failed; its consumer goes on from there.
+// consumers start, reading the tail once for all of them
+// (events.ReplayShared) rather than once each through the bus, and returns
+// each one's error. One that fails stops where it failed; its consumer goes
+// on from there.
 func catchUp(ctx context.Context, store events.Store, ms []model, head int64) []error {
 	fs := make([]events.Follower, len(ms))
 	for i, m := range ms {

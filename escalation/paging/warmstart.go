@@ -29,34 +29,32 @@ func (p *Pager) WarmStart(ctx context.Context, open []escalation.OpenEscalation,
 	if pos := p.Position(); pos != 0 {
 		return 0, fmt.Errorf("paging: warm start of a pager already at %d", pos)
 	}
-	var evs []events.Envelope
-	load := func(stream string) error {
-		got, err := p.cfg.Store.Load(ctx, stream, 0)
-		if errors.Is(err, events.ErrStreamNotFound) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("paging: warm start: load %s: %w", stream, err)
-		}
-		for _, e := range got {
-			if e.Position <= at {
-				evs = append(evs, e)
-			}
-		}
-		return nil
-	}
+	// The streams: each open escalation's paging stream, and its
+	// resident's stream once; read on every core at once.
+	var streams []string
 	residents := map[escalation.ResidentID]bool{}
 	for _, o := range open {
 		if !residents[o.ResidentID] {
 			residents[o.ResidentID] = true
-			if err := load(escalation.ResidentStream(o.ResidentID)); err != nil {
-				return 0, err
-			}
+			streams = append(streams, escalation.ResidentStream(o.ResidentID))
 		}
-		if err := load(escalation.PagingStream(o.ID)); err != nil {
-			return 0, err
-		}
+		streams = append(streams, escalation.PagingStream(o.ID))
 	}
+	got := make([][]events.Envelope, len(streams))
+	if err := events.InParallel(len(streams), func(i int) error {
+		evs, err := p.cfg.Store.Load(ctx, streams[i], 0)
+		if errors.Is(err, events.ErrStreamNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("paging: warm start: load %s: %w", streams[i], err)
+		}
+		got[i] = slices.DeleteFunc(evs, func(e events.Envelope) bool { return e.Position > at })
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	evs := slices.Concat(got...)
 	slices.SortFunc(evs, func(a, b events.Envelope) int { return cmp.Compare(a.Position, b.Position) })
 	evs = slices.CompactFunc(evs, func(a, b events.Envelope) bool { return a.Position == b.Position })
 	for _, e := range evs {

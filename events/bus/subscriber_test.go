@@ -130,7 +130,10 @@ func TestSubscriberWithWaitStartsWhereFromIsWhenReleased(t *testing.T) {
 	m.Ack()
 
 	// Closed before the release: the channel closes, nothing is read.
-	held, _ := bus.NewLogSubscriber(bus.SubscriberConfig{Store: s, Wait: make(chan struct{})})
+	held, err := bus.NewLogSubscriber(bus.SubscriberConfig{Store: s, Wait: make(chan struct{})})
+	if err != nil {
+		t.Fatal(err)
+	}
 	hch, err := held.Subscribe(context.Background(), bus.LogTopic)
 	if err != nil {
 		t.Fatal(err)

@@ -740,9 +740,10 @@ function homePage() {
     const open = await api("GET", "/api/v1/escalations?status=open");
     if (open.length) { escalation = open[0]; current = residents.find((x) => x.id === escalation.resident_id) || null; waiting(); }
     setInterval(async () => {
-      // /readyz also fails when paging is stalled: then the home must phone.
+      // /readyz/paging fails while a raise would not be paged (the pager
+      // stalled or still replaying the log): then the home must phone.
       // While an escalation is open, refresh() decides what the banner says.
-      try { await api("GET", "/readyz"); notReady = ""; if (!escalation || escalation.status === "decided" || escalation.status === "withdrawn") fallback(false); }
+      try { await api("GET", "/readyz/paging"); notReady = ""; if (!escalation || escalation.status === "decided" || escalation.status === "withdrawn") fallback(false); }
       catch (e) {
         notReady = e.status === 503 ? "Nightcall cannot page a consultant right now. Phone" : "Nightcall cannot be reached. Phone";
         fallback(true, notReady);
