@@ -523,7 +523,8 @@ func (a *app) run(ctx context.Context, ln net.Listener) (err error) {
 }
 
 // readModelsAtHead waits until the read model and the audit model have
-// applied the log up to its head as it is now.
+// applied the log up to its head as it is now (the audit model only once
+// its restore after the start is done: restoreAudit).
 func (a *app) readModelsAtHead(ctx context.Context) error {
 	if _, ok := a.store.(events.SnapshotStore); !ok {
 		return nil // no snapshots to save: nothing gained by waiting

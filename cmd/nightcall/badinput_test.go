@@ -242,8 +242,15 @@ func TestStoreDownAnswers503WithFallbackPhone(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("503 took %v; it must come at once", d)
 	}
-	if resp, err := http.Get(s.base + "/readyz"); err != nil || resp.StatusCode != 503 {
-		t.Errorf("readyz with the store down: %v %v", resp.StatusCode, err)
+	for _, path := range []string{"/readyz", "/readyz/paging"} {
+		resp, err := http.Get(s.base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 503 {
+			t.Errorf("%s with the store down: %d", path, resp.StatusCode)
+		}
 	}
 	_ = before
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -153,7 +154,12 @@ func TestRestartWarmsThePagerUpFromTheOpenEscalations(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.restoreAudit(ctx)
-	if _, ok := <-a.auditDone; ok || a.audit.Position() != tail[0].Position || a.auditRestoredAt != head {
+	select {
+	case <-a.auditDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the audit model's consumer is still held 10 s after its restore")
+	}
+	if a.audit.Position() != tail[0].Position || a.auditRestoredAt != head {
 		t.Errorf("after its restore the audit model is at %d (restored to %d), not the head %d (snapshot at %d)", a.audit.Position(), a.auditRestoredAt, tail[0].Position, head)
 	}
 	if err := a.ready(ctx); err != nil {
@@ -211,10 +217,8 @@ func TestRestartPagesBeforeTheAuditModelIsRestored(t *testing.T) {
 		t.Errorf("the audit model moved (to %d) while held", got)
 	}
 
-	if r, err := http.Get(s2.base + "/readyz/paging"); err != nil || r.StatusCode != http.StatusOK {
-		t.Errorf("/readyz/paging while the audit model restores (the home would show its number): %v %v", r.StatusCode, err)
-	} else {
-		r.Body.Close()
+	if status := readyStatusOf(t, s2, "/readyz/paging"); status != http.StatusOK {
+		t.Errorf("/readyz/paging while the audit model restores: %d (the home would show its number)", status)
 	}
 
 	close(hold)
@@ -253,7 +257,46 @@ func TestAuditRestoreCutShortByTheStopLeavesTheModelHeld(t *testing.T) {
 		t.Error("a snapshot of the audit model could be saved after a restore cut short")
 	}
 	start := time.Now()
-	if err := a.readModelsAtHead(context.Background()); err != nil || time.Since(start) > time.Second {
+	wctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	if err := a.readModelsAtHead(wctx); err != nil || time.Since(start) > time.Second {
 		t.Errorf("the shutdown's wait for the models: %v after %v, want no wait for the held audit model", err, time.Since(start))
+	}
+}
+
+// Without a usable snapshot the read model and the pager replay the log
+// through their consumers after the start; until they have, a raise would
+// wait behind that replay, and /readyz/paging (the care-home page's
+// banner) says so.
+func TestPagingNotReadyWhileTheLogIsReplayed(t *testing.T) {
+	dir := t.TempDir()
+	s1 := startServer(t, func(c *serveConfig) { c.DataDir = dir })
+	journeyStep(t, s1, "rc-101")
+	s1.close()
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "nightcall.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := store.LoadSnapshot(ctx, escalation.ReadModelSnapshot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap.Data = snap.Data[:len(snap.Data)/2] // damaged: the log is replayed instead
+	if err := store.SaveSnapshot(ctx, snap); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+
+	a, err := newApp(ctx, testServeConfig(dir), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.cleanup.release()
+	// No consumer runs here: the read model and the pager stay at 0.
+	rec := httptest.NewRecorder()
+	a.server.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz/paging", nil))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "read model at 0") {
+		t.Errorf("/readyz/paging with the read model replaying: %d %s", rec.Code, rec.Body)
 	}
 }

@@ -279,8 +279,13 @@ func (f *failingStore) Append(ctx context.Context, stream string, expected int64
 	return f.Store.Append(ctx, stream, expected, evs, opts)
 }
 
-func readyStatus(t *testing.T, s *testServer) int {
-	resp, err := http.Get(s.base + "/readyz")
+func readyStatus(t *testing.T, s *testServer) int { return readyStatusOf(t, s, "/readyz") }
+
+// readyStatusOf is the status of a readiness check (path: /readyz or
+// /readyz/paging).
+func readyStatusOf(t *testing.T, s *testServer, path string) int {
+	t.Helper()
+	resp, err := http.Get(s.base + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +340,9 @@ func TestPagingStallsTruthfullyAndResumesWithoutSkippingOrRepeating(t *testing.T
 	// home's write), the page is not, and paging says so at once.
 	fs.failing.Store(true)
 	id := str(nurse.do("POST", "/api/v1/escalations", raiseBody("rc-101")).json(t)["id"])
-	waitFor(t, 2*time.Second, "/readyz 503 while the pager cannot write", func() bool { return readyStatus(t, s) == 503 })
+	waitFor(t, 2*time.Second, "/readyz and /readyz/paging 503 while the pager cannot write", func() bool {
+		return readyStatus(t, s) == 503 && readyStatusOf(t, s, "/readyz/paging") == 503
+	})
 	if m := stalledMetric(t, nurse); m != "1" {
 		t.Errorf("nightcall_consumers_stalled %q while the pager's writes fail, want 1", m)
 	}
@@ -351,7 +358,9 @@ func TestPagingStallsTruthfullyAndResumesWithoutSkippingOrRepeating(t *testing.T
 	if pageEscalationID(first) != id {
 		t.Fatalf("page for %s", pageEscalationID(first))
 	}
-	waitFor(t, 3*time.Second, "/readyz 200 again", func() bool { return readyStatus(t, s) == 200 })
+	waitFor(t, 3*time.Second, "/readyz and /readyz/paging 200 again", func() bool {
+		return readyStatus(t, s) == 200 && readyStatusOf(t, s, "/readyz/paging") == 200
+	})
 	if m := stalledMetric(t, nurse); m != "0" {
 		t.Errorf("nightcall_consumers_stalled %q after recovery", m)
 	}

@@ -303,7 +303,7 @@ const NUMERIC_WORDS = { respiration_rate: "respiration rate", spo2: "SpO2", syst
 
 function homePage() {
   let residents = [], current = null, escalation = null, poll = null, clock = null, scoring = 0, callStarted = false, home = null, acceptedSeen = false;
-  let notReady = ""; // what /readyz last said is wrong ("" when ready)
+  let notReady = ""; // what /readyz/paging last said is wrong ("" when raises are paged)
   const FALLBACK_KEY = "nightcall.fallback";
   // Errors from pressing the button stay until their own field changes;
   // scoring never clears them (it has errors of its own).
