@@ -84,20 +84,31 @@ var ErrSnapshotStale = errors.New("events: snapshot does not fit")
 // on ErrSnapshotNotFound, ErrSnapshotStale or a state that does not decode,
 // p is left as it was and the caller replays the log instead.
 func RestoreSnapshot(ctx context.Context, store SnapshotStore, name string, p Stateful, head int64) (int64, error) {
-	snap, err := store.LoadSnapshot(ctx, name)
+	snap, err := LoadUsableSnapshot(ctx, store, name, p, head)
 	if err != nil {
 		return 0, err
-	}
-	if snap.Schema != p.StateSchema() {
-		return 0, fmt.Errorf("%w: %s has schema %s, this build's is %s", ErrSnapshotStale, name, snap.Schema, p.StateSchema())
-	}
-	if snap.Position > head {
-		return 0, fmt.Errorf("%w: %s is at position %d, the log's head at %d", ErrSnapshotStale, name, snap.Position, head)
 	}
 	if err := p.RestoreState(snap.Data); err != nil {
 		return 0, err
 	}
 	return snap.Position, nil
+}
+
+// LoadUsableSnapshot loads the snapshot stored under name if p can restore
+// it: one of p's schema at or before head (RestoreSnapshot without the
+// restore, for a caller that does something between the two).
+func LoadUsableSnapshot(ctx context.Context, store SnapshotStore, name string, p Stateful, head int64) (Snapshot, error) {
+	snap, err := store.LoadSnapshot(ctx, name)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	if snap.Schema != p.StateSchema() {
+		return Snapshot{}, fmt.Errorf("%w: %s has schema %s, this build's is %s", ErrSnapshotStale, name, snap.Schema, p.StateSchema())
+	}
+	if snap.Position > head {
+		return Snapshot{}, fmt.Errorf("%w: %s is at position %d, the log's head at %d", ErrSnapshotStale, name, snap.Position, head)
+	}
+	return snap, nil
 }
 
 // Follower is one model brought up by ReplayShared: From is the position it

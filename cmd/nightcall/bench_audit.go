@@ -503,7 +503,7 @@ func (l *seededLog) restart(ctx context.Context, head int64) (restarted, error) 
 	defer resumeGC()
 	rm, am := escalation.NewProjection(l.loc), audit.NewModel()
 	am.Keep(l.loc, 72*time.Hour)
-	_, _, errs := restoreAll(ctx, l.store, []stateful{{escalation.ReadModelSnapshot, rm}}, head)
+	_, _, errs := restoreAll(ctx, l.store, []stateful{{name: escalation.ReadModelSnapshot, p: rm, collectLoad: true}}, head)
 	if err := errors.Join(errs...); err != nil {
 		return rs, err
 	}
@@ -521,7 +521,7 @@ func (l *seededLog) restart(ctx context.Context, head int64) (restarted, error) 
 		return rs, err
 	}
 	rs.warm, rs.serving = time.Since(w), time.Since(t)
-	_, _, errs = restoreAll(ctx, l.store, []stateful{{audit.SnapshotName, am}}, head)
+	_, _, errs = restoreAll(ctx, l.store, []stateful{{name: audit.SnapshotName, p: am}}, head)
 	if err := errors.Join(append(errs, catchUp(ctx, l.store, []model{am}, head)...)...); err != nil {
 		return rs, err
 	}

@@ -127,7 +127,7 @@ func TestRestartFromSnapshotsEqualsFullRebuild(t *testing.T) {
 
 	// By hand: the snapshot of a model part-way, restored, plus the tail.
 	half, halfAudit := rebuildTo(t, store, saved)
-	for _, s := range []stateful{{escalation.ReadModelSnapshot, half}, {audit.SnapshotName, halfAudit}} {
+	for _, s := range []stateful{{name: escalation.ReadModelSnapshot, p: half}, {name: audit.SnapshotName, p: halfAudit}} {
 		if _, err := events.SaveSnapshot(context.Background(), store, s.name, s.p); err != nil {
 			t.Fatal(err)
 		}
@@ -135,7 +135,7 @@ func TestRestartFromSnapshotsEqualsFullRebuild(t *testing.T) {
 	loc, _ := time.LoadLocation("Europe/London")
 	back, backAudit := escalation.NewProjection(loc), audit.NewModel()
 	backAudit.Keep(loc, 72*time.Hour)
-	for _, s := range []stateful{{escalation.ReadModelSnapshot, back}, {audit.SnapshotName, backAudit}} {
+	for _, s := range []stateful{{name: escalation.ReadModelSnapshot, p: back}, {name: audit.SnapshotName, p: backAudit}} {
 		if got, err := events.RestoreSnapshot(context.Background(), store, s.name, s.p, pos); err != nil || got != saved {
 			t.Fatalf("restore %s: %d, %v", s.name, got, err)
 		}
@@ -257,7 +257,7 @@ func TestDamagedOrOldSnapshotIsRebuiltFromTheLog(t *testing.T) {
 	if s2.app.audit.Position() != pos || s2.app.audit.Digest() != rebuiltAudit.Digest() {
 		t.Error("the audit model rebuilt after an old snapshot differs from a full rebuild")
 	}
-	for _, s := range []stateful{{escalation.ReadModelSnapshot, escalation.NewProjection(loc)}, {audit.SnapshotName, audit.NewModel()}} {
+	for _, s := range []stateful{{name: escalation.ReadModelSnapshot, p: escalation.NewProjection(loc)}, {name: audit.SnapshotName, p: audit.NewModel()}} {
 		if got, err := events.RestoreSnapshot(ctx, store, s.name, s.p, pos); err != nil || got == 0 {
 			t.Errorf("the snapshot of %s saved after the rebuild: %d, %v", s.name, got, err)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"time"
 
@@ -27,10 +28,19 @@ const (
 type stateful struct {
 	name string
 	p    events.Stateful
+	// collectLoad: collect the store's copies of the snapshot's parts
+	// before the decode, which then reuses their memory. With the
+	// collector off while restoring (restoregc.go) they would stay, and
+	// the decode's every page would be fresh, which on this VM costs
+	// 3.1 s/GiB in a new process (at 10M events the read model's restore
+	// took 5.8 s with it, 6.3 s without). Only for the model restored
+	// first, when the heap holds little else and the collection takes
+	// milliseconds.
+	collectLoad bool
 }
 
 func (a *app) statefuls() []stateful {
-	return []stateful{{escalation.ReadModelSnapshot, a.read}, {audit.SnapshotName, a.audit}}
+	return []stateful{{name: escalation.ReadModelSnapshot, p: a.read}, {name: audit.SnapshotName, p: a.audit}}
 }
 
 // restoreSnapshots restores the read model from its snapshot in the store
@@ -43,7 +53,7 @@ func (a *app) restoreSnapshots(ctx context.Context, head int64) {
 	if !ok {
 		return
 	}
-	if pos, ok := a.restoreOne(ctx, ss, stateful{escalation.ReadModelSnapshot, a.read}, head); ok {
+	if pos, ok := a.restoreOne(ctx, ss, stateful{name: escalation.ReadModelSnapshot, p: a.read, collectLoad: true}, head); ok {
 		a.restored = map[string]int64{escalation.ReadModelSnapshot: pos}
 	}
 }
@@ -103,7 +113,7 @@ func (a *app) bringUpAudit(ctx context.Context) bool {
 		}
 		return false
 	}
-	pos, ok := a.restoreOne(ctx, ss, stateful{audit.SnapshotName, a.audit}, head)
+	pos, ok := a.restoreOne(ctx, ss, stateful{name: audit.SnapshotName, p: a.audit}, head)
 	if !ok {
 		return false
 	}
@@ -148,12 +158,28 @@ func restoreAll(ctx context.Context, ss events.SnapshotStore, all []stateful, he
 	for i, s := range all {
 		wg.Go(func() {
 			t := time.Now()
-			pos[i], errs[i] = events.RestoreSnapshot(ctx, ss, s.name, s.p, head)
+			pos[i], errs[i] = restoreFrom(ctx, ss, s, head)
 			took[i] = time.Since(t)
 		})
 	}
 	wg.Wait()
 	return pos, took, errs
+}
+
+// restoreFrom restores s from its snapshot, as events.RestoreSnapshot does,
+// collecting the load's garbage first when s asks for it.
+func restoreFrom(ctx context.Context, ss events.SnapshotStore, s stateful, head int64) (int64, error) {
+	snap, err := events.LoadUsableSnapshot(ctx, ss, s.name, s.p, head)
+	if err != nil {
+		return 0, err
+	}
+	if s.collectLoad {
+		runtime.GC()
+	}
+	if err := s.p.RestoreState(snap.Data); err != nil {
+		return 0, err
+	}
+	return snap.Position, nil
 }
 
 // model is a read model a restart brings up to the log's head.
