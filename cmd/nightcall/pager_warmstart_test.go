@@ -232,36 +232,91 @@ func TestRestartPagesBeforeTheAuditModelIsRestored(t *testing.T) {
 	}
 }
 
-// A stop that cuts the audit model's restore short leaves it held: its
-// consumer does not start from nothing, the snapshot it was restoring is
-// not saved over, and the shutdown does not wait for it.
+// A stop that cuts the audit model's restore short before its snapshot is
+// restored (before the load, or during it) leaves it held: its consumer
+// does not start from nothing, the snapshot it was restoring is not saved
+// over, and the shutdown does not wait for it. One cut short in the
+// catch-up after the restore releases the consumer from where the model
+// stands, a position it reflects whole.
 func TestAuditRestoreCutShortByTheStopLeavesTheModelHeld(t *testing.T) {
 	dir := t.TempDir()
 	s1 := startServer(t, func(c *serveConfig) { c.DataDir = dir })
 	journeyStep(t, s1, "rc-101")
 	s1.close()
-	a, err := newApp(context.Background(), testServeConfig(dir), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
+	for _, step := range []string{"before", "load", "tail"} {
+		t.Run(step, func(t *testing.T) {
+			a, err := newApp(context.Background(), testServeConfig(dir), slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.cleanup.release()
+			head, err := a.store.Head(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if step == "tail" { // something after the snapshot to catch up on
+				if _, err := a.store.Append(context.Background(), "tail-after-the-snapshot", events.AnyVersion,
+					[]events.NewEvent{{ID: newID(), Type: "test.noise", RecordedAt: time.Now(), Data: []byte(`{}`)}}, events.AppendOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if step == "before" {
+				cancel()
+			}
+			a.store = stopAt{Store: a.store.(*sqlite.Store), step: step, cancel: cancel}
+			a.restoreAudit(ctx)
+			released := false
+			select {
+			case <-a.auditDone:
+				released = true
+			default:
+			}
+			at, known := a.restoredAt(audit.SnapshotName)
+			if step == "tail" {
+				if !released || !known || at != head || a.audit.Position() != head {
+					t.Errorf("cut short in the catch-up: released %v, restored to %d (known %v), at %d; want released at the snapshot's %d",
+						released, at, known, a.audit.Position(), head)
+				}
+				return
+			}
+			if released || known {
+				t.Errorf("cut short %s the load: the consumer released %v, a snapshot could be saved %v", step, released, known)
+			}
+			start := time.Now()
+			wctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+			defer stop()
+			if err := a.readModelsAtHead(wctx); err != nil || time.Since(start) > time.Second {
+				t.Errorf("the shutdown's wait for the models: %v after %v, want no wait for the held audit model", err, time.Since(start))
+			}
+		})
 	}
-	defer a.cleanup.release()
-	stopped, cancel := context.WithCancel(context.Background())
-	cancel()
-	a.restoreAudit(stopped)
-	select {
-	case <-a.auditDone:
-		t.Fatal("the audit model's consumer was released after a restore cut short")
-	default:
+}
+
+// stopAt is the embedded store with the service stopping (cancel) as the
+// audit model's restore reaches a step: its snapshot's load ("load") or
+// the log after it ("tail").
+type stopAt struct {
+	*sqlite.Store
+	step   string
+	cancel context.CancelFunc
+}
+
+func (s stopAt) LoadSnapshot(ctx context.Context, name string) (events.Snapshot, error) {
+	if s.step == "load" && name == audit.SnapshotName {
+		s.cancel()
+		return events.Snapshot{}, ctx.Err()
 	}
-	if _, known := a.restoredAt(audit.SnapshotName); known {
-		t.Error("a snapshot of the audit model could be saved after a restore cut short")
+	return s.Store.LoadSnapshot(ctx, name)
+}
+
+func (s stopAt) ReadAll(ctx context.Context, after int64, limit int) ([]events.Envelope, error) {
+	if s.step == "tail" {
+		s.cancel()
+		return nil, ctx.Err()
 	}
-	start := time.Now()
-	wctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
-	defer stop()
-	if err := a.readModelsAtHead(wctx); err != nil || time.Since(start) > time.Second {
-		t.Errorf("the shutdown's wait for the models: %v after %v, want no wait for the held audit model", err, time.Since(start))
-	}
+	return s.Store.ReadAll(ctx, after, limit)
 }
 
 // Without a usable snapshot the read model and the pager replay the log
