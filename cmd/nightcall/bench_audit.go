@@ -503,8 +503,7 @@ func (l *seededLog) restart(ctx context.Context, head int64) (restarted, error) 
 	defer resumeGC()
 	rm, am := escalation.NewProjection(l.loc), audit.NewModel()
 	am.Keep(l.loc, 72*time.Hour)
-	_, _, errs := restoreAll(ctx, l.store, []stateful{{name: escalation.ReadModelSnapshot, p: rm, collectLoad: true}}, head)
-	if err := errors.Join(errs...); err != nil {
+	if _, err := restoreFrom(ctx, l.store, stateful{name: escalation.ReadModelSnapshot, p: rm, collectLoad: true}, head); err != nil {
 		return rs, err
 	}
 	rs.restore = time.Since(t)
@@ -521,8 +520,10 @@ func (l *seededLog) restart(ctx context.Context, head int64) (restarted, error) 
 		return rs, err
 	}
 	rs.warm, rs.serving = time.Since(w), time.Since(t)
-	_, _, errs = restoreAll(ctx, l.store, []stateful{{name: audit.SnapshotName, p: am}}, head)
-	if err := errors.Join(append(errs, catchUp(ctx, l.store, []model{am}, head)...)...); err != nil {
+	if _, err := restoreFrom(ctx, l.store, stateful{name: audit.SnapshotName, p: am}, head); err != nil {
+		return rs, err
+	}
+	if err := errors.Join(catchUp(ctx, l.store, []model{am}, head)...); err != nil {
 		return rs, err
 	}
 	rs.total = time.Since(t)

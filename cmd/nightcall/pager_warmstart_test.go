@@ -71,7 +71,11 @@ func TestRestartWarmsThePagerUpFromTheOpenEscalations(t *testing.T) {
 	loc, _ := time.LoadLocation("Europe/London")
 	read, am := escalation.NewProjection(loc), audit.NewModel()
 	am.Keep(loc, 72*time.Hour)
-	_, _, errs := restoreAll(ctx, store, []stateful{{name: escalation.ReadModelSnapshot, p: read}, {name: audit.SnapshotName, p: am}}, head)
+	var errs []error
+	for _, s := range []stateful{{name: escalation.ReadModelSnapshot, p: read}, {name: audit.SnapshotName, p: am}} {
+		_, err := restoreFrom(ctx, store, s, head)
+		errs = append(errs, err)
+	}
 	for _, err := range append(errs, catchUp(ctx, store, []model{read, am}, head)...) {
 		if err != nil {
 			t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"runtime"
-	"sync"
 	"time"
 
 	"github.com/nightcall-health/nightcall/escalation"
@@ -61,8 +60,9 @@ func (a *app) restoreSnapshots(ctx context.Context, head int64) {
 // restoreOne restores one model from its snapshot and logs the outcome,
 // returning the position it was restored to and whether it was.
 func (a *app) restoreOne(ctx context.Context, ss events.SnapshotStore, s stateful, head int64) (int64, bool) {
-	pos, took, errs := restoreAll(ctx, ss, []stateful{s}, head)
-	switch err := errs[0]; {
+	t := time.Now()
+	pos, err := restoreFrom(ctx, ss, s, head)
+	switch {
 	case errors.Is(err, events.ErrSnapshotNotFound):
 		return 0, false
 	case err != nil:
@@ -71,8 +71,8 @@ func (a *app) restoreOne(ctx context.Context, ss events.SnapshotStore, s statefu
 		}
 		return 0, false
 	}
-	a.log.Info("restored from a snapshot", "projection", s.name, "position", pos[0], "head", head, "took", took[0].Round(time.Millisecond))
-	return pos[0], true
+	a.log.Info("restored from a snapshot", "projection", s.name, "position", pos, "head", head, "took", time.Since(t).Round(time.Millisecond))
+	return pos, true
 }
 
 // restoreAudit brings the audit model up once the service has started:
@@ -147,27 +147,9 @@ func (a *app) restoredAt(name string) (pos int64, known bool) {
 	return -1, true
 }
 
-// restoreAll restores each model from its snapshot, all at the same time
-// (the service and the bench's restart call it with one at a time),
-// returning each one's position, time taken and error.
-func restoreAll(ctx context.Context, ss events.SnapshotStore, all []stateful, head int64) ([]int64, []time.Duration, []error) {
-	pos := make([]int64, len(all))
-	errs := make([]error, len(all))
-	took := make([]time.Duration, len(all))
-	var wg sync.WaitGroup
-	for i, s := range all {
-		wg.Go(func() {
-			t := time.Now()
-			pos[i], errs[i] = restoreFrom(ctx, ss, s, head)
-			took[i] = time.Since(t)
-		})
-	}
-	wg.Wait()
-	return pos, took, errs
-}
-
 // restoreFrom restores s from its snapshot, as events.RestoreSnapshot does,
-// collecting the load's garbage first when s asks for it.
+// collecting the load's garbage first when s asks for it (the service and
+// the bench's restart restore one model at a time: restoreOne).
 func restoreFrom(ctx context.Context, ss events.SnapshotStore, s stateful, head int64) (int64, error) {
 	snap, err := events.LoadUsableSnapshot(ctx, ss, s.name, s.p, head)
 	if err != nil {
