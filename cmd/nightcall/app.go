@@ -63,9 +63,9 @@ type app struct {
 	caughtUp  atomic.Bool
 	// pagingCaughtUp: the read model and the pager have caught up once.
 	pagingCaughtUp atomic.Bool
-	// restored is the position the read model was restored to from its
-	// snapshot at start, by projection (snapshots.go).
-	restored map[string]int64
+	// readRestoredAt is the position the read model was restored to from
+	// its snapshot at start (-1: none; snapshots.go).
+	readRestoredAt int64
 	// auditDone is closed when the audit model's restore after the start is
 	// done (restoreAudit); its consumer waits for it. auditRestoredAt is the
 	// position it was restored to (-1: none), set before.
@@ -184,10 +184,11 @@ func newApp(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *app, err
 	a.audit = audit.NewModel()
 	a.audit.Keep(loc, 72*time.Hour) // the API's default window, in the service's zone
 	resumeGC := pauseGC()
+	a.readRestoredAt = -1
 	a.restoreSnapshots(ctx, head)
 	a.catchUpRestored(ctx, head)
 	a.afterCatchUp = resumeGC
-	if len(a.restored) == 0 {
+	if a.readRestoredAt < 0 {
 		resumeGC() // a full replay makes garbage the collector must take
 	}
 	a.cleanup.push("collector", func() error { resumeGC(); return nil })
@@ -330,11 +331,11 @@ func mustTime(s string) time.Time {
 // pagingReady (/readyz/paging, which the care-home page polls) says so.
 func (a *app) ready(ctx context.Context) error {
 	if !a.caughtUp.Load() {
-		if err := a.pagingReady(ctx); err != nil {
-			return err
-		}
 		head, err := a.store.Head(ctx)
 		if err != nil {
+			return err
+		}
+		if err := a.pagingAt(head); err != nil {
 			return err
 		}
 		if a.audit.Position() < head {
@@ -354,15 +355,27 @@ func (a *app) pagingReady(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if a.read.Position() < head {
-			return fmt.Errorf("read model at %d of %d", a.read.Position(), head)
+		if err := a.pagingAt(head); err != nil {
+			return err
 		}
-		if !a.pager.CaughtUp() {
-			return fmt.Errorf("pager replaying the log")
-		}
-		a.pagingCaughtUp.Store(true)
 	}
 	return a.router.Healthy()
+}
+
+// pagingAt fails unless the read model and the pager have caught up with
+// the log's head, and remembers once they have.
+func (a *app) pagingAt(head int64) error {
+	if a.pagingCaughtUp.Load() {
+		return nil
+	}
+	if a.read.Position() < head {
+		return fmt.Errorf("read model at %d of %d", a.read.Position(), head)
+	}
+	if !a.pager.CaughtUp() {
+		return fmt.Errorf("pager replaying the log")
+	}
+	a.pagingCaughtUp.Store(true)
+	return nil
 }
 
 // catchUp waits until the read models reach the log's head at start (or

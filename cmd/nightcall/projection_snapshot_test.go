@@ -79,7 +79,7 @@ func TestRestartFromSnapshotsEqualsFullRebuild(t *testing.T) {
 	saved := s1.app.read.Position()
 
 	s2 := startServer(t, inDir)
-	if got := s2.app.restored[escalation.ReadModelSnapshot]; got != saved || got == 0 {
+	if got := s2.app.readRestoredAt; got != saved || got == 0 {
 		t.Fatalf("the read model was restored to %d, want the snapshot saved at shutdown (%d)", got, saved)
 	}
 	// The audit model is restored after the start, and its consumer goes
@@ -230,8 +230,8 @@ func TestDamagedOrOldSnapshotIsRebuiltFromTheLog(t *testing.T) {
 	store.Close()
 
 	s2 := startServer(t, inDir)
-	if <-s2.app.auditDone; len(s2.app.restored) != 0 || s2.app.auditRestoredAt != -1 {
-		t.Fatalf("restored from a damaged or old snapshot: %v, audit %d", s2.app.restored, s2.app.auditRestoredAt)
+	if <-s2.app.auditDone; s2.app.readRestoredAt != -1 || s2.app.auditRestoredAt != -1 {
+		t.Fatalf("restored from a damaged or old snapshot: read model %d, audit %d", s2.app.readRestoredAt, s2.app.auditRestoredAt)
 	}
 	type waiter interface {
 		WaitFor(ctx context.Context, pos int64) error

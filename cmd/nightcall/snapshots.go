@@ -16,8 +16,8 @@ import (
 // store with the log position they reflect, every snapshotEvents events and
 // at shutdown, and restored at start (the read model before the listener
 // opens, the audit model after: restoreAudit), so that a restart replays
-// only the log after them. A snapshot of another build's types, or past the log's head,
-// is not restored (the log is replayed instead).
+// only the log after them. A snapshot of another build's types, or past
+// the log's head, is not restored (the log is replayed instead).
 const (
 	snapshotEvents = 50_000
 	snapshotCheck  = time.Minute
@@ -53,7 +53,7 @@ func (a *app) restoreSnapshots(ctx context.Context, head int64) {
 		return
 	}
 	if pos, ok := a.restoreOne(ctx, ss, stateful{name: escalation.ReadModelSnapshot, p: a.read, collectLoad: true}, head); ok {
-		a.restored = map[string]int64{escalation.ReadModelSnapshot: pos}
+		a.readRestoredAt = pos
 	}
 }
 
@@ -141,10 +141,7 @@ func (a *app) restoredAt(name string) (pos int64, known bool) {
 			return 0, false
 		}
 	}
-	if pos, ok := a.restored[name]; ok {
-		return pos, true
-	}
-	return -1, true
+	return a.readRestoredAt, true
 }
 
 // restoreFrom restores s from its snapshot, as events.RestoreSnapshot does,
@@ -187,7 +184,7 @@ func catchUp(ctx context.Context, store events.Store, ms []model, head int64) []
 // catchUpRestored runs catchUp on the read model when it was restored from
 // its snapshot, and then warms the pager up from it (warmStartPager).
 func (a *app) catchUpRestored(ctx context.Context, head int64) {
-	if _, ok := a.restored[escalation.ReadModelSnapshot]; !ok {
+	if a.readRestoredAt < 0 {
 		return
 	}
 	t := time.Now()
