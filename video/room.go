@@ -58,6 +58,9 @@ type peer struct {
 	meters *meters
 	// videoRecv is the m-line the peer's camera is sent on.
 	videoRecv *webrtc.RTPTransceiver
+	// announced is set (under the room's mu) once the peer's camera has a
+	// source, from its answer or its first packet (announceCamera).
+	announced bool
 	// down is what its feedback tells of its downlink, and its probes.
 	down downlink
 
@@ -130,7 +133,7 @@ func (r *Room) join(ctx context.Context, who Participant, conn Conn) error {
 			_ = conn.Send(Message{Type: "candidate", Candidate: &init})
 		}
 	})
-	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { r.publish(p, t) })
+	pc.OnTrack(func(t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) { r.publish(p, t, rcv) })
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateFailed {
 			p.close("connection failed")
@@ -280,6 +283,7 @@ func (p *peer) answer(sdp string) {
 		p.candidate(c)
 	}
 	p.room.negotiated(p, answered)
+	p.room.announceCamera(p, sdp)
 	if again {
 		p.negotiate()
 	}
@@ -302,9 +306,9 @@ func (p *peer) candidate(c webrtc.ICECandidateInit) {
 // publish starts forwarding a track the peer sends: audio as it comes to
 // everyone, video (each simulcast layer is a track of its own) through a
 // videoSource.
-func (r *Room) publish(p *peer, t *webrtc.TrackRemote) {
+func (r *Room) publish(p *peer, t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
 	if t.Kind() == webrtc.RTPCodecTypeVideo {
-		r.publishVideo(p, t)
+		r.publishVideo(p, t, midOf(p.pc, rcv))
 		return
 	}
 	local, err := webrtc.NewTrackLocalStaticRTP(t.Codec().RTPCodecCapability, t.Kind().String(), p.id)
@@ -489,7 +493,13 @@ func (r *Room) leave(p *peer) {
 			f.subs.Add(-1)
 		}
 	}
+	var renegotiate []*peer
 	for _, src := range r.sources {
+		if src.owner == p && src.unpublished() {
+			// Announced from its answer, never sent: no layer ends it.
+			renegotiate = append(renegotiate, r.dropSourceLocked(src)...)
+			continue
+		}
 		src.removeSubscriber(p.id)
 	}
 	r.quality = append(r.quality, q)
@@ -502,6 +512,9 @@ func (r *Room) leave(p *peer) {
 		r.endTimer = time.AfterFunc(grace, func() { r.end("everyone left") })
 	}
 	r.mu.Unlock()
+	for _, o := range renegotiate {
+		o.negotiate()
+	}
 	r.sfu.emit(RoomEvent{Kind: EventLeft, Room: r.id, CallID: r.callID, Role: p.who.Role, At: time.Now()})
 	r.broadcastParticipants()
 }

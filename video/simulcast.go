@@ -2,6 +2,7 @@ package video
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v3"
 )
 
@@ -190,6 +192,10 @@ type videoSource struct {
 	layers map[string]*layer     // by rid ("" without simulcast)
 	downs  map[string]*downTrack // by subscriber peer id
 	list   atomic.Pointer[[]*downTrack]
+
+	// gone is closed when the source is dropped.
+	gone     chan struct{}
+	goneOnce sync.Once
 }
 
 func (s *videoSource) simulcast() bool {
@@ -292,44 +298,154 @@ func (s *videoSource) choose(budget float64, now time.Time) (*layer, []*layer) {
 }
 
 // publishVideo adds a video track (one simulcast layer, or the only
-// stream) to its publisher's source, subscribing everyone to a new source,
-// and forwards it until it ends.
-func (r *Room) publishVideo(p *peer, t *webrtc.TrackRemote) {
-	key := p.id + "/" + t.ID()
+// stream) to its publisher's source, which its answer may have announced
+// already, and forwards it until it ends. mid is the m-line it came on.
+func (r *Room) publishVideo(p *peer, t *webrtc.TrackRemote, mid string) {
+	key := p.id + "/" + mid
+	codec := t.Codec().RTPCodecCapability
 	r.mu.Lock()
 	if r.ended {
 		r.mu.Unlock()
 		return
 	}
+	var renegotiate []*peer
 	src := r.sources[key]
+	if src != nil && src.unpublished() && !sameCodec(src.codec, codec) {
+		// Announced with the first codec of the answer, but the camera came
+		// in another: the subscribers' tracks are made again for this one.
+		r.sfu.cfg.Logger.Debug("video source announced with another codec", "room", string(r.id), "role", p.who.Role,
+			"announced", src.codec.MimeType, "codec", codec.MimeType)
+		renegotiate = r.dropSourceLocked(src)
+		src = nil
+	}
 	created := src == nil
 	if created {
-		src = &videoSource{room: r, owner: p, key: key, codec: t.Codec().RTPCodecCapability, layers: map[string]*layer{}, downs: map[string]*downTrack{}}
-		r.sources[key] = src
+		src, renegotiate = r.newSourceLocked(p, key, codec, renegotiate)
 	}
+	p.announced = true
 	l := &layer{src: src, rid: t.RID(), remote: t}
 	src.mu.Lock()
 	src.layers[l.rid] = l
 	src.mu.Unlock()
-	var renegotiate []*peer
-	if created {
-		for _, other := range r.peers {
-			if other != p && r.subscribeVideoLocked(other, src) {
-				renegotiate = append(renegotiate, other)
-			}
-		}
-	}
 	r.mu.Unlock()
-	for _, o := range renegotiate {
+	for _, o := range uniquePeers(renegotiate) {
 		o.negotiate()
-	}
-	if created {
-		go src.keyframes()
 	}
 	l.requestKeyframe()
 	r.sfu.cfg.Logger.Debug("video layer published", "room", string(r.id), "role", p.who.Role, "rid", l.rid, "codec", t.Codec().MimeType)
 	src.forward(l)
 	r.unpublishLayer(src, l)
+}
+
+// announceCamera makes the source of p's camera as soon as its answer says
+// it sends one, before its first packet: everyone else is offered its track
+// then, while the camera's encoder starts, and the first keyframe is
+// forwarded as it comes instead of after a negotiation and a keyframe asked
+// for (100–200 ms of the first picture). The codec is the answer's first on
+// the camera's m-line, which a browser sends; a camera that comes in
+// another replaces the source (publishVideo).
+func (r *Room) announceCamera(p *peer, answer string) {
+	if p.videoRecv == nil {
+		return
+	}
+	mid := p.videoRecv.Mid()
+	pt, ok := cameraPayloadType(answer, mid)
+	if !ok {
+		return
+	}
+	var codec webrtc.RTPCodecCapability
+	found := false
+	for _, c := range p.videoRecv.Receiver().GetParameters().Codecs {
+		if c.PayloadType == pt {
+			codec, found = c.RTPCodecCapability, true
+			break
+		}
+	}
+	if !found {
+		return
+	}
+	key := p.id + "/" + mid
+	r.mu.Lock()
+	if r.ended || p.announced || r.peers[p.id] != p || r.sources[key] != nil {
+		r.mu.Unlock()
+		return
+	}
+	p.announced = true
+	_, renegotiate := r.newSourceLocked(p, key, codec, nil)
+	r.mu.Unlock()
+	r.sfu.cfg.Logger.Debug("video source announced", "room", string(r.id), "role", p.who.Role, "codec", codec.MimeType)
+	for _, o := range renegotiate {
+		o.negotiate()
+	}
+}
+
+// cameraPayloadType is the first payload type of the m-line mid when the
+// answer sends on it.
+func cameraPayloadType(answer, mid string) (webrtc.PayloadType, bool) {
+	if mid == "" {
+		return 0, false
+	}
+	var d sdp.SessionDescription
+	if d.UnmarshalString(answer) != nil {
+		return 0, false
+	}
+	for _, m := range d.MediaDescriptions {
+		if v, _ := m.Attribute("mid"); m.MediaName.Media != "video" || v != mid {
+			continue
+		}
+		_, sendonly := m.Attribute("sendonly")
+		_, sendrecv := m.Attribute("sendrecv")
+		if (!sendonly && !sendrecv) || m.MediaName.Port.Value == 0 || len(m.MediaName.Formats) == 0 {
+			return 0, false
+		}
+		pt, err := strconv.ParseUint(m.MediaName.Formats[0], 10, 7)
+		if err != nil {
+			return 0, false
+		}
+		return webrtc.PayloadType(pt), true
+	}
+	return 0, false
+}
+
+// newSourceLocked makes p's video source key and subscribes everyone
+// else to it; the caller holds r.mu and renegotiates the peers returned
+// (appended to renegotiate).
+func (r *Room) newSourceLocked(p *peer, key string, codec webrtc.RTPCodecCapability, renegotiate []*peer) (*videoSource, []*peer) {
+	src := &videoSource{room: r, owner: p, key: key, codec: codec, layers: map[string]*layer{}, downs: map[string]*downTrack{}, gone: make(chan struct{})}
+	r.sources[key] = src
+	for _, other := range r.peers {
+		if other != p && r.subscribeVideoLocked(other, src) {
+			renegotiate = append(renegotiate, other)
+		}
+	}
+	go src.keyframes()
+	return src, renegotiate
+}
+
+// sameCodec reports whether a source made for codec a can forward b.
+func sameCodec(a, b webrtc.RTPCodecCapability) bool {
+	return strings.EqualFold(a.MimeType, b.MimeType) && a.ClockRate == b.ClockRate && a.Channels == b.Channels && a.SDPFmtpLine == b.SDPFmtpLine
+}
+
+// uniquePeers is ps without repeats, in order.
+func uniquePeers(ps []*peer) []*peer {
+	out := ps[:0]
+	for _, p := range ps {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// midOf is the mid of the m-line rcv receives on ("" if none).
+func midOf(pc *webrtc.PeerConnection, rcv *webrtc.RTPReceiver) string {
+	for _, tr := range pc.GetTransceivers() {
+		if tr.Receiver() == rcv {
+			return tr.Mid()
+		}
+	}
+	return ""
 }
 
 // forward reads layer l and writes each packet to the subscribers on it.
@@ -373,6 +489,8 @@ func (s *videoSource) keyframes() {
 			return
 		case <-s.room.done:
 			return
+		case <-s.gone:
+			return
 		case <-t.C:
 		}
 		want := map[string]bool{}
@@ -413,12 +531,25 @@ func (r *Room) unpublishLayer(src *videoSource, l *layer) {
 		r.mu.Unlock()
 		return
 	}
-	delete(r.sources, src.key)
+	renegotiate := r.dropSourceLocked(src)
+	r.mu.Unlock()
+	for _, o := range renegotiate {
+		o.negotiate()
+	}
+}
+
+// dropSourceLocked removes src and every subscriber's track of it; the
+// caller holds r.mu and renegotiates the peers returned.
+func (r *Room) dropSourceLocked(src *videoSource) []*peer {
+	if r.sources[src.key] == src {
+		delete(r.sources, src.key)
+	}
 	src.mu.Lock()
 	downs := src.downs
 	src.downs = map[string]*downTrack{}
 	src.refreshList()
 	src.mu.Unlock()
+	src.goneOnce.Do(func() { close(src.gone) })
 	var renegotiate []*peer
 	for id, d := range downs {
 		d.mu.Lock()
@@ -430,10 +561,14 @@ func (r *Room) unpublishLayer(src *videoSource, l *layer) {
 			}
 		}
 	}
-	r.mu.Unlock()
-	for _, o := range renegotiate {
-		o.negotiate()
-	}
+	return renegotiate
+}
+
+// unpublished reports whether no layer of src has come yet (or is left).
+func (s *videoSource) unpublished() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.layers) == 0
 }
 
 // subscribeVideoLocked gives peer p a track of its own for src; the caller
@@ -638,6 +773,8 @@ func (d *downTrack) forward(l *layer, pkt *rtp.Packet, key bool, now time.Time) 
 		// asks for a keyframe), as it always did.
 		if !key && l.rid != "" && keyframesKnown(d.src.codec.MimeType) {
 			return false, nil
+		}
+		if d.cur == nil {
 		}
 		d.switchTo(l, pkt, now)
 	} else if !seqNewer(pkt.SequenceNumber, d.floor) && pkt.SequenceNumber != d.floor {

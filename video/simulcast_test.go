@@ -323,6 +323,23 @@ func equal(a, b []uint16) bool {
 	return true
 }
 
+// expectContinuousVideo waits until sub has had more than 20 video packets
+// and checks that none was lost or out of order.
+func expectContinuousVideo(t *testing.T, sub *videoclient.Peer, d time.Duration, what string) {
+	t.Helper()
+	waitUntil(t, d, what, func() bool {
+		for _, s := range sub.Streams("video") {
+			return s.Packets > 20
+		}
+		return false
+	})
+	for _, s := range sub.Streams("video") {
+		if s.Lost != 0 || s.Jumps != 0 {
+			t.Errorf("%s: %+v", what, s)
+		}
+	}
+}
+
 func nopLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // TestNothingForwardedBeforeTheSubscriberAnswers: a subscriber's video
@@ -379,15 +396,5 @@ func TestNothingForwardedBeforeTheSubscriberAnswers(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	waitUntil(t, 10*time.Second, "video at the care home after its answer", func() bool {
-		for _, s := range sub.Streams("video") {
-			return s.Packets > 20
-		}
-		return false
-	})
-	for _, s := range sub.Streams("video") {
-		if s.Lost != 0 || s.Jumps != 0 {
-			t.Errorf("the care home's video after its answer: %+v", s)
-		}
-	}
+	expectContinuousVideo(t, sub, 10*time.Second, "the care home's video after its answer")
 }

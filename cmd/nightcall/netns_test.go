@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -158,9 +159,10 @@ func newNetns(t *testing.T) *netns {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Fatalf("iproute2 is needed (make test installs it): %v", err)
 	}
-	id := os.Getpid() % 100000
+	id := os.Getpid()
 	n := &netns{name: fmt.Sprintf("nctest%d", id), hostIf: fmt.Sprintf("nch%d", id), nsIf: fmt.Sprintf("ncn%d", id),
 		hostIP: "10.213.7.1", nsIP: "10.213.7.2"}
+	sweepStaleNetns("nctest", "nch")
 	_ = exec.Command("ip", "netns", "del", n.name).Run()
 	_ = exec.Command("ip", "link", "del", n.hostIf).Run()
 	sh(t, "ip", "netns", "add", n.name)
@@ -176,6 +178,32 @@ func newNetns(t *testing.T) *netns {
 	sh(t, "ip", "netns", "exec", n.name, "ip", "link", "set", n.nsIf, "up")
 	sh(t, "ip", "netns", "exec", n.name, "ip", "link", "set", "lo", "up")
 	return n
+}
+
+// sweepStaleNetns removes the namespaces (prefix and the test's process
+// ID) and host veths (ifPrefix and the ID) that a test run killed before
+// its cleanup left behind: their addresses are the ones every run uses, so
+// a stale veth would take this run's traffic.
+func sweepStaleNetns(prefix, ifPrefix string) {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.HasPrefix(f[0], prefix) {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimPrefix(f[0], prefix))
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			continue // its run is still going
+		}
+		_ = exec.Command("ip", "netns", "del", f[0]).Run()
+		_ = exec.Command("ip", "link", "del", fmt.Sprintf("%s%d", ifPrefix, pid)).Run()
+	}
 }
 
 // helper starts the care home's peer inside the namespace and returns a

@@ -442,7 +442,8 @@ func BenchmarkFirstFrameTURNvsUDP(b *testing.B) {
 // benchNetns is newNetns for a benchmark (its own names and addresses).
 func benchNetns(tb testing.TB) *netns {
 	tb.Helper()
-	id := os.Getpid() % 100000
+	id := os.Getpid()
+	sweepStaleNetns("ncbench", "ncbh")
 	n := &netns{name: fmt.Sprintf("ncbench%d", id), hostIf: fmt.Sprintf("ncbh%d", id), nsIf: fmt.Sprintf("ncbn%d", id),
 		hostIP: "10.213.8.1", nsIP: "10.213.8.2"}
 	run := func(args ...string) {

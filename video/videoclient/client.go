@@ -52,6 +52,14 @@ type Config struct {
 	NoCamera bool
 	// AnswerDelay holds each answer this long (a slow phone). Optional.
 	AnswerDelay time.Duration
+	// MediaGate, when set, holds every packet of audio and video until it
+	// is closed (a camera whose encoder is slow to start). Optional.
+	MediaGate <-chan struct{}
+	// VideoCodec is the codec of the camera without simulcast (its
+	// packets start an H.264 IDR for H.264). Optional: VP8. The answer
+	// still lists the codecs in the media engine's order, VP8 first, so
+	// any other comes in a codec the answer did not put first.
+	VideoCodec webrtc.RTPCodecCapability
 }
 
 // simulcastRIDs are the rids a simulcast Peer sends, lowest first.
@@ -158,7 +166,15 @@ func Join(cfg Config, ws *websocket.Conn) (*Peer, error) {
 	p := &Peer{cfg: cfg, ws: ws, pc: pc, stop: make(chan struct{}), received: map[string]*atomic.Uint64{}, streams: map[string]*Stream{}}
 	audio, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "me")
 	vp8 := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
-	vid, _ := webrtc.NewTrackLocalStaticRTP(vp8, "video", "me")
+	camera := vp8
+	if cfg.VideoCodec.MimeType != "" {
+		camera = cfg.VideoCodec
+	}
+	vid, err := webrtc.NewTrackLocalStaticRTP(camera, "video", "me")
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
 	drain := func(s *webrtc.RTPSender) {
 		buf := make([]byte, 1500)
 		for {
@@ -229,6 +245,7 @@ func Join(cfg Config, ws *websocket.Conn) (*Peer, error) {
 			p.streams[key] = st
 		}
 		st.fresh = true // a new track: its numbering starts afresh
+		st.Codec = tr.Codec().MimeType
 		p.mu.Unlock()
 		for {
 			pkt, _, err := tr.ReadRTP()
@@ -331,12 +348,18 @@ func (p *Peer) readLoop() {
 // sendMedia writes a synthetic VP8 stream whose every packet starts a
 // keyframe, and Opus-sized audio at 50 packets a second.
 func (p *Peer) sendMedia(audio, vid *webrtc.TrackLocalStaticRTP) {
+	if !p.mediaStarts() {
+		return
+	}
 	t := time.NewTicker(time.Second / time.Duration(p.cfg.VideoPacketsPerSecond))
 	defer t.Stop()
 	var seq, aseq uint16
 	var ts uint32
 	payload := make([]byte, p.cfg.VideoPayload)
 	payload[0], payload[1] = 0x10, 0x00 // VP8: start of partition 0, keyframe
+	if strings.EqualFold(vid.Codec().MimeType, webrtc.MimeTypeH264) {
+		payload[0], payload[1] = 0x65, 0x88 // H.264: a single IDR slice
+	}
 	every := max(1, p.cfg.VideoPacketsPerSecond/50)
 	for i := 0; ; i++ {
 		select {
@@ -400,6 +423,9 @@ func (p *Peer) midOf(t *ridTrack) string {
 // keyframe with a 15-bit picture ID, naming its layer ("NC" and the rid
 // after the VP8 header).
 func (p *Peer) sendLayer(t *ridTrack) {
+	if !p.mediaStarts() {
+		return
+	}
 	tick := time.NewTicker(time.Second / time.Duration(t.pps))
 	defer tick.Stop()
 	payload := make([]byte, t.payload)
@@ -434,6 +460,9 @@ func (p *Peer) sendLayer(t *ridTrack) {
 // sendAudio writes Opus-sized audio (32 kbit/s, a voice call's) at 50
 // packets a second.
 func (p *Peer) sendAudio(audio *webrtc.TrackLocalStaticRTP) {
+	if !p.mediaStarts() {
+		return
+	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	payload := make([]byte, 80)
@@ -446,6 +475,19 @@ func (p *Peer) sendAudio(audio *webrtc.TrackLocalStaticRTP) {
 		}
 		seq++
 		_ = audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 960}, Payload: payload})
+	}
+}
+
+// mediaStarts waits for MediaGate; false if the peer leaves meanwhile.
+func (p *Peer) mediaStarts() bool {
+	if p.cfg.MediaGate == nil {
+		return true
+	}
+	select {
+	case <-p.stop:
+		return false
+	case <-p.cfg.MediaGate:
+		return true
 	}
 }
 
@@ -463,6 +505,8 @@ type Stream struct {
 	PictureIDBreaks uint64
 	// Layer is the rid named by the last packet of a simulcast Peer ("" otherwise).
 	Layer string
+	// Codec is the MIME type of the last track it came on.
+	Codec string
 	// Gaps are when each loss was noticed (unix milliseconds, the last 1000).
 	Gaps []int64
 
