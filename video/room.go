@@ -308,7 +308,11 @@ func (p *peer) candidate(c webrtc.ICECandidateInit) {
 // videoSource.
 func (r *Room) publish(p *peer, t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
 	if t.Kind() == webrtc.RTPCodecTypeVideo {
-		r.publishVideo(p, t, midOf(p.pc, rcv))
+		mid := midOf(p.pc, rcv)
+		if mid == "" {
+			mid = "track:" + t.ID() // no m-line found: one source per track, as before
+		}
+		r.publishVideo(p, t, mid)
 		return
 	}
 	local, err := webrtc.NewTrackLocalStaticRTP(t.Codec().RTPCodecCapability, t.Kind().String(), p.id)

@@ -304,9 +304,9 @@ func (r *Room) publishVideo(p *peer, t *webrtc.TrackRemote, mid string) {
 	key := p.id + "/" + mid
 	codec := t.Codec().RTPCodecCapability
 	r.mu.Lock()
-	if r.ended {
+	if r.ended || r.peers[p.id] != p {
 		r.mu.Unlock()
-		return
+		return // the room ended, or the publisher left, while the track started
 	}
 	var renegotiate []*peer
 	src := r.sources[key]
@@ -345,7 +345,10 @@ func (r *Room) publishVideo(p *peer, t *webrtc.TrackRemote, mid string) {
 // the camera's m-line, which a browser sends; a camera that comes in
 // another replaces the source (publishVideo).
 func (r *Room) announceCamera(p *peer, answer string) {
-	if p.videoRecv == nil {
+	r.mu.Lock()
+	done := p.announced
+	r.mu.Unlock()
+	if p.videoRecv == nil || done {
 		return
 	}
 	mid := p.videoRecv.Mid()
@@ -380,7 +383,9 @@ func (r *Room) announceCamera(p *peer, answer string) {
 }
 
 // cameraPayloadType is the first payload type of the m-line mid when the
-// answer sends on it.
+// answer sends on it. An m-line without a direction attribute (sendrecv by
+// RFC 3264) is taken as not sending: browsers and Pion always write one,
+// and a camera missed here is still published on its first packet.
 func cameraPayloadType(answer, mid string) (webrtc.PayloadType, bool) {
 	if mid == "" {
 		return 0, false
@@ -527,7 +532,9 @@ func (r *Room) unpublishLayer(src *videoSource, l *layer) {
 		return
 	}
 	r.mu.Lock()
-	if r.sources[src.key] != src {
+	if r.sources[src.key] != src || !src.unpublished() {
+		// Gone already, or a new track on the same m-line came meanwhile
+		// (publishVideo adds its layer under r.mu): it lives on.
 		r.mu.Unlock()
 		return
 	}
@@ -645,8 +652,10 @@ func (r *Room) negotiated(p *peer, answered uint64) {
 		d.mu.Lock()
 		rid := d.target
 		d.mu.Unlock()
-		if layers := src.ordered(time.Now()); len(layers) > 0 && ridBelow(layers[0].rid, rid) {
-			rid = layers[0].rid // the lowest layer's keyframe is the quickest
+		if layers := src.ordered(time.Now()); len(layers) > 0 && (ridBelow(layers[0].rid, rid) || src.layer(rid) == nil) {
+			// The lowest layer's keyframe is the quickest; and a source
+			// announced before its first packet gave no target.
+			rid = layers[0].rid
 		}
 		if l := src.layer(rid); l != nil {
 			l.requestKeyframe()
@@ -773,8 +782,6 @@ func (d *downTrack) forward(l *layer, pkt *rtp.Packet, key bool, now time.Time) 
 		// asks for a keyframe), as it always did.
 		if !key && l.rid != "" && keyframesKnown(d.src.codec.MimeType) {
 			return false, nil
-		}
-		if d.cur == nil {
 		}
 		d.switchTo(l, pkt, now)
 	} else if !seqNewer(pkt.SequenceNumber, d.floor) && pkt.SequenceNumber != d.floor {
