@@ -263,7 +263,8 @@ func (p *peer) answer(sdp string) {
 		return
 	}
 	p.negMu.Unlock()
-	if err := CheckAnswer(sdp); err != nil {
+	desc, err := parseAnswer(sdp)
+	if err != nil {
 		p.fail("bad_sdp", "the answer is not a session description this call can use")
 		return
 	}
@@ -283,7 +284,7 @@ func (p *peer) answer(sdp string) {
 		p.candidate(c)
 	}
 	p.room.negotiated(p, answered)
-	p.room.announceCamera(p, sdp)
+	p.room.announceCamera(p, desc)
 	if again {
 		p.negotiate()
 	}

@@ -22,18 +22,24 @@ var ErrBadSDP = errors.New("video: bad SDP")
 // CheckAnswer refuses an answer before Pion sees it: too large, not SDP, or
 // with more media sections than any offer of ours.
 func CheckAnswer(s string) error {
+	_, err := parseAnswer(s)
+	return err
+}
+
+// parseAnswer is CheckAnswer, returning the description it parsed.
+func parseAnswer(s string) (*sdp.SessionDescription, error) {
 	if len(s) == 0 {
-		return fmt.Errorf("%w: empty", ErrBadSDP)
+		return nil, fmt.Errorf("%w: empty", ErrBadSDP)
 	}
 	if len(s) > MaxSDP {
-		return fmt.Errorf("%w: %d bytes, at most %d", ErrBadSDP, len(s), MaxSDP)
+		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrBadSDP, len(s), MaxSDP)
 	}
 	var d sdp.SessionDescription
 	if err := d.UnmarshalString(s); err != nil {
-		return fmt.Errorf("%w: %w", ErrBadSDP, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadSDP, err)
 	}
 	if len(d.MediaDescriptions) > maxMediaSections {
-		return fmt.Errorf("%w: %d media sections, at most %d", ErrBadSDP, len(d.MediaDescriptions), maxMediaSections)
+		return nil, fmt.Errorf("%w: %d media sections, at most %d", ErrBadSDP, len(d.MediaDescriptions), maxMediaSections)
 	}
-	return nil
+	return &d, nil
 }

@@ -332,7 +332,7 @@ func (r *Room) publishVideo(p *peer, t *webrtc.TrackRemote, mid string) {
 		o.negotiate()
 	}
 	l.requestKeyframe()
-	r.sfu.cfg.Logger.Debug("video layer published", "room", string(r.id), "role", p.who.Role, "rid", l.rid, "codec", t.Codec().MimeType)
+	r.sfu.cfg.Logger.Debug("video layer published", "room", string(r.id), "role", p.who.Role, "rid", l.rid, "codec", codec.MimeType)
 	src.forward(l)
 	r.unpublishLayer(src, l)
 }
@@ -344,7 +344,7 @@ func (r *Room) publishVideo(p *peer, t *webrtc.TrackRemote, mid string) {
 // for (100–200 ms of the first picture). The codec is the answer's first on
 // the camera's m-line, which a browser sends; a camera that comes in
 // another replaces the source (publishVideo).
-func (r *Room) announceCamera(p *peer, answer string) {
+func (r *Room) announceCamera(p *peer, answer *sdp.SessionDescription) {
 	r.mu.Lock()
 	done := p.announced
 	r.mu.Unlock()
@@ -383,18 +383,14 @@ func (r *Room) announceCamera(p *peer, answer string) {
 }
 
 // cameraPayloadType is the first payload type of the m-line mid when the
-// answer sends on it. An m-line without a direction attribute (sendrecv by
+// answer (as parseAnswer read it) sends on it. An m-line without a direction attribute (sendrecv by
 // RFC 3264) is taken as not sending: browsers and Pion always write one,
 // and a camera missed here is still published on its first packet.
-func cameraPayloadType(answer, mid string) (webrtc.PayloadType, bool) {
+func cameraPayloadType(answer *sdp.SessionDescription, mid string) (webrtc.PayloadType, bool) {
 	if mid == "" {
 		return 0, false
 	}
-	var d sdp.SessionDescription
-	if d.UnmarshalString(answer) != nil {
-		return 0, false
-	}
-	for _, m := range d.MediaDescriptions {
+	for _, m := range answer.MediaDescriptions {
 		if v, _ := m.Attribute("mid"); m.MediaName.Media != "video" || v != mid {
 			continue
 		}
