@@ -153,6 +153,10 @@ func restoreFrom(ctx context.Context, ss events.SnapshotStore, s stateful, head 
 		return 0, err
 	}
 	if s.collectLoad {
+		// The heap the models will take, on huge pages (hugeheap.go): the
+		// collection frees the allocation that made it with the load's
+		// garbage, and the decode fills it.
+		growHugeHeap(restoreHeapEstimate(len(snap.Data)))
 		runtime.GC()
 	}
 	if err := s.p.RestoreState(snap.Data); err != nil {
