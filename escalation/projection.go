@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nightcall-health/nightcall/events"
@@ -26,6 +27,18 @@ type Projection struct {
 	loc       *time.Location
 	// at is the applied position, for WaitFor.
 	at events.PositionWaiter
+	// watches are the channels WatchStreams handed out, by stream; watching
+	// counts them, so Apply looks them up only when there are some.
+	watchMu  sync.Mutex
+	watches  map[string][]*streamWatch
+	watching atomic.Int64
+}
+
+// streamWatch is one WatchStreams call: its channel is closed once, by the
+// first event applied on any of its streams.
+type streamWatch struct {
+	ch   chan struct{}
+	once sync.Once
 }
 
 // NewProjection returns an empty read model at position 0. loc is the
@@ -104,7 +117,54 @@ func (p *Projection) Apply(env events.Envelope) error {
 	}
 	p.pos = env.Position
 	p.at.Advance(env.Position)
+	if p.watching.Load() > 0 {
+		p.wake(env.Stream)
+	}
 	return nil
+}
+
+// WatchStreams returns a channel closed when the projection next applies an
+// event on one of streams, and the function that stops watching (call it
+// when done waiting, woken or not). A long poll waits on it for a change to
+// what it shows rather than on every event of the log.
+func (p *Projection) WatchStreams(streams ...string) (<-chan struct{}, func()) {
+	w := &streamWatch{ch: make(chan struct{})}
+	p.watchMu.Lock()
+	if p.watches == nil {
+		p.watches = map[string][]*streamWatch{}
+	}
+	for _, st := range streams {
+		p.watches[st] = append(p.watches[st], w)
+	}
+	p.watching.Add(int64(len(streams)))
+	p.watchMu.Unlock()
+	var stop sync.Once
+	return w.ch, func() {
+		stop.Do(func() {
+			p.watchMu.Lock()
+			defer p.watchMu.Unlock()
+			for _, st := range streams {
+				if ws := p.watches[st]; slices.Contains(ws, w) {
+					p.watches[st] = slices.DeleteFunc(ws, func(x *streamWatch) bool { return x == w })
+					if len(p.watches[st]) == 0 {
+						delete(p.watches, st)
+					}
+					p.watching.Add(-1)
+				}
+			}
+		})
+	}
+}
+
+// wake closes the channels watching stream and forgets them.
+func (p *Projection) wake(stream string) {
+	p.watchMu.Lock()
+	defer p.watchMu.Unlock()
+	for _, w := range p.watches[stream] {
+		w.once.Do(func() { close(w.ch) })
+	}
+	p.watching.Add(-int64(len(p.watches[stream])))
+	delete(p.watches, stream)
 }
 
 // WaitFor blocks until the projection has applied position pos.

@@ -3,7 +3,10 @@ package escalation
 import (
 	"context"
 	"errors"
+	"hash/fnv"
 	"slices"
+	"strconv"
+	"time"
 
 	"github.com/nightcall-health/nightcall/events"
 )
@@ -43,36 +46,97 @@ func (s *Service) decorate(esc *EscalationView) {
 // GetEscalation returns an escalation the actor may see, with its paging
 // history, and records the read.
 func (s *Service) GetEscalation(ctx context.Context, a Actor, id EscalationID) (*EscalationView, *ResidentView, error) {
+	esc, r, _, err := s.getEscalation(ctx, a, id)
+	return esc, r, err
+}
+
+// EscalationTag names the state of what an escalation's view is made of:
+// the resident's stream, the escalation's paging stream and the home's
+// fallback number. A view with the same tag is the same view (but for the
+// names of consultants, which are the accounts'). It is the escalation's
+// HTTP entity tag.
+type EscalationTag string
+
+// WaitEscalation is GetEscalation for a long poll: while the escalation's
+// tag is still seen, it waits, up to wait, for an event on the streams its
+// view is made of, and returns the view as it is then (and its tag); it
+// returns a nil view when nothing changed within wait (or ctx ended first).
+// Every view it reads is on record, as GetEscalation's is; a wait that ends
+// with nothing new reads the record once.
+func (s *Service) WaitEscalation(ctx context.Context, a Actor, id EscalationID, seen EscalationTag, wait time.Duration) (*EscalationView, *ResidentView, EscalationTag, error) {
 	rid, err := s.residentOf(ctx, id)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
+	}
+	timeout := time.NewTimer(wait)
+	defer timeout.Stop()
+	streams := []string{ResidentStream(rid), PagingStream(id)}
+	for {
+		// Watch before reading, so an event applied between the read and
+		// the wait still wakes it. (The home's stream is watched from the
+		// second read on: a change to its number missed in between is
+		// answered by the client's next request, whose tag then differs.)
+		changed, stop := s.cfg.Read.WatchStreams(streams...)
+		esc, r, tag, err := s.getEscalation(ctx, a, id)
+		if err != nil || tag != seen {
+			stop()
+			return esc, r, tag, err
+		}
+		select {
+		case <-changed:
+			// The read model has applied an event on one of the streams,
+			// which the store held first: the next read sees it.
+		case <-timeout.C:
+			stop()
+			return nil, nil, tag, nil
+		case <-ctx.Done():
+			stop()
+			return nil, nil, tag, nil
+		}
+		stop()
+		streams = []string{ResidentStream(rid), PagingStream(id), CareHomeStream(esc.CareHomeID)}
+	}
+}
+
+// getEscalation is GetEscalation with the view's tag.
+func (s *Service) getEscalation(ctx context.Context, a Actor, id EscalationID) (*EscalationView, *ResidentView, EscalationTag, error) {
+	rid, err := s.residentOf(ctx, id)
+	if err != nil {
+		return nil, nil, "", err
 	}
 	r, err := s.loadResident(ctx, rid)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	esc := r.Escalation(id)
 	if esc == nil || !canSeeEscalation(a, esc, false, s.cfg.Now()) {
-		return nil, nil, ErrNotFound
+		return nil, nil, "", ErrNotFound
 	}
 	paging, err := s.cfg.Store.Load(ctx, PagingStream(id), 0)
 	if err != nil && !errors.Is(err, events.ErrStreamNotFound) {
-		return nil, nil, err
+		return nil, nil, "", err
+	}
+	var pagingVersion int64
+	if len(paging) > 0 {
+		pagingVersion = paging[len(paging)-1].Version
 	}
 	for _, env := range paging {
 		ev, err := Decode(env)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, "", err
 		}
 		esc.applyPaging(ev, env.RecordedAt)
 	}
 	slices.SortStableFunc(esc.Timeline, func(a, b TimelineEntry) int { return a.At.Compare(b.At) })
 	if err := s.recordAccess(ctx, a, "escalation", rid, id); err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	s.decorate(esc)
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(esc.FallbackPhone))
+	tag := EscalationTag(strconv.FormatInt(r.Version(), 10) + "." + strconv.FormatInt(pagingVersion, 10) + "." + strconv.FormatUint(uint64(h.Sum32()), 36))
 	v := r.View()
-	return esc, &v, nil
+	return esc, &v, tag, nil
 }
 
 // GetResident returns a resident the actor may see with its stored stream,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -197,14 +198,64 @@ func (s *Server) handleWithdraw(w http.ResponseWriter, r *http.Request, a *escal
 	})
 }
 
+// handleGetEscalation answers with the escalation and its entity tag. With
+// If-None-Match naming the tag it has, a client is answered 304 Not Modified
+// while the escalation is unchanged; adding Prefer: wait=N (RFC 7240) makes
+// it a long poll: the answer waits, up to N seconds (at most
+// maxEscalationWait), for the escalation to change, and comes as soon as it
+// does. The care home's page waits so for the consultant's acceptance,
+// which starts its call.
 func (s *Server) handleGetEscalation(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
-	esc, _, err := s.cfg.Service.GetEscalation(r.Context(), *a, escalation.EscalationID(r.PathValue("id")))
+	seen := etagOf(r.Header.Get("If-None-Match"))
+	var wait time.Duration
+	if seen != "" {
+		wait = preferredWait(r.Header.Values("Prefer"), maxEscalationWait)
+	}
+	esc, _, tag, err := s.cfg.Service.WaitEscalation(r.Context(), *a, escalation.EscalationID(r.PathValue("id")), seen, wait)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	w.Header().Set("ETag", `"`+string(tag)+`"`)
+	if esc == nil {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
 	s.nameDelivery(r.Context(), esc)
 	writeJSON(w, http.StatusOK, viewEscalation(esc))
+}
+
+// maxEscalationWait bounds a long poll of an escalation: well inside the
+// idle time-outs of the proxies in front of a pilot (60 s is common).
+const maxEscalationWait = 25 * time.Second
+
+// etagOf is the tag an If-None-Match header names ("" for none, a list or
+// "*": those are answered in full).
+func etagOf(h string) escalation.EscalationTag {
+	h = strings.TrimSpace(h)
+	if len(h) < 3 || h[0] != '"' || h[len(h)-1] != '"' || strings.ContainsAny(h[1:len(h)-1], `",`) {
+		return ""
+	}
+	return escalation.EscalationTag(h[1 : len(h)-1])
+}
+
+// preferredWait reads the wait preference of Prefer headers (RFC 7240,
+// "wait=N" in seconds), bounded by most; 0 without one.
+func preferredWait(prefer []string, most time.Duration) time.Duration {
+	for _, h := range prefer {
+		for _, p := range strings.Split(h, ",") {
+			name, value, ok := strings.Cut(strings.TrimSpace(p), "=")
+			if !ok || !strings.EqualFold(strings.TrimSpace(name), "wait") {
+				continue
+			}
+			n, err := strconv.Atoi(strings.Trim(strings.TrimSpace(value), `"`))
+			if err != nil || n <= 0 {
+				return 0
+			}
+			return min(time.Duration(n)*time.Second, most)
+		}
+	}
+	return 0
 }
 
 func (s *Server) handleListEscalations(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {

@@ -302,7 +302,7 @@ const NUMERIC = ["respiration_rate", "spo2", "systolic_bp", "pulse", "temperatur
 const NUMERIC_WORDS = { respiration_rate: "respiration rate", spo2: "SpO2", systolic_bp: "systolic blood pressure", pulse: "pulse", temperature: "temperature" };
 
 function homePage() {
-  let residents = [], current = null, escalation = null, poll = null, clock = null, scoring = 0, callStarted = false, home = null, acceptedSeen = false;
+  let residents = [], current = null, escalation = null, following = 0, clock = null, scoring = 0, callStarted = false, home = null, acceptedSeen = false;
   let notReady = ""; // what /readyz/paging last said is wrong ("" when raises are paged)
   const FALLBACK_KEY = "nightcall.fallback";
   // Errors from pressing the button stay until their own field changes;
@@ -587,9 +587,58 @@ function homePage() {
     const started = escalation.raised_at ? new Date(escalation.raised_at) : new Date();
     clearInterval(clock);
     clock = setInterval(() => { $("clock").textContent = fmtDuration(Date.now() - started); }, 500);
-    clearInterval(poll);
-    poll = setInterval(refresh, 1500);
-    refresh();
+    follow();
+  }
+
+  // follow keeps the wait view up to date by long poll: each request names
+  // the version the page shows (If-None-Match) and asks the server to wait
+  // for a change (Prefer: wait); it is answered the moment the escalation
+  // changes (the consultant's acceptance starts the call at once) or, with
+  // nothing new, after 25 s (304). A request that fails is tried again
+  // after 1.5 s, and the page says Nightcall cannot be reached meanwhile.
+  function follow() {
+    const mine = ++following;
+    let tag = "";
+    (async () => {
+      while (mine === following && escalation) {
+        const id = escalation.id;
+        let gap = 0;
+        const asked = Date.now();
+        try {
+          const r = await fetch("/api/v1/escalations/" + encodeURIComponent(id), {
+            credentials: "same-origin", headers: tag ? { "If-None-Match": tag, "Prefer": "wait=25" } : {},
+            // A wait the network lost (weak Wi-Fi) is given up and asked again.
+            signal: AbortSignal.timeout(30000) });
+          if (mine !== following || !escalation || escalation.id !== id) return;
+          if (r.status === 304) {
+            lost(false);
+            // Answered at once (a proxy dropped the Prefer header): poll.
+            if (Date.now() - asked < 1000) await new Promise((ok) => setTimeout(ok, 1500));
+            continue;
+          }
+          const text = await r.text();
+          let data = null;
+          try { data = text ? JSON.parse(text) : null; } catch (e) { data = text; }
+          if (!r.ok) throw new APIError(r.status, data);
+          tag = r.headers.get("ETag") || "";
+          drawEscalation(data);
+        } catch (err) {
+          failed(err);
+          tag = "";
+          gap = 1500;
+        }
+        if (gap) await new Promise((ok) => setTimeout(ok, gap));
+      }
+    })();
+  }
+
+  // refresh reads the escalation once (after the home acts on it).
+  async function refresh() {
+    try { drawEscalation(await api("GET", "/api/v1/escalations/" + encodeURIComponent(escalation.id))); } catch (err) { failed(err); }
+  }
+
+  function failed(err) {
+    if (!err.status || err.status >= 500) { fallback(true, "Nightcall cannot be reached. Phone"); lost(true); }
   }
 
   // pagedList says in plain words whom Nightcall has asked, and what
@@ -613,44 +662,40 @@ function homePage() {
     return (e.timeline || []).filter((t) => words[t.type]).map((t) => h("li", {}, fmtTime(t.at) + ": " + words[t.type]));
   }
 
-  async function refresh() {
-    try {
-      const e = await api("GET", "/api/v1/escalations/" + encodeURIComponent(escalation.id));
-      escalation = e;
-      remember(e.fallback_phone);
-      lost(false);
-      if (!navigator.onLine) return;
-      const r = named();
-      $("wait-advice").textContent = e.advice ? e.advice.text : "";
-      $("wait-advice").className = "advice " + (e.advice ? e.advice.level : "");
-      if (e.advice && e.advice.level === "emergency") acpBeside($("wait-acp"), r); else $("wait-acp").hidden = true;
-      $("wait-stale").hidden = !e.observations_stale;
-      $("wait-stale").textContent = e.observations_stale && e.observations ? "The observations were taken at " + fmtTime(e.observations.taken_at) + ", more than an hour before you asked. If you can, take a fresh set and tell the consultant." : "";
-      // delivery.js (the paging work) draws who was paged, device by device.
-      const delivery = window.NightcallDelivery || {};
-      if (typeof delivery.render === "function") delivery.render(e, $("paged")); else $("paged").replaceChildren(...pagedList(e));
-      const who = e.accepted_by ? e.accepted_by.name : "A consultant";
-      const overdueJoin = e.status === "accepted" && e.delivery && e.delivery.join_overdue_at && !e.delivery.consultant_joined_at;
-      if (e.status === "unanswered") fallback(true, "No consultant has answered yet. Phone now");
-      else if (overdueJoin) fallback(true, who + " accepted but has not joined the call. Phone");
-      else if (notReady) fallback(true, notReady);
-      else fallback(false);
-      if (e.status === "accepted") {
-        show("call-view");
-        if (!acceptedSeen) { acceptedSeen = true; beep(660, 0.25); setTimeout(() => beep(880, 0.35), 300); }
-        // delivery.js (the paging work) keeps a "joining" clock in the same line.
-        if (typeof delivery.joining === "function") delivery.joining(e, $("accepted-by"));
-        else $("accepted-by").textContent = who + (e.delivery && e.delivery.consultant_joined_at ? " has accepted and joined the call." : " has accepted: joining the video call now.");
-        window.NightcallCall.setPhone("If the video fails, phone", phone());
-        if (!callStarted) { callStarted = true; window.NightcallCall.start(e.id).catch((err) => { $("status").textContent = "Could not start the call: " + err.message; }); }
-      }
-      if (e.status === "decided" || e.status === "withdrawn") {
-        clearInterval(poll); clearInterval(clock);
-        if (callStarted) window.NightcallCall.finish("The call has ended.", true);
-        if (e.status === "decided") decided(e); else reset();
-      }
-    } catch (err) {
-      if (!err.status || err.status >= 500) { fallback(true, "Nightcall cannot be reached. Phone"); lost(true); }
+  // drawEscalation shows the escalation as the server has it.
+  function drawEscalation(e) {
+    escalation = e;
+    remember(e.fallback_phone);
+    lost(false);
+    if (!navigator.onLine) return;
+    const r = named();
+    $("wait-advice").textContent = e.advice ? e.advice.text : "";
+    $("wait-advice").className = "advice " + (e.advice ? e.advice.level : "");
+    if (e.advice && e.advice.level === "emergency") acpBeside($("wait-acp"), r); else $("wait-acp").hidden = true;
+    $("wait-stale").hidden = !e.observations_stale;
+    $("wait-stale").textContent = e.observations_stale && e.observations ? "The observations were taken at " + fmtTime(e.observations.taken_at) + ", more than an hour before you asked. If you can, take a fresh set and tell the consultant." : "";
+    // delivery.js (the paging work) draws who was paged, device by device.
+    const delivery = window.NightcallDelivery || {};
+    if (typeof delivery.render === "function") delivery.render(e, $("paged")); else $("paged").replaceChildren(...pagedList(e));
+    const who = e.accepted_by ? e.accepted_by.name : "A consultant";
+    const overdueJoin = e.status === "accepted" && e.delivery && e.delivery.join_overdue_at && !e.delivery.consultant_joined_at;
+    if (e.status === "unanswered") fallback(true, "No consultant has answered yet. Phone now");
+    else if (overdueJoin) fallback(true, who + " accepted but has not joined the call. Phone");
+    else if (notReady) fallback(true, notReady);
+    else fallback(false);
+    if (e.status === "accepted") {
+      show("call-view");
+      if (!acceptedSeen) { acceptedSeen = true; beep(660, 0.25); setTimeout(() => beep(880, 0.35), 300); }
+      // delivery.js (the paging work) keeps a "joining" clock in the same line.
+      if (typeof delivery.joining === "function") delivery.joining(e, $("accepted-by"));
+      else $("accepted-by").textContent = who + (e.delivery && e.delivery.consultant_joined_at ? " has accepted and joined the call." : " has accepted: joining the video call now.");
+      window.NightcallCall.setPhone("If the video fails, phone", phone());
+      if (!callStarted) { callStarted = true; window.NightcallCall.start(e.id).catch((err) => { $("status").textContent = "Could not start the call: " + err.message; }); }
+    }
+    if (e.status === "decided" || e.status === "withdrawn") {
+      following++; clearInterval(clock);
+      if (callStarted) window.NightcallCall.finish("The call has ended.", true);
+      if (e.status === "decided") decided(e); else reset();
     }
   }
 
@@ -850,6 +895,9 @@ function consolePage() {
       pending.delete(id); bannerNote = "";
       if (!pending.size) stopFlash();
       renderBanner();
+      // The call first: its socket and camera start while the case loads
+      // (open starts it too, which is then a no-op).
+      window.NightcallCall.start(id).catch((err) => { $("status").textContent = "Could not start the call: " + err.message; });
       await open(id);
     } catch (e) { bannerNote = e.message; renderBanner(); loadQueue(); }
   }
