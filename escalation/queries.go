@@ -51,10 +51,10 @@ func (s *Service) GetEscalation(ctx context.Context, a Actor, id EscalationID) (
 }
 
 // EscalationTag names the state of what an escalation's view is made of:
-// the resident's stream, the escalation's paging stream and the home's
-// fallback number. A view with the same tag is the same view (but for the
-// names of consultants, which are the accounts'). It is the escalation's
-// HTTP entity tag.
+// the resident's stream, the escalation's paging stream, the home's
+// fallback number and whether a stay's follow-up is now overdue. A view
+// with the same tag is the same view (but for the names of consultants,
+// which are the accounts'). It is the escalation's HTTP entity tag.
 type EscalationTag string
 
 // WaitEscalation is GetEscalation for a long poll: while the escalation's
@@ -135,6 +135,10 @@ func (s *Service) getEscalation(ctx context.Context, a Actor, id EscalationID) (
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(esc.FallbackPhone))
 	tag := EscalationTag(strconv.FormatInt(r.Version(), 10) + "." + strconv.FormatInt(pagingVersion, 10) + "." + strconv.FormatUint(uint64(h.Sum32()), 36))
+	if esc.FollowUpNeeded {
+		// The one part of the view that changes with the clock, not an event.
+		tag += ".f"
+	}
 	v := r.View()
 	return esc, &v, tag, nil
 }
