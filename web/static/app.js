@@ -890,14 +890,25 @@ function consolePage() {
   }
 
   async function accept(id) {
+    performance.mark("nightcall:accept");
+    // Accept is joining the video call: the camera starts with the accept
+    // itself, not after its answer, and stops if the accept is refused.
+    const cam = window.NightcallCall.camera();
     try {
       await api("POST", "/api/v1/escalations/" + id + "/accept", undefined, { "Idempotency-Key": crypto.randomUUID() });
+    } catch (e) {
+      cam.then((m) => m.getTracks().forEach((t) => t.stop()), () => {});
+      bannerNote = e.message; renderBanner(); loadQueue();
+      return;
+    }
+    performance.mark("nightcall:accepted");
+    try {
       pending.delete(id); bannerNote = "";
       if (!pending.size) stopFlash();
       renderBanner();
-      // The call first: its socket and camera start while the case loads
-      // (open starts it too, which is then a no-op).
-      window.NightcallCall.start(id).catch((err) => { $("status").textContent = "Could not start the call: " + err.message; });
+      // The call first: its socket starts while the case loads (open
+      // starts it too, which is then a no-op).
+      window.NightcallCall.start(id, cam).catch((err) => { $("status").textContent = "Could not start the call: " + err.message; });
       await open(id);
     } catch (e) { bannerNote = e.message; renderBanner(); loadQueue(); }
   }

@@ -137,7 +137,7 @@ const Call = (() => {
       case "offer":
         mark("offer");
         await pc.setRemoteDescription({ type: "offer", sdp: m.sdp });
-        await attachCamera(m.sdp);
+        await claimSlots(m.sdp);
         const answer = await pc.createAnswer();
         await pc.setLocalDescription(answer);
         send({ type: "answer", sdp: pc.localDescription.sdp });
@@ -187,7 +187,7 @@ const Call = (() => {
     if (pc) pc.close();
     if (local) local.getTracks().forEach((t) => t.stop());
     if (ws) ws.close();
-    pc = null; ws = null; cameraSender = null; qualityNow = null;
+    pc = null; ws = null; senders = null; media = null; qualityNow = null;
     showQuality(null);
     document.dispatchEvent(new CustomEvent("nightcall:call-ended"));
   }
@@ -342,34 +342,74 @@ const Call = (() => {
     h: { scaleResolutionDownBy: 2, maxBitrate: 500000 },
     f: { scaleResolutionDownBy: 1, maxBitrate: 1500000 },
   };
-  let cameraSender = null;
+  // senders are the senders our microphone and camera go on, by kind, once
+  // the first offer's slots are claimed; media is the camera's stream once
+  // it has started.
+  let senders = null, media = null;
 
-  // cameraSlot is the mid of the offer's first video m-line the server
-  // only receives on.
-  function cameraSlot(sdp) {
+  // slotOf is the mid of the offer's first m-line of kind (audio, video)
+  // the server only receives on.
+  function slotOf(sdp, kind) {
     for (const section of sdp.split(/\r\n(?=m=)/)) {
-      if (!section.startsWith("m=video") || !/\r\na=recvonly/.test(section)) continue;
+      if (!section.startsWith("m=" + kind) || !/\r\na=recvonly/.test(section)) continue;
       const m = section.match(/\r\na=mid:(\S+)/);
       if (m) return m[1];
     }
     return null;
   }
 
-  async function attachCamera(sdp) {
-    const track = local && local.getVideoTracks()[0];
-    if (!pc || !track || cameraSender) return;
-    const mid = cameraSlot(sdp);
-    const tr = mid === null ? null : pc.getTransceivers().find((t) => t.mid === mid);
-    if (!tr) { cameraSender = pc.addTrack(track, local); return; } // a server that asks for no camera slot
-    tr.direction = "sendonly";
-    await tr.sender.replaceTrack(track);
-    if (tr.sender.setStreams) tr.sender.setStreams(local);
-    const params = tr.sender.getParameters();
-    if (params.encodings && params.encodings.some((e) => e.rid)) {
-      params.encodings.forEach((e) => Object.assign(e, layers[e.rid] || {}));
-      try { await tr.sender.setParameters(params); } catch (e) { /* the browser keeps its own sizes */ }
+  // claimSlots takes the first offer's receive slots for our microphone and
+  // camera (sendonly, our stream, the layers' sizes) whether or not the
+  // camera has started: the answer goes at once, and the connection is made
+  // while the camera starts. Its tracks go on the slots by replaceTrack,
+  // which needs no renegotiation (fillSlots).
+  async function claimSlots(sdp) {
+    if (!pc || senders) return;
+    senders = {};
+    for (const kind of ["audio", "video"]) {
+      const mid = slotOf(sdp, kind);
+      const tr = mid === null ? null : pc.getTransceivers().find((t) => t.mid === mid);
+      if (!tr) continue; // a server that asks for no such slot: addTrack in fillSlots
+      tr.direction = "sendonly";
+      if (tr.sender.setStreams) tr.sender.setStreams(local);
+      if (kind === "video") {
+        const params = tr.sender.getParameters();
+        if (params.encodings && params.encodings.some((e) => e.rid)) {
+          params.encodings.forEach((e) => Object.assign(e, layers[e.rid] || {}));
+          try { await tr.sender.setParameters(params); } catch (e) { /* the browser keeps its own sizes */ }
+        }
+      }
+      senders[kind] = tr.sender;
     }
-    cameraSender = tr.sender;
+    await fillSlots();
+  }
+
+  // fillSlots puts the camera's tracks on the claimed slots, once both are there.
+  async function fillSlots() {
+    if (!pc || !senders || !media) return;
+    for (const track of media.getTracks()) {
+      const s = senders[track.kind];
+      if (!s) { senders[track.kind] = pc.addTrack(track, local); continue; }
+      if (s.track !== track) await s.replaceTrack(track);
+    }
+  }
+
+  // camera starts the camera and microphone (720p where the camera has it:
+  // the browser sends three simulcast layers only from a picture that large).
+  // Its promise's failure is left to whoever awaits it.
+  function camera() {
+    const p = navigator.mediaDevices.getUserMedia({ audio: true, video: { width: { ideal: 1280 }, height: { ideal: 720 } } });
+    p.catch(() => { /* reported by start */ });
+    return p;
+  }
+  function stopTracks(stream) { stream.getTracks().forEach((t) => t.stop()); }
+
+  // applyToggles gives tracks that arrive after a button was pressed (mute,
+  // camera off, audio only) the state the buttons show.
+  function applyToggles() {
+    const pressed = (id) => { const b = el(id); return !!b && b.getAttribute("aria-pressed") === "true"; };
+    local.getAudioTracks().forEach((t) => { t.enabled = !pressed("mute"); });
+    local.getVideoTracks().forEach((t) => { t.enabled = !pressed("camera") && !pressed("audio-only"); });
   }
 
   // The quality indicator: what this side receives, graded good, fair or
@@ -443,9 +483,12 @@ const Call = (() => {
   }, 2000);
 
   let starting = false;
-  async function start(given) {
+  // start joins the escalation's call. early is the camera's promise when
+  // it was started already (by the consultant's Accept, which is joining
+  // the call), else the camera starts here.
+  async function start(given, early) {
     const id = given || escalationId();
-    if (pc || starting) return;
+    if (pc || starting) { if (early) early.then(stopTracks, () => {}); return; }
     starting = true;
     callId = id;
     ended = false;
@@ -456,10 +499,16 @@ const Call = (() => {
     bindControls();
     say("Connecting…");
     mark("start");
-    // The signalling socket opens while the camera starts, so the server's
-    // offer is on its way by the time the page can answer it. Messages wait
-    // for the peer connection and are handled one at a time, in order (an
-    // ICE candidate never overtakes the offer it belongs to).
+    // The signalling socket, the ICE servers and the camera start at once,
+    // and nothing waits for the camera: the peer connection is made with
+    // the ICE servers, answers the server's offer and connects while the
+    // camera starts; the camera's tracks go on when they come (fillSlots).
+    // Messages wait for the peer connection and are handled one at a time,
+    // in order (an ICE candidate never overtakes the offer it belongs to).
+    const cam = early || camera();
+    local = new MediaStream();
+    media = null;
+    senders = null;
     let ready = null;
     let queue = Promise.resolve();
     const socket = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v1/calls/" + encodeURIComponent(id) + "/signal");
@@ -475,19 +524,10 @@ const Call = (() => {
       trouble("Nightcall's server cannot be reached, so the video has stopped. Press Rejoin to try again, or phone.");
     };
     ready = (async () => {
-      // The ICE servers and the camera at once: neither waits for the other.
-      // 720p where the camera has it: the browser sends three simulcast
-      // layers only from a picture that large (fewer from a smaller one).
-      const [iceServers, media] = await Promise.all([fetchICEServers(id),
-        navigator.mediaDevices.getUserMedia({ audio: true, video: { width: { ideal: 1280 }, height: { ideal: 720 } } })]);
-      if (ended || ws !== socket) { media.getTracks().forEach((t) => t.stop()); throw new Error("the call ended while the camera started"); }
-      local = media;
-      mark("media");
-      el("local").srcObject = local;
+      const iceServers = await fetchICEServers(id);
+      if (ended || ws !== socket) throw new Error("the call ended while it started");
       pc = new RTCPeerConnection({ iceServers });
-      cameraSender = null;
       lastQuality = null;
-      local.getAudioTracks().forEach((t) => pc.addTrack(t, local));
       pc.ontrack = (e) => { mark("track-" + e.track.kind); attach(e.streams[0] || new MediaStream([e.track])); };
       pc.onicecandidate = (e) => { if (e.candidate) send({ type: "candidate", candidate: e.candidate.toJSON() }); };
       pc.onconnectionstatechange = () => {
@@ -497,12 +537,30 @@ const Call = (() => {
         if (pc.connectionState === "failed") { finish("The connection failed.", false); trouble("The video connection failed. Press Rejoin, or phone."); }
       };
     })();
-    try {
+    const started = (async () => {
+      const m = await cam;
+      if (ended || ws !== socket) { stopTracks(m); throw new Error("the call ended while the camera started"); }
+      mark("media");
+      m.getTracks().forEach((t) => local.addTrack(t));
+      applyToggles();
+      media = m;
+      el("local").srcObject = local;
       await ready;
+      await fillSlots();
+    })();
+    // Whichever fails second is handled here as well (no stray rejection).
+    ready.catch(() => {}); started.catch(() => {});
+    try {
+      await Promise.all([ready, started]);
     } catch (e) {
-      // No camera or microphone (or the call ended meanwhile): leave the
-      // call we joined without them.
-      if (ws === socket) { ws = null; socket.onclose = null; socket.close(); }
+      // No camera or microphone, no ICE servers (or the call ended
+      // meanwhile): leave the call we joined without them.
+      if (ws === socket) {
+        ws = null; socket.onclose = null; socket.close();
+        if (pc) pc.close();
+        pc = null; senders = null; media = null;
+        stopTracks(local);
+      }
       throw e;
     } finally {
       starting = false;
@@ -625,6 +683,6 @@ const Call = (() => {
   // the call is connected), for tests and support.
   function quality() { return qualityNow; }
 
-  return { stats, report, start, finish, adapt, takePhoto, continueByPhone, setPhone, trouble, restartICE, selectedPair, quality };
+  return { stats, report, start, camera, finish, adapt, takePhoto, continueByPhone, setPhone, trouble, restartICE, selectedPair, quality };
 })();
 window.NightcallCall = Call;
