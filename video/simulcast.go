@@ -177,6 +177,19 @@ func (l *layer) requestKeyframe() {
 	if now-last < int64(200*time.Millisecond) || !l.lastPLI.CompareAndSwap(last, now) {
 		return
 	}
+	l.sendPLI()
+}
+
+// requestKeyframeNow sends the PLI whenever the last one was: for a
+// subscriber's first picture, asked once per subscription at the moment it
+// can be delivered, which a PLI sent a moment before for another reason
+// must not hold back by the 200ms limit.
+func (l *layer) requestKeyframeNow() {
+	l.lastPLI.Store(time.Now().UnixNano())
+	l.sendPLI()
+}
+
+func (l *layer) sendPLI() {
 	_ = l.src.owner.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(l.remote.SSRC())}})
 }
 
@@ -623,12 +636,52 @@ func (r *Room) subscribeVideoLocked(p *peer, src *videoSource) bool {
 	src.refreshList()
 	src.mu.Unlock()
 	go drainRTCP(sender, d.keyframeRequested, &p.down)
+	go d.awaitTransport()
 	return true
 }
 
+// awaitTransport marks d live once the subscriber's SRTP session is up,
+// and asks for its first picture then if its answer has come. Until then
+// Pion's WriteRTP drops every packet and reports no error: on a first
+// negotiation the answer comes before the DTLS handshake ends, so a
+// keyframe forwarded on the answer alone was lost and the picture waited
+// for the subscriber's own PLI (100-230ms more on the pages). The
+// sender's SetReadDeadline is the exported call that waits for that
+// session (or for the sender's stop: then it fails and d stays dark).
+func (d *downTrack) awaitTransport() {
+	if err := d.sender.SetReadDeadline(time.Time{}); err != nil {
+		return
+	}
+	d.live.Store(true)
+	if d.ready.Load() {
+		d.firstPicture()
+	}
+}
+
+// firstPicture asks, once, for the keyframe that starts the subscriber's
+// picture, when both its answer and its SRTP session are there (whichever
+// comes second calls it): on the lowest layer when that is below its
+// target, that keyframe being the quickest; on the first to come for a
+// source announced before its first packet.
+func (d *downTrack) firstPicture() {
+	if !d.asked.CompareAndSwap(false, true) {
+		return
+	}
+	d.mu.Lock()
+	rid := d.target
+	d.mu.Unlock()
+	if layers := d.src.ordered(time.Now()); len(layers) > 0 && (ridBelow(layers[0].rid, rid) || d.src.layer(rid) == nil) {
+		rid = layers[0].rid
+	}
+	if l := d.src.layer(rid); l != nil {
+		l.requestKeyframeNow()
+	}
+}
+
 // negotiated marks p's video tracks that offer number answered carried
-// as ready for their first picture, and asks for it at once: a keyframe
-// sent before the subscriber has the description naming its SSRC is
+// as ready for their first picture, and asks for it as soon as their
+// transport is live too: a keyframe sent before the subscriber has the
+// description naming its SSRC, or before its SRTP session is up, is
 // thrown away, and the picture would wait for the next one.
 func (r *Room) negotiated(p *peer, answered uint64) {
 	r.mu.Lock()
@@ -645,16 +698,8 @@ func (r *Room) negotiated(p *peer, answered uint64) {
 			continue
 		}
 		d.ready.Store(true)
-		d.mu.Lock()
-		rid := d.target
-		d.mu.Unlock()
-		if layers := src.ordered(time.Now()); len(layers) > 0 && (ridBelow(layers[0].rid, rid) || src.layer(rid) == nil) {
-			// The lowest layer's keyframe is the quickest; and a source
-			// announced before its first packet gave no target.
-			rid = layers[0].rid
-		}
-		if l := src.layer(rid); l != nil {
-			l.requestKeyframe()
+		if d.live.Load() {
+			d.firstPicture()
 		}
 	}
 }
@@ -668,9 +713,13 @@ type downTrack struct {
 	clock  uint32
 
 	// offer is the subscriber's offer that first carries this track;
-	// ready is set once it is answered: nothing is forwarded before.
+	// ready is set once it is answered, live once the subscriber's SRTP
+	// session is up (awaitTransport): nothing is forwarded before both.
+	// asked is set by the first picture's keyframe request.
 	offer uint64
 	ready atomic.Bool
+	live  atomic.Bool
+	asked atomic.Bool
 
 	mu       sync.Mutex
 	closed   bool
@@ -703,6 +752,9 @@ type downTrack struct {
 
 // waiting is the rid a keyframe is wanted on, if any.
 func (d *downTrack) waiting() (string, bool) {
+	if !d.ready.Load() || !d.live.Load() {
+		return "", false // a keyframe now would be thrown away
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
@@ -752,7 +804,7 @@ func seqNewer(a, b uint16) bool { return int16(a-b) > 0 } // #nosec G115 -- seri
 // switches to l on a keyframe when l is its target. It reports whether
 // the packet was written.
 func (d *downTrack) forward(l *layer, pkt *rtp.Packet, key bool, now time.Time) (bool, error) {
-	if !d.ready.Load() {
+	if !d.ready.Load() || !d.live.Load() {
 		return false, nil
 	}
 	d.mu.Lock()

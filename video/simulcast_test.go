@@ -398,3 +398,64 @@ func TestNothingForwardedBeforeTheSubscriberAnswers(t *testing.T) {
 	}
 	expectContinuousVideo(t, sub, 10*time.Second, "the care home's video after its answer")
 }
+
+// TestNothingForwardedBeforeTheSubscribersTransportIsUp: an answered
+// subscriber whose connection is still forming (its candidates held back,
+// so no DTLS handshake and no SRTP yet) is forwarded nothing: Pion drops
+// every packet written before then without an error, so the keyframe its
+// picture starts from would be lost. Once the connection is up, the
+// picture starts and flows without a gap.
+func TestNothingForwardedBeforeTheSubscribersTransportIsUp(t *testing.T) {
+	sfu, base := startRoomServer(t)
+	room := RoomID("room-1")
+	dialPeer(t, base+"room-1/consultant", true)
+	roomOf := func() *Room {
+		sfu.mu.Lock()
+		defer sfu.mu.Unlock()
+		return sfu.rooms[room]
+	}
+	waitUntil(t, 20*time.Second, "the consultant's camera at the SFU", func() bool {
+		r := roomOf()
+		if r == nil {
+			return false
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(r.sources) > 0
+	})
+	const delay = 2 * time.Second
+	sub, _, err := videoclient.Dial(videoclient.Config{URL: base + "room-1/carehome", CandidateDelay: delay, Errorf: t.Errorf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sub.Close)
+	joined := time.Now()
+	var d *downTrack
+	waitUntil(t, 5*time.Second, "the care home's answered video track", func() bool {
+		p := peerByRole(sfu, room, "carehome")
+		if p == nil {
+			return false
+		}
+		r := roomOf()
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, src := range r.sources {
+			src.mu.Lock()
+			d = src.downs[p.id]
+			src.mu.Unlock()
+		}
+		return d != nil && d.ready.Load()
+	})
+	// Answered, every packet of the consultant's a keyframe, and yet
+	// nothing goes on the track while its connection forms.
+	for time.Since(joined) < delay-300*time.Millisecond {
+		if d.started() || d.live.Load() {
+			t.Fatalf("%s after joining, answered but before its connection, the care home's track has started (live %v, pair %v, state %v)", time.Since(joined).Round(time.Millisecond), d.live.Load(), sub.SelectedPair(), d.sub.pc.ConnectionState())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	expectContinuousVideo(t, sub, 10*time.Second, "the care home's video once connected")
+	if !d.live.Load() || !d.asked.Load() {
+		t.Errorf("connected: live %v, first picture asked for %v", d.live.Load(), d.asked.Load())
+	}
+}

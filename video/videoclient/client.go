@@ -52,6 +52,11 @@ type Config struct {
 	NoCamera bool
 	// AnswerDelay holds each answer this long (a slow phone). Optional.
 	AnswerDelay time.Duration
+	// CandidateDelay holds the trickled ICE candidates, both ways, until
+	// this long after joining: the answer goes at once, and the
+	// connection (ICE, then DTLS and SRTP) forms only after it, as on a
+	// slow network. Optional.
+	CandidateDelay time.Duration
 	// MediaGate, when set, holds every packet of audio and video until it
 	// is closed (a camera whose encoder is slow to start). Optional.
 	MediaGate <-chan struct{}
@@ -112,6 +117,7 @@ type Peer struct {
 	wmu  sync.Mutex
 	stop chan struct{}
 	once sync.Once
+	born time.Time
 
 	mu           sync.Mutex
 	received     map[string]*atomic.Uint64 // "kind/stream" → packets
@@ -163,7 +169,7 @@ func Join(cfg Config, ws *websocket.Conn) (*Peer, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Peer{cfg: cfg, ws: ws, pc: pc, stop: make(chan struct{}), received: map[string]*atomic.Uint64{}, streams: map[string]*Stream{}}
+	p := &Peer{cfg: cfg, ws: ws, pc: pc, stop: make(chan struct{}), born: time.Now(), received: map[string]*atomic.Uint64{}, streams: map[string]*Stream{}}
 	audio, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "me")
 	vp8 := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
 	camera := vp8
@@ -228,7 +234,8 @@ func Join(cfg Config, ws *websocket.Conn) (*Peer, error) {
 	}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c != nil {
-			p.send(map[string]any{"type": "candidate", "candidate": c.ToJSON()})
+			init := c.ToJSON()
+			p.held(func() { p.send(map[string]any{"type": "candidate", "candidate": init}) })
 		}
 	})
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
@@ -270,6 +277,39 @@ func Join(cfg Config, ws *websocket.Conn) (*Peer, error) {
 	return p, nil
 }
 
+// withoutCandidates takes the candidates gathered in time for an offer or
+// answer out of it, to be trickled (each with its m-section's mid).
+func withoutCandidates(offer string) (string, []webrtc.ICECandidateInit) {
+	var kept []string
+	var found []webrtc.ICECandidateInit
+	mid := ""
+	for _, line := range strings.Split(offer, "\r\n") {
+		switch {
+		case strings.HasPrefix(line, "m="):
+			mid = ""
+		case strings.HasPrefix(line, "a=mid:"):
+			mid = strings.TrimPrefix(line, "a=mid:")
+		case strings.HasPrefix(line, "a=candidate:"):
+			m := mid
+			found = append(found, webrtc.ICECandidateInit{Candidate: strings.TrimPrefix(line, "a="), SDPMid: &m})
+			continue
+		case line == "a=end-of-candidates":
+			continue
+		}
+		kept = append(kept, line)
+	}
+	return strings.Join(kept, "\r\n"), found
+}
+
+// held runs f now, or once CandidateDelay after joining has passed.
+func (p *Peer) held(f func()) {
+	if wait := time.Until(p.born.Add(p.cfg.CandidateDelay)); wait > 0 {
+		time.AfterFunc(wait, f)
+		return
+	}
+	f()
+}
+
 func (p *Peer) send(v any) {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
@@ -295,11 +335,18 @@ func (p *Peer) readLoop() {
 		}
 		switch m.Type {
 		case "offer":
-			if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
+			offer, inline := m.SDP, []webrtc.ICECandidateInit(nil)
+			if time.Until(p.born.Add(p.cfg.CandidateDelay)) > 0 {
+				offer, inline = withoutCandidates(offer)
+			}
+			if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 				if !p.leaving() { // an offer that crosses our own leaving is no fault
 					p.cfg.Errorf("client set offer: %v", err)
 				}
 				continue
+			}
+			for _, c := range inline {
+				p.held(func() { _ = p.pc.AddICECandidate(c) })
 			}
 			if p.cfg.AnswerDelay > 0 {
 				select {
@@ -318,10 +365,17 @@ func (p *Peer) readLoop() {
 				}
 				continue
 			}
-			p.send(map[string]any{"type": "answer", "sdp": ans.SDP})
+			answer, ours := ans.SDP, []webrtc.ICECandidateInit(nil)
+			if time.Until(p.born.Add(p.cfg.CandidateDelay)) > 0 {
+				answer, ours = withoutCandidates(answer)
+			}
+			p.send(map[string]any{"type": "answer", "sdp": answer})
+			for _, c := range ours {
+				p.held(func() { p.send(map[string]any{"type": "candidate", "candidate": c}) })
+			}
 		case "candidate":
-			if m.Candidate != nil {
-				_ = p.pc.AddICECandidate(*m.Candidate)
+			if c := m.Candidate; c != nil {
+				p.held(func() { _ = p.pc.AddICECandidate(*c) })
 			}
 		case "participants":
 			var roles []string
