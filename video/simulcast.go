@@ -154,6 +154,7 @@ type layer struct {
 	bytes   atomic.Uint64
 	last    atomic.Int64 // unix nanoseconds of the last packet
 	lastPLI atomic.Int64
+	lastKey atomic.Int64 // unix nanoseconds of the last keyframe's first packet
 	rate    rateMeter
 }
 
@@ -180,13 +181,27 @@ func (l *layer) requestKeyframe() {
 	l.sendPLI()
 }
 
-// requestKeyframeNow sends the PLI whenever the last one was: for a
-// subscriber's first picture, asked once per subscription at the moment it
-// can be delivered, which a PLI sent a moment before for another reason
-// must not hold back by the 200ms limit.
+// requestKeyframeNow is for a subscriber's first picture, asked once per
+// subscription at the moment it can be delivered: a PLI sent a moment
+// before for another reason, whose keyframe has come (and gone to the
+// others), must not hold it back by the 200ms limit. One whose keyframe
+// has not come yet is enough: the subscriber, live now, gets that one, so
+// a publisher joined by many at once is not asked for as many keyframes.
 func (l *layer) requestKeyframeNow() {
-	l.lastPLI.Store(time.Now().UnixNano())
+	now := time.Now().UnixNano()
+	if keyframeOnItsWay(now, l.lastPLI.Load(), l.lastKey.Load()) {
+		return
+	}
+	l.lastPLI.Store(now)
 	l.sendPLI()
+}
+
+// keyframeOnItsWay reports whether a PLI sent at lastPLI (unix ns) is
+// still to be answered at now: sent within the last 200ms (a publisher
+// answers within a round trip and an encode; a PLI lost on the way is
+// asked again after that), with no keyframe come since.
+func keyframeOnItsWay(now, lastPLI, lastKey int64) bool {
+	return lastPLI != 0 && now-lastPLI < int64(200*time.Millisecond) && lastKey < lastPLI
 }
 
 func (l *layer) sendPLI() {
@@ -480,6 +495,9 @@ func (s *videoSource) forward(l *layer) {
 			continue
 		}
 		key := isKeyframePayload(mime, pkt.Payload)
+		if key {
+			l.lastKey.Store(now.UnixNano())
+		}
 		var sent uint64
 		for _, d := range s.subscribers() {
 			// A write fails only for a subscriber whose connection is

@@ -423,13 +423,15 @@ func TestNothingForwardedBeforeTheSubscribersTransportIsUp(t *testing.T) {
 		defer r.mu.Unlock()
 		return len(r.sources) > 0
 	})
-	const delay = 2 * time.Second
+	const delay = 3 * time.Second
+	// The client holds its candidates until delay after it was made, which
+	// is after dialling began: no connection can form before dialled+delay.
+	dialled := time.Now()
 	sub, _, err := videoclient.Dial(videoclient.Config{URL: base + "room-1/carehome", CandidateDelay: delay, Errorf: t.Errorf})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(sub.Close)
-	joined := time.Now()
 	var d *downTrack
 	waitUntil(t, 5*time.Second, "the care home's answered video track", func() bool {
 		p := peerByRole(sfu, room, "carehome")
@@ -448,14 +450,44 @@ func TestNothingForwardedBeforeTheSubscribersTransportIsUp(t *testing.T) {
 	})
 	// Answered, every packet of the consultant's a keyframe, and yet
 	// nothing goes on the track while its connection forms.
-	for time.Since(joined) < delay-300*time.Millisecond {
+	checks := 0
+	for time.Since(dialled) < delay-200*time.Millisecond {
 		if d.started() || d.live.Load() {
-			t.Fatalf("%s after joining, answered but before its connection, the care home's track has started (live %v, pair %v, state %v)", time.Since(joined).Round(time.Millisecond), d.live.Load(), sub.SelectedPair(), d.sub.pc.ConnectionState())
+			t.Fatalf("%s after joining, answered but before its connection, the care home's track has started (live %v, pair %v, state %v)", time.Since(dialled).Round(time.Millisecond), d.live.Load(), sub.SelectedPair(), d.sub.pc.ConnectionState())
 		}
+		checks++
 		time.Sleep(20 * time.Millisecond)
+	}
+	if checks < 10 {
+		t.Fatalf("the answer came %s after joining: only %d checks before the connection could form", time.Since(dialled).Round(time.Millisecond), checks)
 	}
 	expectContinuousVideo(t, sub, 10*time.Second, "the care home's video once connected")
 	if !d.live.Load() || !d.asked.Load() {
 		t.Errorf("connected: live %v, first picture asked for %v", d.live.Load(), d.asked.Load())
+	}
+}
+
+// TestAFirstPictureAsksForAKeyframeUnlessOneIsOnItsWay: the keyframe a
+// subscriber's first picture starts from is asked for at once, even just
+// after a PLI for another reason, unless that PLI's keyframe has not come
+// yet (then the subscriber gets that one).
+func TestAFirstPictureAsksForAKeyframeUnlessOneIsOnItsWay(t *testing.T) {
+	ms := int64(time.Millisecond)
+	now := 10_000 * ms
+	for _, c := range []struct {
+		name             string
+		lastPLI, lastKey int64
+		onItsWay         bool
+	}{
+		{"never asked", 0, 0, false},
+		{"asked 50ms ago, nothing since", now - 50*ms, now - 900*ms, true},
+		{"asked 50ms ago, never a keyframe", now - 50*ms, 0, true},
+		{"asked 50ms ago, its keyframe came", now - 50*ms, now - 20*ms, false},
+		{"asked 250ms ago, nothing since (lost)", now - 250*ms, now - 900*ms, false},
+		{"asked this instant", now, now - 900*ms, true},
+	} {
+		if got := keyframeOnItsWay(now, c.lastPLI, c.lastKey); got != c.onItsWay {
+			t.Errorf("%s: on its way %v, want %v", c.name, got, c.onItsWay)
+		}
 	}
 }

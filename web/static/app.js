@@ -902,13 +902,15 @@ function consolePage() {
       return;
     }
     performance.mark("nightcall:accepted");
+    // The call first, and before anything that could throw: the camera is
+    // the call's from here (it stops it when the call ends or fails), and
+    // its socket starts while the case loads (open starts it too, which is
+    // then a no-op).
+    window.NightcallCall.start(id, cam).catch((err) => { $("status").textContent = "Could not start the call: " + err.message; });
     try {
       pending.delete(id); bannerNote = "";
       if (!pending.size) stopFlash();
       renderBanner();
-      // The call first: its socket starts while the case loads (open
-      // starts it too, which is then a no-op).
-      window.NightcallCall.start(id, cam).catch((err) => { $("status").textContent = "Could not start the call: " + err.message; });
       await open(id);
     } catch (e) { bannerNote = e.message; renderBanner(); loadQueue(); }
   }

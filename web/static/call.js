@@ -359,18 +359,25 @@ const Call = (() => {
   }
 
   // claimSlots takes the first offer's receive slots for our microphone and
-  // camera (sendonly, our stream, the layers' sizes) whether or not the
+  // camera (sending, our stream, the layers' sizes) whether or not the
   // camera has started: the answer goes at once, and the connection is made
   // while the camera starts. Its tracks go on the slots by replaceTrack,
   // which needs no renegotiation (fillSlots).
   async function claimSlots(sdp) {
     if (!pc || senders) return;
-    senders = {};
+    // Built aside and published whole: a camera that starts during the
+    // await below finds no slots yet, and is put on by the fillSlots at the end.
+    const claimed = {};
     for (const kind of ["audio", "video"]) {
       const mid = slotOf(sdp, kind);
       const tr = mid === null ? null : pc.getTransceivers().find((t) => t.mid === mid);
-      if (!tr) continue; // a server that asks for no such slot: addTrack in fillSlots
-      tr.direction = "sendonly";
+      if (!tr) continue; // the server receives no such kind: nothing is sent of it
+      // sendrecv, as addTrack makes it: the server may later send the
+      // others' media on this same m-line (Pion reuses a receive-only
+      // transceiver for a track it adds), and a sendonly slot would answer
+      // that offer by refusing it: the other side's audio taken off its
+      // stream, and the tile with it.
+      tr.direction = "sendrecv";
       if (tr.sender.setStreams) tr.sender.setStreams(local);
       if (kind === "video") {
         const params = tr.sender.getParameters();
@@ -379,8 +386,10 @@ const Call = (() => {
           try { await tr.sender.setParameters(params); } catch (e) { /* the browser keeps its own sizes */ }
         }
       }
-      senders[kind] = tr.sender;
+      claimed[kind] = tr.sender;
     }
+    if (!pc) return; // the call ended during the await
+    senders = claimed;
     await fillSlots();
   }
 
@@ -388,9 +397,10 @@ const Call = (() => {
   async function fillSlots() {
     if (!pc || !senders || !media) return;
     for (const track of media.getTracks()) {
+      // Only the server offers, so a track on no claimed slot would never
+      // be negotiated: such a kind is not sent.
       const s = senders[track.kind];
-      if (!s) { senders[track.kind] = pc.addTrack(track, local); continue; }
-      if (s.track !== track) await s.replaceTrack(track);
+      if (s && s.track !== track) await s.replaceTrack(track);
     }
   }
 
@@ -403,6 +413,16 @@ const Call = (() => {
     return p;
   }
   function stopTracks(stream) { stream.getTracks().forEach((t) => t.stop()); }
+  // cameraTrouble says in words why the camera or microphone did not start.
+  function cameraTrouble(e) {
+    const why = {
+      NotAllowedError: "they were not allowed (the browser's camera permission)",
+      NotFoundError: "this device has none",
+      NotReadableError: "another app is using them",
+      OverconstrainedError: "this device's camera cannot give a picture",
+    }[e && e.name] || (e && e.message) || "of an unknown error";
+    return "Your camera and microphone could not be started, because " + why + ": the other side cannot see or hear you. Allow them and press Rejoin, or phone.";
+  }
 
   // applyToggles gives tracks that arrive after a button was pressed (mute,
   // camera off, audio only) the state the buttons show.
@@ -548,18 +568,27 @@ const Call = (() => {
       await ready;
       await fillSlots();
     })();
-    // Whichever fails second is handled here as well (no stray rejection).
-    ready.catch(() => {}); started.catch(() => {});
+    // The call is started once its peer connection is made; the camera
+    // comes when it comes. Its failure (refused, none, in use) ends the
+    // call we joined, after it connected too: the other side would see a
+    // picture that never comes and hear nothing, so the page says why and
+    // offers Rejoin and the phone instead.
+    started.catch((e) => {
+      if (ended || ws !== socket) return; // the call ended meanwhile: nothing to report
+      finish("Left the call: no camera or microphone.", false);
+      trouble(cameraTrouble(e));
+    });
     try {
-      await Promise.all([ready, started]);
+      await ready;
     } catch (e) {
-      // No camera or microphone, no ICE servers (or the call ended
-      // meanwhile): leave the call we joined without them.
       if (ws === socket) {
+        // No ICE servers: leave the call we joined without them.
         ws = null; socket.onclose = null; socket.close();
         if (pc) pc.close();
         pc = null; senders = null; media = null;
         stopTracks(local);
+      } else if (ended) {
+        return; // ended meanwhile (the camera failed, or Leave): the page says why
       }
       throw e;
     } finally {

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// holdCamera makes the tab's getUserMedia wait until the test answers it:
+// window.__camera.release() starts the real (fake-device) camera for every
+// call held, window.__camera.refuse() refuses them as a person refusing the
+// permission prompt would, and window.__camera.real() stops holding.
+const holdCamera = `(() => {
+	const md = navigator.mediaDevices, real = md.getUserMedia.bind(md);
+	const held = [];
+	window.__camera = {
+		asked: () => held.length,
+		release: () => held.splice(0).forEach((h) => real(h.c).then(h.res, h.rej)),
+		refuse: () => held.splice(0).forEach((h) => h.rej(new DOMException("Permission denied", "NotAllowedError"))),
+		real: () => { md.getUserMedia = real; },
+	};
+	md.getUserMedia = (c) => new Promise((res, rej) => held.push({ c, res, rej }));
+	return true;
+})()`
+
+// TestTheConsoleCallDoesNotWaitForItsCamera: the consultant accepts while
+// the camera has not started (a permission prompt still open, a slow
+// camera). The call connects and the home's video plays on the console all
+// the same; when the camera comes, the home sees the consultant. A camera
+// refused on a later join, after the call has connected, ends it with the
+// reason in words and Rejoin offered, and Rejoin with the camera allowed
+// joins again.
+func TestTheConsoleCallDoesNotWaitForItsCamera(t *testing.T) {
+	s := startServer(t, loopbackVideo)
+	browser := newBrowser(t)
+	home, doctor := newTab(t, browser), newTab(t, browser)
+	browserSignIn(t, home, s.base, "night.rose", "test-password")
+	browserSignIn(t, doctor, s.base, "dr.okafor", "test-password")
+	nurse := s.signedIn("night.rose")
+
+	until := func(tab context.Context, what string, d time.Duration, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(d)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within %v", what, d)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	state := func(tab context.Context) string {
+		return js[string](t, tab, `window.NightcallCall.report().then((r) => r.state || "none", () => "none")`)
+	}
+
+	within(t, doctor, 20*time.Second, chromedp.Navigate(s.base+"/console"))
+	waitText(t, doctor, "pager-status", "Pager connected", 20*time.Second)
+	id := str(nurse.do("POST", "/api/v1/escalations", raiseBody("rc-101")).json(t)["id"])
+	within(t, home, 20*time.Second, chromedp.Navigate(s.base+"/home"))
+	until(home, "the home's wait view", 20*time.Second, func() bool { return visible(t, home, "wait-view") })
+	js[bool](t, doctor, holdCamera)
+	button := `button.page-accept[data-escalation="` + id + `"]`
+	until(doctor, "the Accept banner", 20*time.Second, func() bool { return js[bool](t, doctor, `!!document.querySelector('`+button+`')`) })
+	within(t, doctor, 10*time.Second, chromedp.Click(button))
+
+	// The camera is asked for at the click and not answered: the call
+	// connects and the home's picture plays regardless.
+	until(doctor, "the camera asked for", 10*time.Second, func() bool { return js[int](t, doctor, `window.__camera.asked()`) == 1 })
+	until(doctor, "the console's call connected with its camera held", 30*time.Second, func() bool { return state(doctor) == "connected" })
+	until(doctor, "the home's video on the console with its camera held", 30*time.Second, func() bool { return framesDecoded(t, doctor) > 0 })
+	if js[int](t, doctor, `window.__camera.asked()`) != 1 {
+		t.Fatal("the camera was answered while held")
+	}
+	if n := framesDecoded(t, home); n != 0 {
+		t.Fatalf("the home decoded %d frames of a consultant whose camera has not started", n)
+	}
+
+	// The home's tile stays, with its sound: the server may send the
+	// home's audio on the m-line the console's microphone slot is on, which
+	// a slot claimed send-only refused, taking the tile off the screen.
+	until(doctor, "the home's sound on the console", 20*time.Second, func() bool {
+		return js[bool](t, doctor, `NightcallCall.report().then((r) => r.streams.some((s) => s.type === "inbound-rtp" && s.kind === "audio" && s.packets > 50))`)
+	})
+	time.Sleep(time.Second)
+	if n := js[int](t, doctor, `[...document.querySelectorAll("#remotes .tile video")].filter((v) => v.srcObject && v.srcObject.getAudioTracks().length && v.srcObject.getVideoTracks().length).length`); n != 1 {
+		t.Fatalf("%d tiles of the home with its sound and picture on the console, want 1", n)
+	}
+
+	// The camera comes: its tracks go on the slots the answer claimed,
+	// with no new negotiation, and the home sees the consultant.
+	js[bool](t, doctor, `(window.__camera.release(), true)`)
+	until(home, "the consultant's video on the home's page", 30*time.Second, func() bool { return framesDecoded(t, home) > 0 })
+
+	// Leave, and rejoin with the camera held again; once connected, refuse it.
+	within(t, doctor, 5*time.Second, chromedp.Click("#leave"))
+	until(doctor, "Rejoin offered after Leave", 10*time.Second, func() bool { return visible(t, doctor, "rejoin") })
+	within(t, doctor, 5*time.Second, chromedp.Click("#rejoin"))
+	until(doctor, "the camera asked for on Rejoin", 10*time.Second, func() bool { return js[int](t, doctor, `window.__camera.asked()`) == 1 })
+	until(doctor, "connected again with the camera held", 30*time.Second, func() bool { return state(doctor) == "connected" })
+	js[bool](t, doctor, `(window.__camera.refuse(), true)`)
+	waitText(t, doctor, "status", "no camera or microphone", 10*time.Second)
+	if got := textOf(t, doctor, "call-trouble"); !strings.Contains(got, "not allowed") || !strings.Contains(got, "cannot see or hear you") {
+		t.Errorf("the trouble box says %q, want why the camera did not start and what it means", got)
+	}
+	if !visible(t, doctor, "rejoin") || visible(t, doctor, "leave") {
+		t.Error("a call ended by its camera does not offer Rejoin")
+	}
+	if got := state(doctor); got != "none" {
+		t.Errorf("the peer connection is %q after the camera was refused, want closed", got)
+	}
+	if n := js[int](t, doctor, `document.querySelectorAll("#remotes .tile").length`); n != 0 {
+		t.Errorf("%d remote tiles left on screen after the call ended", n)
+	}
+
+	// Rejoin with the camera allowed: a whole call again.
+	js[bool](t, doctor, `(window.__camera.real(), true)`)
+	within(t, doctor, 5*time.Second, chromedp.Click("#rejoin"))
+	until(doctor, "connected after Rejoin with the camera allowed", 30*time.Second, func() bool { return state(doctor) == "connected" })
+	until(doctor, "the home's video after Rejoin", 30*time.Second, func() bool { return framesDecoded(t, doctor) > 0 })
+	if got := textOf(t, doctor, "call-trouble"); got != "" && visible(t, doctor, "call-trouble") {
+		t.Errorf("the trouble box still says %q after a good Rejoin", got)
+	}
+}
