@@ -205,14 +205,26 @@ func TestRestartPagesBeforeTheAuditModelIsRestored(t *testing.T) {
 	if page := tab.expect("page", 10*time.Second); page["escalation"].(map[string]any)["id"] != id {
 		t.Fatalf("page: %v", page)
 	}
-	resp, err := http.Get(s2.base + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "audit model") {
-		t.Errorf("/readyz with the audit model still to restore: %d %s", resp.StatusCode, body)
+	// /readyz says 503 throughout, and names the audit model once the read
+	// model has applied the raise's last events (a few ms after the page,
+	// which the pager sends first).
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		resp, err := http.Get(s2.base + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("/readyz with the audit model still to restore: %d %s", resp.StatusCode, body)
+		}
+		if strings.Contains(string(body), "audit model") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz with the audit model still to restore does not name it: %s", body)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if status, e := figures(s2); status != http.StatusServiceUnavailable || e["code"] != "store_unavailable" {
 		t.Errorf("audit figures with the audit model still to restore: %d %v", status, e)
