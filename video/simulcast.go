@@ -171,11 +171,15 @@ func (l *layer) active(now time.Time) bool {
 	return last != 0 && now.Sub(time.Unix(0, last)) < layerIdle
 }
 
-// requestKeyframe sends the publisher a PLI for this layer, at most every 200ms.
+// pliInterval is the least time between two PLIs for one layer: a
+// publisher answers one within a round trip and an encode.
+const pliInterval = 200 * time.Millisecond
+
+// requestKeyframe sends the publisher a PLI for this layer, at most every pliInterval.
 func (l *layer) requestKeyframe() {
 	now := time.Now().UnixNano()
 	last := l.lastPLI.Load()
-	if now-last < int64(200*time.Millisecond) || !l.lastPLI.CompareAndSwap(last, now) {
+	if now-last < int64(pliInterval) || !l.lastPLI.CompareAndSwap(last, now) {
 		return
 	}
 	l.sendPLI()
@@ -184,7 +188,7 @@ func (l *layer) requestKeyframe() {
 // requestKeyframeNow is for a subscriber's first picture, asked once per
 // subscription at the moment it can be delivered: a PLI sent a moment
 // before for another reason, whose keyframe has come (and gone to the
-// others), must not hold it back by the 200ms limit. One whose keyframe
+// others), must not hold it back by pliInterval. One whose keyframe
 // has not come yet is enough: the subscriber, live now, gets that one, so
 // a publisher joined by many at once is not asked for as many keyframes.
 func (l *layer) requestKeyframeNow() {
@@ -197,11 +201,10 @@ func (l *layer) requestKeyframeNow() {
 }
 
 // keyframeOnItsWay reports whether a PLI sent at lastPLI (unix ns) is
-// still to be answered at now: sent within the last 200ms (a publisher
-// answers within a round trip and an encode; a PLI lost on the way is
-// asked again after that), with no keyframe come since.
+// still to be answered at now: sent within the last pliInterval (one lost
+// on the way is asked again after that), with no keyframe come since.
 func keyframeOnItsWay(now, lastPLI, lastKey int64) bool {
-	return lastPLI != 0 && now-lastPLI < int64(200*time.Millisecond) && lastKey < lastPLI
+	return lastPLI != 0 && now-lastPLI < int64(pliInterval) && lastKey < lastPLI
 }
 
 func (l *layer) sendPLI() {
