@@ -51,6 +51,10 @@ func TestTheConsoleCallDoesNotWaitForItsCamera(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+	// inboundAudio is the audio packets a page has received, in all.
+	inboundAudio := func(tab context.Context) int {
+		return js[int](t, tab, `NightcallCall.report().then((r) => (r.streams || []).filter((s) => s.type === "inbound-rtp" && s.kind === "audio").reduce((n, s) => n + s.packets, 0), () => 0)`)
+	}
 	state := func(tab context.Context) string {
 		return js[string](t, tab, `window.NightcallCall.report().then((r) => r.state || "none", () => "none")`)
 	}
@@ -92,6 +96,7 @@ func TestTheConsoleCallDoesNotWaitForItsCamera(t *testing.T) {
 	// with no new negotiation, and the home sees the consultant.
 	js[bool](t, doctor, `(window.__camera.release(), true)`)
 	until(home, "the consultant's video on the home's page", 30*time.Second, func() bool { return framesDecoded(t, home) > 0 })
+	until(home, "the consultant's sound on the home's page", 20*time.Second, func() bool { return inboundAudio(home) > 50 })
 
 	// Leave, and rejoin with the camera held again; once connected, refuse it.
 	within(t, doctor, 5*time.Second, chromedp.Click("#leave"))
@@ -114,11 +119,16 @@ func TestTheConsoleCallDoesNotWaitForItsCamera(t *testing.T) {
 		t.Errorf("%d remote tiles left on screen after the call ended", n)
 	}
 
-	// Rejoin with the camera allowed: a whole call again.
+	// Rejoin with the camera allowed: a whole call again. The consultant
+	// joins second now, while the home's audio flows (the server offers its
+	// microphone's slot as sendrecv, carrying the home's sound): the home
+	// hears it all the same.
+	heard := inboundAudio(home)
 	js[bool](t, doctor, `(window.__camera.real(), true)`)
 	within(t, doctor, 5*time.Second, chromedp.Click("#rejoin"))
 	until(doctor, "connected after Rejoin with the camera allowed", 30*time.Second, func() bool { return state(doctor) == "connected" })
 	until(doctor, "the home's video after Rejoin", 30*time.Second, func() bool { return framesDecoded(t, doctor) > 0 })
+	until(home, "the consultant's sound on the home's page after Rejoin", 20*time.Second, func() bool { return inboundAudio(home) > heard+50 })
 	if got := textOf(t, doctor, "call-trouble"); got != "" && visible(t, doctor, "call-trouble") {
 		t.Errorf("the trouble box still says %q after a good Rejoin", got)
 	}

@@ -134,15 +134,22 @@ const Call = (() => {
   async function onMessage(ev) {
     const m = JSON.parse(ev.data);
     switch (m.type) {
-      case "offer":
+      case "offer": {
+        // Bound to the connection it came for: the call can end (Leave,
+        // the camera refused) during any of these awaits.
+        const conn = pc;
         mark("offer");
-        await pc.setRemoteDescription({ type: "offer", sdp: m.sdp });
-        await claimSlots(m.sdp);
-        const answer = await pc.createAnswer();
-        await pc.setLocalDescription(answer);
-        send({ type: "answer", sdp: pc.localDescription.sdp });
+        await conn.setRemoteDescription({ type: "offer", sdp: m.sdp });
+        if (pc !== conn) return;
+        await claimSlots(conn, m.sdp);
+        if (pc !== conn) return;
+        const answer = await conn.createAnswer();
+        await conn.setLocalDescription(answer);
+        if (pc !== conn) return;
+        send({ type: "answer", sdp: conn.localDescription.sdp });
         mark("answer");
         break;
+      }
       case "candidate":
         try { await pc.addIceCandidate(m.candidate); } catch (e) { /* a late candidate for a closed m-line */ }
         break;
@@ -348,10 +355,13 @@ const Call = (() => {
   let senders = null, media = null;
 
   // slotOf is the mid of the offer's first m-line of kind (audio, video)
-  // the server only receives on.
+  // the server receives on: recvonly, or sendrecv when the server already
+  // sends another participant's track on it (Pion's AddTrack reuses a
+  // receive-only transceiver, so whoever joins after the others' audio
+  // flows is offered its microphone's slot as sendrecv).
   function slotOf(sdp, kind) {
     for (const section of sdp.split(/\r\n(?=m=)/)) {
-      if (!section.startsWith("m=" + kind) || !/\r\na=recvonly/.test(section)) continue;
+      if (!section.startsWith("m=" + kind) || !/\r\na=(recvonly|sendrecv)/.test(section)) continue;
       const m = section.match(/\r\na=mid:(\S+)/);
       if (m) return m[1];
     }
@@ -363,14 +373,14 @@ const Call = (() => {
   // camera has started: the answer goes at once, and the connection is made
   // while the camera starts. Its tracks go on the slots by replaceTrack,
   // which needs no renegotiation (fillSlots).
-  async function claimSlots(sdp) {
-    if (!pc || senders) return;
+  async function claimSlots(conn, sdp) {
+    if (pc !== conn || senders) return;
     // Built aside and published whole: a camera that starts during the
     // await below finds no slots yet, and is put on by the fillSlots at the end.
     const claimed = {};
     for (const kind of ["audio", "video"]) {
       const mid = slotOf(sdp, kind);
-      const tr = mid === null ? null : pc.getTransceivers().find((t) => t.mid === mid);
+      const tr = mid === null ? null : conn.getTransceivers().find((t) => t.mid === mid);
       if (!tr) continue; // the server receives no such kind: nothing is sent of it
       // sendrecv, as addTrack makes it: the server may later send the
       // others' media on this same m-line (Pion reuses a receive-only
@@ -388,7 +398,7 @@ const Call = (() => {
       }
       claimed[kind] = tr.sender;
     }
-    if (!pc) return; // the call ended during the await
+    if (pc !== conn) return; // the call ended during the await
     senders = claimed;
     await fillSlots();
   }
@@ -502,14 +512,14 @@ const Call = (() => {
     if (pc || qualityNow === null) showQuality(qualityNow);
   }, 2000);
 
-  let starting = false;
   // start joins the escalation's call. early is the camera's promise when
   // it was started already (by the consultant's Accept, which is joining
   // the call), else the camera starts here.
   async function start(given, early) {
     const id = given || escalationId();
-    if (pc || starting) { if (early) early.then(stopTracks, () => {}); return; }
-    starting = true;
+    // A call is joined or being joined while its socket is open (finish and
+    // a failed start close it): Rejoin works as soon as the last one ended.
+    if (pc || ws) { if (early) early.then(stopTracks, () => {}); return; }
     callId = id;
     ended = false;
     clearRemotes();
@@ -581,18 +591,15 @@ const Call = (() => {
     try {
       await ready;
     } catch (e) {
-      if (ws === socket) {
-        // No ICE servers: leave the call we joined without them.
-        ws = null; socket.onclose = null; socket.close();
-        if (pc) pc.close();
-        pc = null; senders = null; media = null;
-        stopTracks(local);
-      } else if (ended) {
-        return; // ended meanwhile (the camera failed, or Leave): the page says why
-      }
+      // Ended meanwhile (Leave, the camera refused: the page says why) or
+      // already rejoined: nothing of this start to report.
+      if (ws !== socket) return;
+      // No ICE servers: leave the call we joined without them.
+      ws = null; socket.onclose = null; socket.close();
+      if (pc) pc.close();
+      pc = null; senders = null; media = null;
+      stopTracks(local);
       throw e;
-    } finally {
-      starting = false;
     }
   }
 
