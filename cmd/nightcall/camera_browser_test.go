@@ -77,6 +77,7 @@ func TestTheConsoleCallDoesNotWaitForItsCamera(t *testing.T) {
 	if js[int](t, doctor, `window.__camera.asked()`) != 1 {
 		t.Fatal("the camera was answered while held")
 	}
+	waitText(t, doctor, "status", "Waiting for your camera", 10*time.Second)
 	if n := framesDecoded(t, home); n != 0 {
 		t.Fatalf("the home decoded %d frames of a consultant whose camera has not started", n)
 	}
@@ -97,6 +98,9 @@ func TestTheConsoleCallDoesNotWaitForItsCamera(t *testing.T) {
 	js[bool](t, doctor, `(window.__camera.release(), true)`)
 	until(home, "the consultant's video on the home's page", 30*time.Second, func() bool { return framesDecoded(t, home) > 0 })
 	until(home, "the consultant's sound on the home's page", 20*time.Second, func() bool { return inboundAudio(home) > 50 })
+	if got := textOf(t, doctor, "status"); got != "Connected." {
+		t.Errorf("the console's status with its camera on: %q, want Connected.", got)
+	}
 
 	// Leave, and rejoin with the camera held again; once connected, refuse it.
 	within(t, doctor, 5*time.Second, chromedp.Click("#leave"))

@@ -18,7 +18,14 @@ func TestTheHomeLearnsOfTheAcceptanceTheMomentItHappens(t *testing.T) {
 	id := str(nurse.do("POST", "/api/v1/escalations", raiseBody("rc-101")).json(t)["id"])
 	path := "/api/v1/escalations/" + id
 
-	first := nurse.do("GET", path, nil)
+	// The tag the page holds once the raise has been paged (the page is on
+	// the paging stream, which the view and its tag include, a moment
+	// after the raise is answered).
+	var first response
+	waitFor(t, 10*time.Second, "the raise paged", func() bool {
+		first = nurse.do("GET", path, nil)
+		return first.status == http.StatusOK && first.json(t)["first_paged_at"] != nil
+	})
 	tag := first.header.Get("ETag")
 	if first.status != http.StatusOK || len(tag) < 3 || tag[0] != '"' {
 		t.Fatalf("GET: %d, ETag %q: want 200 with a strong entity tag", first.status, tag)

@@ -538,6 +538,8 @@ const Call = (() => {
     const cam = early || camera();
     local = new MediaStream();
     media = null;
+    // Not the last call's stopped camera: the preview fills as this one starts.
+    if (el("local")) el("local").srcObject = local;
     senders = null;
     let ready = null;
     let queue = Promise.resolve();
@@ -562,7 +564,7 @@ const Call = (() => {
       pc.onicecandidate = (e) => { if (e.candidate) send({ type: "candidate", candidate: e.candidate.toJSON() }); };
       pc.onconnectionstatechange = () => {
         if (!pc) return;
-        if (pc.connectionState === "connected") { mark("connected"); say("Connected."); trouble(null); }
+        if (pc.connectionState === "connected") { mark("connected"); say(media ? "Connected." : "Connected. Waiting for your camera and microphone (the others cannot see or hear you yet)…"); trouble(null); }
         if (pc.connectionState === "disconnected") { trouble("The video has stalled. It may come back by itself; if not, press Rejoin or phone."); restartICE(); }
         if (pc.connectionState === "failed") { finish("The connection failed.", false); trouble("The video connection failed. Press Rejoin, or phone."); }
       };
@@ -575,6 +577,7 @@ const Call = (() => {
       applyToggles();
       media = m;
       el("local").srcObject = local;
+      if (pc && pc.connectionState === "connected") say("Connected.");
       await ready;
       await fillSlots();
     })();
