@@ -136,4 +136,20 @@ func TestTheConsoleCallDoesNotWaitForItsCamera(t *testing.T) {
 	if got := textOf(t, doctor, "call-trouble"); got != "" && visible(t, doctor, "call-trouble") {
 		t.Errorf("the trouble box still says %q after a good Rejoin", got)
 	}
+
+	// The buttons together decide what is sent: camera off, then audio
+	// only and back, leaves the camera off; camera on brings it back.
+	cameraOn := func() bool {
+		return js[bool](t, doctor, `document.getElementById("local").srcObject.getVideoTracks().every((t) => t.enabled)`)
+	}
+	for _, step := range []struct {
+		click string
+		on    bool
+	}{{"#camera", false}, {"#audio-only", false}, {"#audio-only", false}, {"#camera", true}, {"#audio-only", false}, {"#audio-only", true}} {
+		within(t, doctor, 5*time.Second, chromedp.Click(step.click))
+		if got := cameraOn(); got != step.on {
+			t.Fatalf("after %s (camera %q, audio only %q): camera sending %v, want %v", step.click,
+				textOf(t, doctor, "camera"), textOf(t, doctor, "audio-only"), got, step.on)
+		}
+	}
 }

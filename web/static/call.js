@@ -203,9 +203,9 @@ const Call = (() => {
   function bindControls() {
     if (bound) return;
     bound = true;
-    el("mute").addEventListener("click", (e) => toggle(e.currentTarget, "audio", "Mute microphone", "Unmute microphone"));
-    el("camera").addEventListener("click", (e) => toggle(e.currentTarget, "video", "Turn camera off", "Turn camera on"));
-    el("audio-only").addEventListener("click", (e) => { autoAudioOnly = false; toggle(e.currentTarget, "video", "Audio only", "Video back on"); });
+    el("mute").addEventListener("click", (e) => toggle(e.currentTarget, "Mute microphone", "Unmute microphone"));
+    el("camera").addEventListener("click", (e) => toggle(e.currentTarget, "Turn camera off", "Turn camera on"));
+    el("audio-only").addEventListener("click", (e) => { autoAudioOnly = false; toggle(e.currentTarget, "Audio only", "Video back on"); });
     el("leave").addEventListener("click", () => { send({ type: "bye" }); finish("You left the call. Press Rejoin to go back in."); });
     if (el("rejoin")) el("rejoin").addEventListener("click", () => start(callId).catch((e) => say("Could not rejoin: " + e.message)));
     const controls = el("leave").parentElement;
@@ -618,13 +618,13 @@ const Call = (() => {
     if (bitrate < 150000) { poor++; good = 0; } else if (bitrate > 400000) { good++; poor = 0; } else { poor = 0; good = 0; }
     if (!autoAudioOnly && poor >= 2) {
       autoAudioOnly = true;
-      local.getVideoTracks().forEach((t) => { t.enabled = false; });
       button.setAttribute("aria-pressed", "true"); button.textContent = "Video back on";
+      applyToggles();
       say("Poor connection: audio only for now.");
     } else if (autoAudioOnly && good >= 3) {
       autoAudioOnly = false;
-      local.getVideoTracks().forEach((t) => { t.enabled = true; });
       button.setAttribute("aria-pressed", "false"); button.textContent = "Audio only";
+      applyToggles();
       say("Connection better: video is back.");
     }
     return autoAudioOnly;
@@ -638,12 +638,14 @@ const Call = (() => {
     if (rate !== null) adapt(rate);
   }, 3000);
 
-  function toggle(button, kind, onText, offText) {
+  function toggle(button, onText, offText) {
     if (!local) return;
     const on = button.getAttribute("aria-pressed") !== "true";
-    local.getTracks().filter((t) => t.kind === kind).forEach((t) => { t.enabled = !on; });
     button.setAttribute("aria-pressed", String(on));
     button.textContent = on ? offText : onText;
+    // The tracks follow every button at once: the camera stays off after
+    // "Video back on" while "Turn camera on" is still pressed.
+    applyToggles();
   }
 
   // stats reports inbound video for tests and the quality indicator.
