@@ -41,16 +41,6 @@ func TestTheConsoleCallDoesNotWaitForItsCamera(t *testing.T) {
 	browserSignIn(t, doctor, s.base, "dr.okafor", "test-password")
 	nurse := s.signedIn("night.rose")
 
-	until := func(tab context.Context, what string, d time.Duration, ok func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(d)
-		for !ok() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within %v", what, d)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
 	// inboundAudio is the audio packets a page has received, in all.
 	inboundAudio := func(tab context.Context) int {
 		return js[int](t, tab, `NightcallCall.report().then((r) => (r.streams || []).filter((s) => s.type === "inbound-rtp" && s.kind === "audio").reduce((n, s) => n + s.packets, 0), () => 0)`)
@@ -63,17 +53,17 @@ func TestTheConsoleCallDoesNotWaitForItsCamera(t *testing.T) {
 	waitText(t, doctor, "pager-status", "Pager connected", 20*time.Second)
 	id := str(nurse.do("POST", "/api/v1/escalations", raiseBody("rc-101")).json(t)["id"])
 	within(t, home, 20*time.Second, chromedp.Navigate(s.base+"/home"))
-	until(home, "the home's wait view", 20*time.Second, func() bool { return visible(t, home, "wait-view") })
+	waitFor(t, 20*time.Second, "the home's wait view", func() bool { return visible(t, home, "wait-view") })
 	js[bool](t, doctor, holdCamera)
 	button := `button.page-accept[data-escalation="` + id + `"]`
-	until(doctor, "the Accept banner", 20*time.Second, func() bool { return js[bool](t, doctor, `!!document.querySelector('`+button+`')`) })
+	waitFor(t, 20*time.Second, "the Accept banner", func() bool { return js[bool](t, doctor, `!!document.querySelector('`+button+`')`) })
 	within(t, doctor, 10*time.Second, chromedp.Click(button))
 
 	// The camera is asked for at the click and not answered: the call
 	// connects and the home's picture plays regardless.
-	until(doctor, "the camera asked for", 10*time.Second, func() bool { return js[int](t, doctor, `window.__camera.asked()`) == 1 })
-	until(doctor, "the console's call connected with its camera held", 30*time.Second, func() bool { return state(doctor) == "connected" })
-	until(doctor, "the home's video on the console with its camera held", 30*time.Second, func() bool { return framesDecoded(t, doctor) > 0 })
+	waitFor(t, 10*time.Second, "the camera asked for", func() bool { return js[int](t, doctor, `window.__camera.asked()`) == 1 })
+	waitFor(t, 30*time.Second, "the console's call connected with its camera held", func() bool { return state(doctor) == "connected" })
+	waitFor(t, 30*time.Second, "the home's video on the console with its camera held", func() bool { return framesDecoded(t, doctor) > 0 })
 	if js[int](t, doctor, `window.__camera.asked()`) != 1 {
 		t.Fatal("the camera was answered while held")
 	}
@@ -85,7 +75,7 @@ func TestTheConsoleCallDoesNotWaitForItsCamera(t *testing.T) {
 	// The home's tile stays, with its sound: the server may send the
 	// home's audio on the m-line the console's microphone slot is on, which
 	// a slot claimed send-only refused, taking the tile off the screen.
-	until(doctor, "the home's sound on the console", 20*time.Second, func() bool {
+	waitFor(t, 20*time.Second, "the home's sound on the console", func() bool {
 		return js[bool](t, doctor, `NightcallCall.report().then((r) => r.streams.some((s) => s.type === "inbound-rtp" && s.kind === "audio" && s.packets > 50))`)
 	})
 	time.Sleep(time.Second)
@@ -96,18 +86,18 @@ func TestTheConsoleCallDoesNotWaitForItsCamera(t *testing.T) {
 	// The camera comes: its tracks go on the slots the answer claimed,
 	// with no new negotiation, and the home sees the consultant.
 	js[bool](t, doctor, `(window.__camera.release(), true)`)
-	until(home, "the consultant's video on the home's page", 30*time.Second, func() bool { return framesDecoded(t, home) > 0 })
-	until(home, "the consultant's sound on the home's page", 20*time.Second, func() bool { return inboundAudio(home) > 50 })
+	waitFor(t, 30*time.Second, "the consultant's video on the home's page", func() bool { return framesDecoded(t, home) > 0 })
+	waitFor(t, 20*time.Second, "the consultant's sound on the home's page", func() bool { return inboundAudio(home) > 50 })
 	if got := textOf(t, doctor, "status"); got != "Connected." {
 		t.Errorf("the console's status with its camera on: %q, want Connected.", got)
 	}
 
 	// Leave, and rejoin with the camera held again; once connected, refuse it.
 	within(t, doctor, 5*time.Second, chromedp.Click("#leave"))
-	until(doctor, "Rejoin offered after Leave", 10*time.Second, func() bool { return visible(t, doctor, "rejoin") })
+	waitFor(t, 10*time.Second, "Rejoin offered after Leave", func() bool { return visible(t, doctor, "rejoin") })
 	within(t, doctor, 5*time.Second, chromedp.Click("#rejoin"))
-	until(doctor, "the camera asked for on Rejoin", 10*time.Second, func() bool { return js[int](t, doctor, `window.__camera.asked()`) == 1 })
-	until(doctor, "connected again with the camera held", 30*time.Second, func() bool { return state(doctor) == "connected" })
+	waitFor(t, 10*time.Second, "the camera asked for on Rejoin", func() bool { return js[int](t, doctor, `window.__camera.asked()`) == 1 })
+	waitFor(t, 30*time.Second, "connected again with the camera held", func() bool { return state(doctor) == "connected" })
 	js[bool](t, doctor, `(window.__camera.refuse(), true)`)
 	waitText(t, doctor, "status", "no camera or microphone", 10*time.Second)
 	if got := textOf(t, doctor, "call-trouble"); !strings.Contains(got, "not allowed") || !strings.Contains(got, "cannot see or hear you") {
@@ -130,9 +120,9 @@ func TestTheConsoleCallDoesNotWaitForItsCamera(t *testing.T) {
 	heard := inboundAudio(home)
 	js[bool](t, doctor, `(window.__camera.real(), true)`)
 	within(t, doctor, 5*time.Second, chromedp.Click("#rejoin"))
-	until(doctor, "connected after Rejoin with the camera allowed", 30*time.Second, func() bool { return state(doctor) == "connected" })
-	until(doctor, "the home's video after Rejoin", 30*time.Second, func() bool { return framesDecoded(t, doctor) > 0 })
-	until(home, "the consultant's sound on the home's page after Rejoin", 20*time.Second, func() bool { return inboundAudio(home) > heard+50 })
+	waitFor(t, 30*time.Second, "connected after Rejoin with the camera allowed", func() bool { return state(doctor) == "connected" })
+	waitFor(t, 30*time.Second, "the home's video after Rejoin", func() bool { return framesDecoded(t, doctor) > 0 })
+	waitFor(t, 20*time.Second, "the consultant's sound on the home's page after Rejoin", func() bool { return inboundAudio(home) > heard+50 })
 	if got := textOf(t, doctor, "call-trouble"); got != "" && visible(t, doctor, "call-trouble") {
 		t.Errorf("the trouble box still says %q after a good Rejoin", got)
 	}

@@ -576,7 +576,6 @@ const Call = (() => {
       m.getTracks().forEach((t) => local.addTrack(t));
       applyToggles();
       media = m;
-      el("local").srcObject = local;
       if (pc && pc.connectionState === "connected") say("Connected.");
       await ready;
       await fillSlots();
