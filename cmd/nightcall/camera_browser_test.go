@@ -143,3 +143,104 @@ func TestTheConsoleCallDoesNotWaitForItsCamera(t *testing.T) {
 		}
 	}
 }
+
+// failICEServersOnce makes the tab's next fetch of a call's ICE servers
+// answer 503, as when the store is down, and the ones after it go through.
+const failICEServersOnce = `(() => {
+	const real = window.fetch.bind(window);
+	let fail = 1;
+	window.fetch = (u, o) => {
+		if (String(u).endsWith("/ice-servers") && fail > 0) {
+			fail--;
+			return Promise.resolve(new Response(JSON.stringify({ error: { code: "store_unavailable", message: "The store is unavailable." } }), { status: 503, headers: { "Content-Type": "application/json" } }));
+		}
+		return real(u, o);
+	};
+	return true;
+})()`
+
+// unplug ends the page's local track of a kind as a device unplugged mid-call
+// does: the track is ended and its ended event fires (a track the page
+// stops itself fires none). It returns the ended track's id.
+func unplug(kind string) string {
+	return `(() => {
+		const t = document.getElementById("local").srcObject.get` + kind + `Tracks()[0];
+		t.stop();
+		t.dispatchEvent(new Event("ended"));
+		return t.id;
+	})()`
+}
+
+// TestACallPageRecoversFromAFailedStartAndALostCamera: the home's call
+// cannot fetch its ICE servers (the store down a moment): the page says so,
+// with Rejoin and the phone, and Rejoin joins. Mid-call the home's camera
+// stops by itself (unplugged): the page starts it again on the same slot,
+// and the consultant sees the home again. When it cannot be started again,
+// the page says what the others miss, and the call goes on with its sound.
+func TestACallPageRecoversFromAFailedStartAndALostCamera(t *testing.T) {
+	s := startServer(t, loopbackVideo)
+	browser := newBrowser(t)
+	home, doctor := newTab(t, browser), newTab(t, browser)
+	browserSignIn(t, home, s.base, "night.rose", "test-password")
+	browserSignIn(t, doctor, s.base, "dr.okafor", "test-password")
+	nurse := s.signedIn("night.rose")
+	state := func(tab context.Context) string {
+		return js[string](t, tab, `window.NightcallCall.report().then((r) => r.state || "none", () => "none")`)
+	}
+
+	within(t, doctor, 20*time.Second, chromedp.Navigate(s.base+"/console"))
+	waitText(t, doctor, "pager-status", "Pager connected", 20*time.Second)
+	id := str(nurse.do("POST", "/api/v1/escalations", raiseBody("rc-101")).json(t)["id"])
+	within(t, home, 20*time.Second, chromedp.Navigate(s.base+"/home"))
+	waitFor(t, 20*time.Second, "the home's wait view", func() bool { return visible(t, home, "wait-view") })
+	js[bool](t, home, failICEServersOnce)
+	button := `button.page-accept[data-escalation="` + id + `"]`
+	waitFor(t, 20*time.Second, "the Accept banner", func() bool { return js[bool](t, doctor, `!!document.querySelector('`+button+`')`) })
+	within(t, doctor, 10*time.Second, chromedp.Click(button))
+
+	// The home's start fails on its ICE servers: the reason, Rejoin, the phone.
+	waitText(t, home, "status", "Could not join the video call", 20*time.Second)
+	if got := textOf(t, home, "call-trouble"); !strings.Contains(got, "store is unavailable") || !strings.Contains(got, "Rejoin") {
+		t.Errorf("the home's trouble box says %q, want the reason and Rejoin", got)
+	}
+	if !visible(t, home, "rejoin") || visible(t, home, "leave") {
+		t.Fatal("a start that could not fetch its ICE servers offers no Rejoin")
+	}
+	if got := state(home); got != "none" {
+		t.Errorf("the home's peer connection is %q after a failed start, want none", got)
+	}
+	if n := js[int](t, home, `document.getElementById("local").srcObject ? document.getElementById("local").srcObject.getTracks().filter((t) => t.readyState === "live").length : 0`); n != 0 {
+		t.Errorf("%d of the home's camera tracks still live after its start failed", n)
+	}
+	within(t, home, 5*time.Second, chromedp.Click("#rejoin"))
+	waitFor(t, 30*time.Second, "the home connected after Rejoin", func() bool { return state(home) == "connected" })
+	waitFor(t, 30*time.Second, "the home's video on the console", func() bool { return framesDecoded(t, doctor) > 30 })
+
+	// The camera is unplugged: the picture stops, then comes back on a new track.
+	lost := js[string](t, home, unplug("Video"))
+	waitFor(t, 15*time.Second, "a new camera track on the home's page", func() bool {
+		return js[bool](t, home, `document.getElementById("local").srcObject.getVideoTracks().some((t) => t.id !== "`+lost+`" && t.readyState === "live")`)
+	})
+	after := framesDecoded(t, doctor)
+	waitFor(t, 20*time.Second, "the home's video on the console after its camera came back", func() bool { return framesDecoded(t, doctor) > after+30 })
+	waitFor(t, 5*time.Second, "the trouble box cleared", func() bool { return !visible(t, home, "call-trouble") })
+	if got := js[string](t, home, `(document.getElementById("call-notices") || {}).textContent || ""`); !strings.Contains(got, "camera stopped and was started again") {
+		t.Errorf("the home's notices say %q, want the camera restarted", got)
+	}
+
+	// Unplugged for good: the page says what the others miss; the call stays, with sound.
+	js[bool](t, home, `(navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException("Requested device not found", "NotFoundError")), true)`)
+	js[string](t, home, unplug("Video"))
+	waitFor(t, 15*time.Second, "the home told its camera is gone", func() bool {
+		return strings.Contains(textOf(t, home, "call-trouble"), "could not be started again")
+	})
+	if got := textOf(t, home, "call-trouble"); !strings.Contains(got, "cannot see you") {
+		t.Errorf("the home's trouble box says %q, want what the others miss", got)
+	}
+	if got := state(home); got != "connected" {
+		t.Errorf("the home's call is %q after its camera was lost, want still connected", got)
+	}
+	if !visible(t, home, "leave") {
+		t.Error("the home's call offers no Leave after its camera was lost")
+	}
+}

@@ -417,10 +417,50 @@ const Call = (() => {
   // camera starts the camera and microphone (720p where the camera has it:
   // the browser sends three simulcast layers only from a picture that large).
   // Its promise's failure is left to whoever awaits it.
+  const wanted = { audio: true, video: { width: { ideal: 1280 }, height: { ideal: 720 } } };
   function camera() {
-    const p = navigator.mediaDevices.getUserMedia({ audio: true, video: { width: { ideal: 1280 }, height: { ideal: 720 } } });
+    const p = navigator.mediaDevices.getUserMedia(wanted);
     p.catch(() => { /* reported by start */ });
     return p;
+  }
+
+  // watch takes note of a camera or microphone that stops by itself during
+  // the call (unplugged, taken by another app, the system revoking it):
+  // its track ends without our stopping it, and the others would be left
+  // with a frozen picture or silence and no word of it.
+  function watch(track) {
+    track.addEventListener("ended", () => { deviceLost(track).catch(() => { /* said by deviceLost */ }); });
+  }
+  // deviceLost starts the lost kind of device again and puts its new track
+  // on the same slot (replaceTrack: no new negotiation); failing that, it
+  // says what the others now miss, and the call goes on with the rest.
+  let lostSaid = null;
+  async function deviceLost(track) {
+    const mine = () => !ended && media && media.getTracks().includes(track);
+    if (!mine()) return; // stopped by us (the call ended) or already replaced
+    const what = track.kind === "video" ? "camera" : "microphone";
+    const miss = track.kind === "video" ? "cannot see you (they can still hear you)" : "cannot hear you";
+    const warn = (text) => { lostSaid = text; trouble(text); };
+    warn("Your " + what + " stopped. Starting it again…");
+    let fresh;
+    try {
+      fresh = (await navigator.mediaDevices.getUserMedia({ [track.kind]: wanted[track.kind] })).getTracks()[0];
+      if (!fresh) throw new Error("no " + what);
+    } catch (e) {
+      if (mine()) warn("Your " + what + " stopped and could not be started again (" + ((e && e.message) || "no " + what) + "): the others " + miss + ". Plug it back in, then press Leave and Rejoin, or phone.");
+      return;
+    }
+    if (!mine()) { fresh.stop(); return; }
+    media.removeTrack(track); media.addTrack(fresh);
+    local.removeTrack(track); local.addTrack(fresh);
+    watch(fresh);
+    applyToggles();
+    await fillSlots();
+    // Cleared only if nothing else has been said since.
+    const box = el("call-trouble");
+    if (box && !box.hidden && box.firstChild && box.firstChild.textContent === lostSaid) trouble(null);
+    lostSaid = null;
+    notice("Your " + what + " stopped and was started again.");
   }
   function stopTracks(stream) { stream.getTracks().forEach((t) => t.stop()); }
   // cameraTrouble says in words why the camera or microphone did not start.
@@ -573,7 +613,7 @@ const Call = (() => {
       const m = await cam;
       if (ended || ws !== socket) { stopTracks(m); throw new Error("the call ended while the camera started"); }
       mark("media");
-      m.getTracks().forEach((t) => local.addTrack(t));
+      m.getTracks().forEach((t) => { local.addTrack(t); watch(t); });
       applyToggles();
       media = m;
       if (pc && pc.connectionState === "connected") say("Connected.");
@@ -596,12 +636,11 @@ const Call = (() => {
       // Ended meanwhile (Leave, the camera refused: the page says why) or
       // already rejoined: nothing of this start to report.
       if (ws !== socket) return;
-      // No ICE servers: leave the call we joined without them.
-      ws = null; socket.onclose = null; socket.close();
-      if (pc) pc.close();
-      pc = null; senders = null; media = null;
-      stopTracks(local);
-      throw e;
+      // No ICE servers (the store down, the call no longer open): leave
+      // the call we joined without them, say why, and offer Rejoin and
+      // the phone, as any other end of a call does.
+      finish("Could not join the video call: " + e.message, false);
+      trouble("The video call could not be joined (" + e.message + "). Press Rejoin to try again, or phone.");
     }
   }
 
