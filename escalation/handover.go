@@ -192,12 +192,11 @@ func (s *Service) Handover(ctx context.Context, a Actor, q HandoverQuery) (*Hand
 	if home.ID == "" {
 		return nil, ErrNotFound
 	}
-	var escs []*EscalationView
-	for _, e := range s.cfg.Read.Escalations() {
-		if e.CareHomeID == q.CareHomeID && !e.RaisedAt.Before(from) && e.RaisedAt.Before(to) {
-			s.decorate(e)
-			escs = append(escs, e)
-		}
+	escs := s.cfg.Read.EscalationsWhere(Selection{Home: q.CareHomeID}, func(e *EscalationView) bool {
+		return e.CareHomeID == q.CareHomeID && !e.RaisedAt.Before(from) && e.RaisedAt.Before(to)
+	})
+	for _, e := range escs {
+		s.decorate(e)
 	}
 	h := BuildHandover(home, q, escs, s.cfg.Read.Resident, now)
 	for _, e := range h.Escalations {

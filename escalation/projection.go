@@ -24,7 +24,15 @@ type Projection struct {
 	homes     map[CareHomeID]CareHome
 	rota      Rota
 	rotaLog   []rotaVersion
-	loc       *time.Location
+	// Derived from residents (kept out of the snapshot and the digest), so
+	// that a list visits what it may show rather than every resident:
+	// openRes holds the residents with an open escalation; byHome the
+	// residents ever of each care home (as residents or by an escalation
+	// raised there), never removed, so a resident who moved is still found
+	// by the home its old escalations name.
+	openRes map[ResidentID]struct{}
+	byHome  map[CareHomeID]map[ResidentID]struct{}
+	loc     *time.Location
 	// at is the applied position, for WaitFor.
 	at events.PositionWaiter
 	// watches are the channels WatchStreams handed out, by stream; watching
@@ -49,6 +57,8 @@ func NewProjection(loc *time.Location) *Projection {
 		residents: map[ResidentID]*ResidentView{},
 		escIndex:  map[EscalationID]ResidentID{},
 		homes:     map[CareHomeID]CareHome{},
+		openRes:   map[ResidentID]struct{}{},
+		byHome:    map[CareHomeID]map[ResidentID]struct{}{},
 	}
 }
 
@@ -79,12 +89,20 @@ func (p *Projection) Apply(env events.Envelope) error {
 		if err != nil {
 			return err
 		}
+		home := r.CareHomeID
 		if ev != nil {
 			r.apply(ev, env.RecordedAt)
 		}
+		if r.CareHomeID != home {
+			p.inHome(r.CareHomeID, id)
+		}
 		if e, ok := ev.(*EscalationRaised); ok {
 			p.escIndex[e.EscalationID] = id
+			if e.CareHomeID != r.CareHomeID {
+				p.inHome(e.CareHomeID, id)
+			}
 		}
+		p.markOpen(r, id)
 	case strings.HasPrefix(env.Stream, "carehome-"):
 		ev, err := Decode(env)
 		if err != nil {
@@ -241,6 +259,119 @@ func (p *Projection) OnCall(username Username) bool {
 	return false
 }
 
+// inHome records that resident id is (or was) of care home h.
+func (p *Projection) inHome(h CareHomeID, id ResidentID) {
+	if h == "" {
+		return
+	}
+	m := p.byHome[h]
+	if m == nil {
+		m = map[ResidentID]struct{}{}
+		p.byHome[h] = m
+	}
+	m[id] = struct{}{}
+}
+
+// markOpen keeps openRes true of r after an event applied to it.
+func (p *Projection) markOpen(r *ResidentView, id ResidentID) {
+	// Scanned from the newest: an open escalation is nearly always the last.
+	for i := len(r.Escalations) - 1; i >= 0; i-- {
+		if r.Escalations[i].Status.Open() {
+			p.openRes[id] = struct{}{}
+			return
+		}
+	}
+	delete(p.openRes, id)
+}
+
+// reindex builds the derived indexes from the residents (after a restore).
+func (p *Projection) reindex() {
+	p.openRes = map[ResidentID]struct{}{}
+	p.byHome = map[CareHomeID]map[ResidentID]struct{}{}
+	for id, r := range p.residents {
+		p.inHome(r.CareHomeID, id)
+		for i := range r.Escalations {
+			if h := r.Escalations[i].CareHomeID; h != r.CareHomeID {
+				p.inHome(h, id)
+			}
+		}
+		p.markOpen(r, id)
+	}
+}
+
+// Selection narrows the residents EscalationsWhere and ResidentsWhere
+// visit. Open: only those with an open escalation (paging, unanswered or
+// accepted). Home: only those ever of that care home, as a resident or by an
+// escalation raised there. The keep function still decides; a selection
+// only spares visiting what it could never keep.
+type Selection struct {
+	Open bool
+	Home CareHomeID
+}
+
+// visit calls f with each resident sel may hold, under the read lock.
+func (p *Projection) visit(sel Selection, f func(*ResidentView)) {
+	switch {
+	case sel.Open:
+		for id := range p.openRes {
+			if r := p.residents[id]; r != nil && (sel.Home == "" || p.wasOf(sel.Home, id)) {
+				f(r)
+			}
+		}
+	case sel.Home != "":
+		for id := range p.byHome[sel.Home] {
+			if r := p.residents[id]; r != nil {
+				f(r)
+			}
+		}
+	default:
+		for _, r := range p.residents {
+			f(r)
+		}
+	}
+}
+
+func (p *Projection) wasOf(h CareHomeID, id ResidentID) bool {
+	_, ok := p.byHome[h][id]
+	return ok
+}
+
+// EscalationsWhere returns copies of the escalations keep accepts, among
+// the residents sel selects, newest first. Only those are copied: keep sees
+// the projection's own escalation, under its read lock, and must neither
+// change nor keep it.
+func (p *Projection) EscalationsWhere(sel Selection, keep func(*EscalationView) bool) []*EscalationView {
+	p.mu.RLock()
+	var out []*EscalationView
+	p.visit(sel, func(r *ResidentView) {
+		for i := range r.Escalations {
+			if e := &r.Escalations[i]; (!sel.Open || e.Status.Open()) && keep(e) {
+				c := e.clone()
+				out = append(out, &c)
+			}
+		}
+	})
+	p.mu.RUnlock()
+	slices.SortFunc(out, func(a, b *EscalationView) int { return b.RaisedAt.Compare(a.RaisedAt) })
+	return out
+}
+
+// ResidentsWhere returns copies of the residents keep accepts, among those
+// sel selects, by ID. Only those are copied: keep sees the projection's own
+// resident, under its read lock, and must neither change nor keep it.
+func (p *Projection) ResidentsWhere(sel Selection, keep func(*ResidentView) bool) []*ResidentView {
+	p.mu.RLock()
+	var out []*ResidentView
+	p.visit(sel, func(r *ResidentView) {
+		if keep(r) {
+			out = append(out, r.cloneRef())
+		}
+	})
+	p.mu.RUnlock()
+	slices.SortFunc(out, func(a, b *ResidentView) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	return out
+}
+
 // Escalations returns copies of every escalation, newest first.
 func (p *Projection) Escalations() []*EscalationView {
 	p.mu.RLock()
@@ -289,12 +420,12 @@ func (p *Projection) Open() ([]OpenEscalation, int64) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	var out []OpenEscalation
-	for _, r := range p.residents {
+	p.visit(Selection{Open: true}, func(r *ResidentView) {
 		for i := range r.Escalations {
 			if e := &r.Escalations[i]; e.Status.Open() {
 				out = append(out, OpenEscalation{ID: e.ID, ResidentID: r.ID})
 			}
 		}
-	}
+	})
 	return out, p.pos
 }

@@ -66,6 +66,7 @@ func (p *Projection) RestoreState(data []byte) error {
 	if p.homes == nil {
 		p.homes = map[CareHomeID]CareHome{}
 	}
+	p.reindex()
 	p.mu.Unlock()
 	p.at.Advance(st.Pos)
 	return nil

@@ -169,16 +169,28 @@ func (s *Service) ListEscalations(ctx context.Context, a Actor, status string) (
 	if err := s.recordListRead(ctx, a, "escalation_list"); err != nil {
 		return nil, err
 	}
-	all := s.cfg.Read.Escalations()
-	out := make([]*EscalationView, 0, len(all))
-	for _, e := range all {
-		if !matchStatus(e.Status, status) || !canSeeEscalation(a, e, false, s.cfg.Now()) {
-			continue
-		}
+	now := s.cfg.Now()
+	out := s.cfg.Read.EscalationsWhere(selectionFor(a, status), func(e *EscalationView) bool {
+		return matchStatus(e.Status, status) && canSeeEscalation(a, e, false, now)
+	})
+	for _, e := range out {
 		s.decorate(e)
-		out = append(out, e)
 	}
 	return out, nil
+}
+
+// selectionFor is what a list for a may hold, filtered by status: a care
+// home's staff see only their home's; the open statuses are open only.
+func selectionFor(a Actor, status string) Selection {
+	var sel Selection
+	if a.Role == RoleCareHome {
+		sel.Home = a.CareHomeID
+	}
+	switch Status(status) {
+	case "open", StatusPaging, StatusUnanswered, StatusAccepted:
+		sel.Open = true
+	}
+	return sel
 }
 
 // ValidStatusFilter reports whether f is a status filter ListEscalations knows.
@@ -209,12 +221,6 @@ func (s *Service) ListResidents(ctx context.Context, a Actor) ([]*ResidentView, 
 	if err := s.recordListRead(ctx, a, "resident_list"); err != nil {
 		return nil, err
 	}
-	all := s.cfg.Read.Residents()
-	out := make([]*ResidentView, 0, len(all))
-	for _, r := range all {
-		if canSeeResident(a, r, s.cfg.Now()) {
-			out = append(out, r)
-		}
-	}
-	return out, nil
+	now := s.cfg.Now()
+	return s.cfg.Read.ResidentsWhere(selectionFor(a, ""), func(r *ResidentView) bool { return canSeeResident(a, r, now) }), nil
 }

@@ -166,10 +166,10 @@ func (s *Service) checkNewResident(ctx context.Context, in *ResidentInput) error
 	if s.cfg.Read.Resident(in.ID) != nil {
 		return &DuplicateError{Field: "id", Message: "a resident with this id exists"}
 	}
-	for _, r := range s.cfg.Read.Residents() {
-		if r.NHSNumber == in.NHSNumber && r.Status == ResidentStatusActive {
-			return &DuplicateError{Field: "nhs_number", Message: "another active resident has this NHS number"}
-		}
+	if dup := s.cfg.Read.ResidentsWhere(Selection{}, func(r *ResidentView) bool {
+		return r.NHSNumber == in.NHSNumber && r.Status == ResidentStatusActive
+	}); len(dup) > 0 {
+		return &DuplicateError{Field: "nhs_number", Message: "another active resident has this NHS number"}
 	}
 	return nil
 }

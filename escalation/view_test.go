@@ -157,6 +157,9 @@ func TestNoPointerIntoTheAggregateOrTheReadModelEscapes(t *testing.T) {
 	scribble(reflect.ValueOf(p.Resident("r1")))
 	scribble(reflect.ValueOf(p.Residents()))
 	scribble(reflect.ValueOf(p.Escalations()))
+	scribble(reflect.ValueOf(p.EscalationsWhere(Selection{}, func(*EscalationView) bool { return true })))
+	scribble(reflect.ValueOf(p.EscalationsWhere(Selection{Open: true, Home: "h1"}, func(*EscalationView) bool { return true })))
+	scribble(reflect.ValueOf(p.ResidentsWhere(Selection{Home: "h1"}, func(*ResidentView) bool { return true })))
 	scribble(reflect.ValueOf(p.Resident("r1").Escalation("e1")))
 	if after, _ := p.Digest(); after != before || !reflect.DeepEqual(p.Resident("r1"), wantView) {
 		t.Fatalf("writing through what the read model handed out changed it: %+v", p.Resident("r1"))

@@ -1,0 +1,166 @@
+package escalation
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/nightcall-health/nightcall/events"
+)
+
+// indexLog is a random log of residents admitted to three homes, moving
+// between them, and escalations raised, accepted, left unanswered, decided
+// and withdrawn, as the read model would be fed it.
+func indexLog(t *testing.T, seed uint64, n int) []events.Envelope {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 1))
+	homes := []CareHomeID{"h1", "h2", "h3"}
+	type res struct {
+		home CareHomeID
+		open EscalationID
+	}
+	var rs []*res
+	var envs []events.Envelope
+	versions := map[ResidentID]int64{}
+	emit := func(id ResidentID, at time.Time, ev Event) {
+		data, err := marshal(ev)
+		must(t, err)
+		versions[id]++
+		envs = append(envs, events.Envelope{ID: fmt.Sprint(len(envs)), Stream: ResidentStream(id), Version: versions[id],
+			Position: int64(len(envs) + 1), Type: ev.EventType(), RecordedAt: at, Data: data})
+	}
+	esc := 0
+	for i := range n {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		if len(rs) == 0 || rng.IntN(8) == 0 {
+			h := homes[rng.IntN(len(homes))]
+			rs = append(rs, &res{home: h})
+			emit(ResidentID(fmt.Sprint("r", len(rs)-1)), at, &ResidentAdmitted{ResidentID: ResidentID(fmt.Sprint("r", len(rs)-1)), CareHomeID: h, Name: "n", DateOfBirth: "1940-01-02", NHSNumber: "9990000018"})
+			continue
+		}
+		k := rng.IntN(len(rs))
+		r, id := rs[k], ResidentID(fmt.Sprint("r", k))
+		switch {
+		case r.open == "" && rng.IntN(6) == 0:
+			to := homes[rng.IntN(len(homes))]
+			emit(id, at, &ResidentMoved{From: r.home, To: to})
+			r.home = to
+		case r.open == "":
+			esc++
+			r.open = EscalationID(fmt.Sprint("e", esc))
+			emit(id, at, &EscalationRaised{EscalationID: r.open, CareHomeID: r.home, RaisedBy: "night.rose"})
+		default:
+			switch rng.IntN(4) {
+			case 0:
+				emit(id, at, &EscalationAccepted{EscalationID: r.open, By: Person{Username: Username(fmt.Sprint("dr", rng.IntN(2)))}})
+			case 1:
+				emit(id, at, &EscalationUnanswered{EscalationID: r.open, Reason: "r"})
+			case 2:
+				emit(id, at, &EscalationDecided{EscalationID: r.open, Outcome: OutcomeStay, DecidedBy: "dr0"})
+				r.open = ""
+			case 3:
+				emit(id, at, &EscalationWithdrawn{EscalationID: r.open, Reason: "r", By: "night.rose"})
+				r.open = ""
+			}
+		}
+	}
+	return envs
+}
+
+// TestListsThroughTheIndexesEqualAScanOfEverything: for every kind of
+// caller and status filter, the lists the read model answers through its
+// indexes (open escalations, residents by home) are those a scan of every
+// escalation and resident finds, at every point of a random log and after
+// a restore from a snapshot (whose indexes are rebuilt, not stored). The
+// scan is the code before the indexes.
+func TestListsThroughTheIndexesEqualAScanOfEverything(t *testing.T) {
+	now := t0.Add(30 * time.Hour)
+	actors := []Actor{
+		{Person: Person{Username: "night.rose"}, Role: RoleCareHome, CareHomeID: "h1"},
+		{Person: Person{Username: "night.sam"}, Role: RoleCareHome, CareHomeID: "h2"},
+		{Person: Person{Username: "dr0"}, Role: RoleConsultant, OnCall: true},
+		{Person: Person{Username: "dr1"}, Role: RoleConsultant},
+		{Person: Person{Username: "audit"}, Role: RoleAuditor},
+	}
+	statuses := []string{"", "open", string(StatusPaging), string(StatusUnanswered), string(StatusAccepted), string(StatusDecided), string(StatusWithdrawn)}
+	check := func(t *testing.T, p *Projection, at string) {
+		t.Helper()
+		checked := 0
+		for _, a := range actors {
+			for _, status := range statuses {
+				var want []*EscalationView
+				for _, e := range p.Escalations() {
+					if matchStatus(e.Status, status) && canSeeEscalation(a, e, false, now) {
+						want = append(want, e)
+					}
+				}
+				got := p.EscalationsWhere(selectionFor(a, status), func(e *EscalationView) bool {
+					return matchStatus(e.Status, status) && canSeeEscalation(a, e, false, now)
+				})
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("%s: %s %q: %d escalations through the indexes, %d by a scan", at, a.Username, status, len(got), len(want))
+				}
+				checked += len(want)
+			}
+			var want []*ResidentView
+			for _, r := range p.Residents() {
+				if canSeeResident(a, r, now) {
+					want = append(want, r)
+				}
+			}
+			got := p.ResidentsWhere(selectionFor(a, ""), func(r *ResidentView) bool { return canSeeResident(a, r, now) })
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s: %s: %d residents through the indexes, %d by a scan", at, a.Username, len(got), len(want))
+			}
+			for _, h := range []CareHomeID{"h1", "h2", "h3"} {
+				var want []*EscalationView
+				for _, e := range p.Escalations() {
+					if e.CareHomeID == h {
+						want = append(want, e)
+					}
+				}
+				if got := p.EscalationsWhere(Selection{Home: h}, func(e *EscalationView) bool { return e.CareHomeID == h }); !reflect.DeepEqual(got, want) {
+					t.Fatalf("%s: home %s's escalations: %d through the index, %d by a scan", at, h, len(got), len(want))
+				}
+			}
+		}
+		var want []OpenEscalation
+		for _, e := range p.Escalations() {
+			if e.Status.Open() {
+				want = append(want, OpenEscalation{ID: e.ID, ResidentID: e.ResidentID})
+			}
+		}
+		got, _ := p.Open()
+		if len(got) != len(want) {
+			t.Fatalf("%s: Open gives %d, a scan %d", at, len(got), len(want))
+		}
+		if checked == 0 {
+			t.Fatalf("%s: nothing to compare", at)
+		}
+	}
+	for seed := range uint64(5) {
+		envs := indexLog(t, seed, 600)
+		p := NewProjection(time.UTC)
+		moved := 0
+		for i, env := range envs {
+			must(t, p.Apply(env))
+			if env.Type == TypeResidentMoved {
+				moved++
+			}
+			if i%97 == 96 {
+				check(t, p, fmt.Sprintf("seed %d, event %d", seed, i+1))
+			}
+		}
+		if moved == 0 {
+			t.Fatalf("seed %d: no resident moved: the log does not test a move", seed)
+		}
+		check(t, p, fmt.Sprintf("seed %d, the end", seed))
+		_, data, err := p.MarshalState()
+		must(t, err)
+		q := NewProjection(time.UTC)
+		must(t, q.RestoreState(data))
+		check(t, q, fmt.Sprintf("seed %d, restored", seed))
+	}
+}
