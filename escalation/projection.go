@@ -341,19 +341,102 @@ func (p *Projection) wasOf(h CareHomeID, id ResidentID) bool {
 // the projection's own escalation, under its read lock, and must neither
 // change nor keep it.
 func (p *Projection) EscalationsWhere(sel Selection, keep func(*EscalationView) bool) []*EscalationView {
+	out, _ := p.EscalationsPage(sel, keep, Page{})
+	return out
+}
+
+// EscalationKey places an escalation in a list's order: newest first, then
+// by ID (the order is total, so a page ends at one place).
+type EscalationKey struct {
+	RaisedAt time.Time
+	ID       EscalationID
+}
+
+// KeyOf is e's place in a list.
+func KeyOf(e *EscalationView) EscalationKey { return EscalationKey{RaisedAt: e.RaisedAt, ID: e.ID} }
+
+// compare orders keys as a list does: negative when k comes before o.
+func (k EscalationKey) compare(o EscalationKey) int {
+	if c := o.RaisedAt.Compare(k.RaisedAt); c != 0 {
+		return c
+	}
+	return strings.Compare(string(o.ID), string(k.ID))
+}
+
+// Page bounds a list: at most Limit escalations (0: all), only those after
+// After in the list's order (nil: from the start).
+type Page struct {
+	Limit int
+	After *EscalationKey
+}
+
+// EscalationsPage is EscalationsWhere bounded by pg, and whether more
+// follow the page. Only the page's escalations are copied; a page of a list
+// of M takes O(M log Limit) under the read lock, not a sort of all M.
+func (p *Projection) EscalationsPage(sel Selection, keep func(*EscalationView) bool, pg Page) ([]*EscalationView, bool) {
 	p.mu.RLock()
-	var out []*EscalationView
+	var refs []*EscalationView
+	more := false
+	// With a limit, refs is a heap whose root is the last in the list's
+	// order of those kept so far: one that comes before it replaces it.
+	last := func(a, b *EscalationView) bool { return KeyOf(a).compare(KeyOf(b)) > 0 }
 	p.visit(sel, func(r *ResidentView) {
 		for i := range r.Escalations {
-			if e := &r.Escalations[i]; (!sel.Open || e.Status.Open()) && keep(e) {
-				c := e.clone()
-				out = append(out, &c)
+			e := &r.Escalations[i]
+			if (sel.Open && !e.Status.Open()) || (pg.After != nil && KeyOf(e).compare(*pg.After) <= 0) || !keep(e) {
+				continue
+			}
+			switch {
+			case pg.Limit <= 0 || len(refs) < pg.Limit:
+				refs = append(refs, e)
+				if pg.Limit > 0 {
+					siftUp(refs, len(refs)-1, last)
+				}
+			case KeyOf(e).compare(KeyOf(refs[0])) < 0:
+				refs[0], more = e, true
+				siftDown(refs, 0, last)
+			default:
+				more = true
 			}
 		}
 	})
+	var out []*EscalationView
+	for _, e := range refs {
+		c := e.clone()
+		out = append(out, &c)
+	}
 	p.mu.RUnlock()
-	slices.SortFunc(out, func(a, b *EscalationView) int { return b.RaisedAt.Compare(a.RaisedAt) })
-	return out
+	slices.SortFunc(out, func(a, b *EscalationView) int { return KeyOf(a).compare(KeyOf(b)) })
+	return out, more
+}
+
+// siftUp and siftDown keep h a heap with before(h[parent], h[child]).
+func siftUp[T any](h []T, i int, before func(a, b T) bool) {
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !before(h[i], h[parent]) {
+			return
+		}
+		h[i], h[parent] = h[parent], h[i]
+		i = parent
+	}
+}
+
+func siftDown[T any](h []T, i int, before func(a, b T) bool) {
+	for {
+		c := 2*i + 1
+		if c >= len(h) {
+			return
+		}
+		if c+1 < len(h) && before(h[c+1], h[c]) {
+			c++
+		}
+		if !before(h[c], h[i]) {
+			return
+		}
+		h[i], h[c] = h[c], h[i]
+		i = c
+	}
 }
 
 // ResidentsWhere returns copies of the residents keep accepts, among those

@@ -103,6 +103,28 @@ func TestListsThroughTheIndexesEqualAScanOfEverything(t *testing.T) {
 					t.Fatalf("%s: %s %q: %d escalations through the indexes, %d by a scan", at, a.Username, status, len(got), len(want))
 				}
 				checked += len(want)
+				// Page by page, each after the last of the one before: the same list.
+				for _, limit := range []int{1, 3, 7} {
+					var all []*EscalationView
+					var after *EscalationKey
+					for saidMore := false; ; {
+						page, more := p.EscalationsPage(selectionFor(a, status), func(e *EscalationView) bool {
+							return matchStatus(e.Status, status) && canSeeEscalation(a, e, false, now)
+						}, Page{Limit: limit, After: after})
+						if len(page) > limit || (more && len(page) != limit) || (saidMore && len(page) == 0) {
+							t.Fatalf("%s: %s %q, pages of %d: a page of %d, more %v (the page before said more: %v)", at, a.Username, status, limit, len(page), more, saidMore)
+						}
+						all = append(all, page...)
+						if !more {
+							break
+						}
+						k := KeyOf(page[len(page)-1])
+						after, saidMore = &k, true
+					}
+					if !reflect.DeepEqual(all, want) {
+						t.Fatalf("%s: %s %q: %d escalations in pages of %d, %d in one list", at, a.Username, status, len(all), limit, len(want))
+					}
+				}
 			}
 			var want []*ResidentView
 			for _, r := range p.Residents() {

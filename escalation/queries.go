@@ -163,20 +163,27 @@ func (s *Service) GetResident(ctx context.Context, a Actor, id ResidentID, what 
 // ListEscalations returns the escalations the actor may see, newest first,
 // filtered by status ("" for all, "open" for paging, unanswered or accepted).
 func (s *Service) ListEscalations(ctx context.Context, a Actor, status string) ([]*EscalationView, error) {
+	out, _, err := s.ListEscalationsPage(ctx, a, status, Page{})
+	return out, err
+}
+
+// ListEscalationsPage is ListEscalations bounded by pg, and whether more
+// follow the page.
+func (s *Service) ListEscalationsPage(ctx context.Context, a Actor, status string, pg Page) ([]*EscalationView, bool, error) {
 	if err := s.catchUp(ctx); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := s.recordListRead(ctx, a, "escalation_list"); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	now := s.cfg.Now()
-	out := s.cfg.Read.EscalationsWhere(selectionFor(a, status), func(e *EscalationView) bool {
+	out, more := s.cfg.Read.EscalationsPage(selectionFor(a, status), func(e *EscalationView) bool {
 		return matchStatus(e.Status, status) && canSeeEscalation(a, e, false, now)
-	})
+	}, pg)
 	for _, e := range out {
 		s.decorate(e)
 	}
-	return out, nil
+	return out, more, nil
 }
 
 // selectionFor is what a list for a may hold, filtered by status: a care

@@ -2,9 +2,12 @@ package web
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -265,7 +268,12 @@ func (s *Server) handleListEscalations(w http.ResponseWriter, r *http.Request, a
 			Message: "status must be open, paging, unanswered, accepted, decided or withdrawn."})
 		return
 	}
-	list, err := s.cfg.Service.ListEscalations(r.Context(), *a, status)
+	pg, err := listPage(r.URL.Query())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	list, more, err := s.cfg.Service.ListEscalationsPage(r.Context(), *a, status, pg)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -274,7 +282,58 @@ func (s *Server) handleListEscalations(w http.ResponseWriter, r *http.Request, a
 	for i, e := range list {
 		out[i] = viewEscalation(e)
 	}
+	if more {
+		q := url.Values{}
+		if status != "" {
+			q.Set("status", status)
+		}
+		q.Set("limit", strconv.Itoa(pg.Limit))
+		q.Set("after", pageCursor(escalation.KeyOf(list[len(list)-1])))
+		w.Header().Set("Link", "</api/v1/escalations?"+q.Encode()+`>; rel="next"`)
+	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// MaxListLimit is the most a page of a list may hold.
+const MaxListLimit = 1000
+
+// listPage reads a list's limit and after parameters: without limit the
+// whole list, as before there were pages.
+func listPage(q url.Values) (escalation.Page, error) {
+	var pg escalation.Page
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxListLimit {
+			return pg, &apiError{Status: 400, Code: "invalid_value", Field: "limit", Message: fmt.Sprintf("limit must be a whole number from 1 to %d.", MaxListLimit)}
+		}
+		pg.Limit = n
+	}
+	if v := q.Get("after"); v != "" {
+		k, ok := parsePageCursor(v)
+		if !ok {
+			return pg, &apiError{Status: 400, Code: "invalid_value", Field: "after", Message: "after must be the cursor a page's Link header gave."}
+		}
+		pg.After = &k
+	}
+	return pg, nil
+}
+
+// pageCursor is the opaque cursor of a list's place: after k.
+func pageCursor(k escalation.EscalationKey) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(k.RaisedAt.UTC().Format(time.RFC3339Nano) + "|" + string(k.ID)))
+}
+
+func parsePageCursor(v string) (escalation.EscalationKey, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil {
+		return escalation.EscalationKey{}, false
+	}
+	at, id, ok := strings.Cut(string(b), "|")
+	t, err := time.Parse(time.RFC3339Nano, at)
+	if !ok || err != nil || id == "" {
+		return escalation.EscalationKey{}, false
+	}
+	return escalation.EscalationKey{RaisedAt: t, ID: escalation.EscalationID(id)}, true
 }
 
 type news2Request struct {

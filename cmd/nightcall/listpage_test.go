@@ -1,0 +1,94 @@
+package main
+
+import (
+	"encoding/json"
+	"net/url"
+	"regexp"
+	"slices"
+	"testing"
+)
+
+// TestListsComeInPagesWhenAsked: GET /api/v1/escalations with limit gives
+// at most that many, newest first, and a Link to the next page while more
+// follow; following the links gives the whole list once, for each caller
+// as the caller may see it. Without limit the list is whole, as before.
+// A bad limit or cursor is a 400 naming the parameter.
+func TestListsComeInPagesWhenAsked(t *testing.T) {
+	s := startServer(t)
+	rose, elm, auditor := s.signedIn("night.rose"), s.signedIn("night.elm"), s.signedIn("auditor")
+	for _, r := range []struct {
+		c        *client
+		resident string
+	}{{rose, "rc-101"}, {elm, "eh-201"}, {rose, "rc-102"}, {elm, "eh-202"}, {rose, "rc-103"}} {
+		if got := r.c.do("POST", "/api/v1/escalations", raiseBody(r.resident)); got.status != 201 {
+			t.Fatalf("raise for %s: %d %s", r.resident, got.status, got.body)
+		}
+	}
+	ids := func(body []byte) []string {
+		var list []map[string]any
+		if err := json.Unmarshal(body, &list); err != nil {
+			t.Fatalf("not a list: %s", body)
+		}
+		var out []string
+		for _, e := range list {
+			out = append(out, str(e["id"]))
+		}
+		return out
+	}
+	next := regexp.MustCompile(`^<(/api/v1/escalations\?[^>]+)>; rel="next"$`)
+	for _, c := range []struct {
+		who   *client
+		name  string
+		query string
+		want  int
+	}{{auditor, "auditor", "", 5}, {auditor, "auditor", "status=open", 5}, {rose, "night.rose", "", 3}, {elm, "night.elm", "status=paging", 2}} {
+		whole := c.who.do("GET", "/api/v1/escalations?"+c.query, nil)
+		if whole.status != 200 || len(ids(whole.body)) != c.want || whole.header.Get("Link") != "" {
+			t.Fatalf("%s ?%s whole: %d, %d escalations, Link %q; want 200, %d, none", c.name, c.query, whole.status, len(ids(whole.body)), whole.header.Get("Link"), c.want)
+		}
+		for _, limit := range []string{"1", "2"} {
+			q, _ := url.ParseQuery(c.query)
+			q.Set("limit", limit)
+			path := "/api/v1/escalations?" + q.Encode()
+			var paged []string
+			for pages := 0; path != ""; pages++ {
+				if pages > c.want {
+					t.Fatalf("%s ?%s in pages of %s: more pages than escalations", c.name, c.query, limit)
+				}
+				r := c.who.do("GET", path, nil)
+				if r.status != 200 {
+					t.Fatalf("%s %s: %d %s", c.name, path, r.status, r.body)
+				}
+				page := ids(r.body)
+				if n := len(page); (limit == "1" && n > 1) || (limit == "2" && n > 2) {
+					t.Fatalf("%s %s: %d in a page of %s", c.name, path, n, limit)
+				}
+				paged = append(paged, page...)
+				path = ""
+				if link := r.header.Get("Link"); link != "" {
+					m := next.FindStringSubmatch(link)
+					if m == nil {
+						t.Fatalf("%s: Link %q is not a next link", c.name, link)
+					}
+					path = m[1]
+				}
+			}
+			if want := ids(whole.body); !slices.Equal(paged, want) {
+				t.Errorf("%s ?%s in pages of %s: %v, want the whole list %v", c.name, c.query, limit, paged, want)
+			}
+		}
+	}
+	for _, bad := range []struct{ query, field string }{
+		{"limit=0", "limit"}, {"limit=1001", "limit"}, {"limit=two", "limit"}, {"limit=2&after=not-a-cursor", "after"}, {"after=bm90LWEtY3Vyc29y", "after"},
+	} {
+		r := auditor.do("GET", "/api/v1/escalations?"+bad.query, nil)
+		if r.status != 400 {
+			t.Errorf("?%s: %d, want 400", bad.query, r.status)
+			continue
+		}
+		e, _ := r.json(t)["error"].(map[string]any)
+		if str(e["code"]) != "invalid_value" || str(e["field"]) != bad.field {
+			t.Errorf("?%s: error %v, want invalid_value on %s", bad.query, e, bad.field)
+		}
+	}
+}
