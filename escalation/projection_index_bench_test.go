@@ -91,6 +91,22 @@ func BenchmarkLists(b *testing.B) {
 			}
 		})
 	}
+	auditor := Actor{Person: Person{Username: "auditor"}, Role: RoleAuditor}
+	all := escalations(auditor, "")
+	b.Run("auditor-all/whole-list", func(b *testing.B) {
+		for b.Loop() {
+			if n := len(p.EscalationsWhere(selectionFor(auditor, ""), all)); n != 200_200 {
+				b.Fatalf("%d, want 200,200", n)
+			}
+		}
+	})
+	b.Run("auditor-all/first-page-of-100", func(b *testing.B) {
+		for b.Loop() {
+			if page, more := p.EscalationsPage(selectionFor(auditor, ""), all, Page{Limit: 100}); len(page) != 100 || !more {
+				b.Fatalf("%d, more %v", len(page), more)
+			}
+		}
+	})
 	keepRes := func(r *ResidentView) bool { return canSeeResident(home, r, now) }
 	b.Run("home-residents/copy-all-then-filter", func(b *testing.B) {
 		for b.Loop() {
