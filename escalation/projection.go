@@ -339,7 +339,8 @@ func (p *Projection) wasOf(h CareHomeID, id ResidentID) bool {
 // EscalationsWhere returns copies of the escalations keep accepts, among
 // the residents sel selects, newest first. Only those are copied: keep sees
 // the projection's own escalation, under its read lock, and must neither
-// change nor keep it.
+// change nor keep it, nor call the projection (a second read lock behind a
+// waiting writer deadlocks).
 func (p *Projection) EscalationsWhere(sel Selection, keep func(*EscalationView) bool) []*EscalationView {
 	out, _ := p.EscalationsPage(sel, keep, Page{})
 	return out

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,7 +52,14 @@ func indexLog(t *testing.T, seed uint64, n int) []events.Envelope {
 		case r.open == "":
 			esc++
 			r.open = EscalationID(fmt.Sprint("e", esc))
-			emit(id, at, &EscalationRaised{EscalationID: r.open, CareHomeID: r.home, RaisedBy: "night.rose"})
+			// Now and then raised in a home the resident's view does not
+			// name (the service raises in the resident's home; the read
+			// model indexes what the event says all the same).
+			home := r.home
+			if rng.IntN(10) == 0 {
+				home = homes[rng.IntN(len(homes))]
+			}
+			emit(id, at, &EscalationRaised{EscalationID: r.open, CareHomeID: home, RaisedBy: "night.rose"})
 		default:
 			switch rng.IntN(4) {
 			case 0:
@@ -155,8 +164,19 @@ func TestListsThroughTheIndexesEqualAScanOfEverything(t *testing.T) {
 			}
 		}
 		got, _ := p.Open()
-		if len(got) != len(want) {
-			t.Fatalf("%s: Open gives %d, a scan %d", at, len(got), len(want))
+		slices.SortFunc(got, func(a, b OpenEscalation) int { return strings.Compare(string(a.ID), string(b.ID)) })
+		slices.SortFunc(want, func(a, b OpenEscalation) int { return strings.Compare(string(a.ID), string(b.ID)) })
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: Open gives %v, a scan %v", at, got, want)
+		}
+		// Residents leave the open index when their escalation closes (else
+		// every list of open ones visits them for ever).
+		withOpen := map[ResidentID]bool{}
+		for _, o := range want {
+			withOpen[o.ResidentID] = true
+		}
+		if len(p.openRes) != len(withOpen) {
+			t.Fatalf("%s: %d residents in the open index, %d with an open escalation", at, len(p.openRes), len(withOpen))
 		}
 		if checked == 0 {
 			t.Fatalf("%s: nothing to compare", at)

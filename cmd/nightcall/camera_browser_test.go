@@ -206,6 +206,9 @@ func TestACallPageRecoversFromAFailedStartAndALostCamera(t *testing.T) {
 	if !visible(t, home, "rejoin") || visible(t, home, "leave") {
 		t.Fatal("a start that could not fetch its ICE servers offers no Rejoin")
 	}
+	if !js[bool](t, home, `!!document.querySelector("#call-trouble a.phone[href^='tel:']")`) {
+		t.Error("the trouble box after a failed start gives no number to phone")
+	}
 	if got := state(home); got != "none" {
 		t.Errorf("the home's peer connection is %q after a failed start, want none", got)
 	}
@@ -228,14 +231,26 @@ func TestACallPageRecoversFromAFailedStartAndALostCamera(t *testing.T) {
 		t.Errorf("the home's notices say %q, want the camera restarted", got)
 	}
 
-	// Unplugged for good: the page says what the others miss; the call stays, with sound.
-	js[bool](t, home, `(navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException("Requested device not found", "NotFoundError")), true)`)
+	// A webcam with its microphone unplugged for good: the camera cannot be
+	// started again, the microphone can. The page says what the others miss
+	// (the microphone's recovery does not take that away); the call stays,
+	// with sound.
+	js[bool](t, home, `(() => {
+		const md = navigator.mediaDevices, real = md.getUserMedia.bind(md);
+		md.getUserMedia = (c) => c.video ? Promise.reject(new DOMException("Requested device not found", "NotFoundError"))
+			: new Promise((res) => setTimeout(res, 500)).then(() => real(c));
+		return true;
+	})()`)
 	js[string](t, home, unplug("Video"))
-	waitFor(t, 15*time.Second, "the home told its camera is gone", func() bool {
-		return strings.Contains(textOf(t, home, "call-trouble"), "could not be started again")
+	lostMic := js[string](t, home, unplug("Audio"))
+	waitFor(t, 15*time.Second, "the home's microphone started again", func() bool {
+		return js[bool](t, home, `document.getElementById("local").srcObject.getAudioTracks().some((t) => t.id !== "`+lostMic+`" && t.readyState === "live")`)
 	})
-	if got := textOf(t, home, "call-trouble"); !strings.Contains(got, "cannot see you") {
-		t.Errorf("the home's trouble box says %q, want what the others miss", got)
+	waitFor(t, 5*time.Second, "the microphone's notice", func() bool {
+		return strings.Contains(js[string](t, home, `(document.getElementById("call-notices") || {}).textContent || ""`), "microphone stopped and was started again")
+	})
+	if got := textOf(t, home, "call-trouble"); !visible(t, home, "call-trouble") || !strings.Contains(got, "camera stopped and could not be started again") || !strings.Contains(got, "cannot see you") {
+		t.Errorf("the home's trouble box says %q (shown %v), want the camera gone and what the others miss", got, visible(t, home, "call-trouble"))
 	}
 	if got := state(home); got != "connected" {
 		t.Errorf("the home's call is %q after its camera was lost, want still connected", got)
@@ -243,4 +258,8 @@ func TestACallPageRecoversFromAFailedStartAndALostCamera(t *testing.T) {
 	if !visible(t, home, "leave") {
 		t.Error("the home's call offers no Leave after its camera was lost")
 	}
+	heard := js[int](t, doctor, `NightcallCall.report().then((r) => r.streams.filter((s) => s.type === "inbound-rtp" && s.kind === "audio").reduce((n, s) => n + s.packets, 0))`)
+	waitFor(t, 20*time.Second, "the home's sound on the console after its microphone came back", func() bool {
+		return js[int](t, doctor, `NightcallCall.report().then((r) => r.streams.filter((s) => s.type === "inbound-rtp" && s.kind === "audio").reduce((n, s) => n + s.packets, 0))`) > heard+50
+	})
 }

@@ -191,6 +191,7 @@ const Call = (() => {
     seen = null;
     showRejoin(!final);
     if (!final) trouble(null);
+    forgetLost(); // a device being started again is no longer this call's
     if (pc) pc.close();
     if (local) local.getTracks().forEach((t) => t.stop());
     if (ws) ws.close();
@@ -407,9 +408,11 @@ const Call = (() => {
   async function fillSlots() {
     if (!pc || !senders || !media) return;
     for (const track of media.getTracks()) {
+      // A track replaced while an earlier turn awaited is not put back.
+      if (!media || track.readyState === "ended" || !media.getTracks().includes(track)) continue;
       // Only the server offers, so a track on no claimed slot would never
       // be negotiated: such a kind is not sent.
-      const s = senders[track.kind];
+      const s = senders && senders[track.kind];
       if (s && s.track !== track) await s.replaceTrack(track);
     }
   }
@@ -434,20 +437,35 @@ const Call = (() => {
   // deviceLost starts the lost kind of device again and puts its new track
   // on the same slot (replaceTrack: no new negotiation); failing that, it
   // says what the others now miss, and the call goes on with the rest.
-  let lostSaid = null;
+  // lost is what each lost kind of device has to say (by kind); the box
+  // shows them together, and a kind that recovers takes only its own words
+  // away. lostShown is what the box was last given of them, so nothing
+  // else said there meanwhile is cleared.
+  let lost = {}, lostShown = null;
+  function showLost() {
+    const text = Object.values(lost).filter(Boolean).join(" ");
+    const box = el("call-trouble");
+    const shows = box && !box.hidden && box.firstChild && box.firstChild.textContent === lostShown;
+    if (text) { trouble(text); lostShown = text; } else if (shows) { trouble(null); lostShown = null; }
+  }
+  function forgetLost() { lost = {}; showLost(); }
   async function deviceLost(track) {
     const mine = () => !ended && media && media.getTracks().includes(track);
     if (!mine()) return; // stopped by us (the call ended) or already replaced
-    const what = track.kind === "video" ? "camera" : "microphone";
-    const miss = track.kind === "video" ? "cannot see you (they can still hear you)" : "cannot hear you";
-    const warn = (text) => { lostSaid = text; trouble(text); };
-    warn("Your " + what + " stopped. Starting it again…");
+    const kind = track.kind;
+    const what = kind === "video" ? "camera" : "microphone";
+    const miss = kind === "video" ? "cannot see you (they can still hear you)" : "cannot hear you";
+    lost[kind] = "Your " + what + " stopped. Starting it again…";
+    showLost();
     let fresh;
     try {
-      fresh = (await navigator.mediaDevices.getUserMedia({ [track.kind]: wanted[track.kind] })).getTracks()[0];
+      fresh = (await navigator.mediaDevices.getUserMedia({ [kind]: wanted[kind] })).getTracks()[0];
       if (!fresh) throw new Error("no " + what);
     } catch (e) {
-      if (mine()) warn("Your " + what + " stopped and could not be started again (" + ((e && e.message) || "no " + what) + "): the others " + miss + ". Plug it back in, then press Leave and Rejoin, or phone.");
+      if (mine()) {
+        lost[kind] = "Your " + what + " stopped and could not be started again (" + ((e && e.message) || "no " + what) + "): the others " + miss + ". Plug it back in, then press Leave and Rejoin, or phone.";
+        showLost();
+      }
       return;
     }
     if (!mine()) { fresh.stop(); return; }
@@ -456,10 +474,8 @@ const Call = (() => {
     watch(fresh);
     applyToggles();
     await fillSlots();
-    // Cleared only if nothing else has been said since.
-    const box = el("call-trouble");
-    if (box && !box.hidden && box.firstChild && box.firstChild.textContent === lostSaid) trouble(null);
-    lostSaid = null;
+    lost[kind] = null;
+    showLost();
     notice("Your " + what + " stopped and was started again.");
   }
   function stopTracks(stream) { stream.getTracks().forEach((t) => t.stop()); }
