@@ -442,18 +442,45 @@ func siftDown[T any](h []T, i int, before func(a, b T) bool) {
 
 // ResidentsWhere returns copies of the residents keep accepts, among those
 // sel selects, by ID. Only those are copied: keep sees the projection's own
-// resident, under its read lock, and must neither change nor keep it.
+// resident, under its read lock, and must neither change nor keep it, nor
+// call the projection.
 func (p *Projection) ResidentsWhere(sel Selection, keep func(*ResidentView) bool) []*ResidentView {
+	out, _ := p.ResidentsPage(sel, keep, 0, "")
+	return out
+}
+
+// ResidentsPage is ResidentsWhere bounded to at most limit residents (0:
+// all) whose IDs come after after (""; from the first), and whether more
+// follow the page. Only the page's residents are copied.
+func (p *Projection) ResidentsPage(sel Selection, keep func(*ResidentView) bool, limit int, after ResidentID) ([]*ResidentView, bool) {
 	p.mu.RLock()
-	var out []*ResidentView
+	var refs []*ResidentView
+	more := false
+	last := func(a, b *ResidentView) bool { return a.ID > b.ID }
 	p.visit(sel, func(r *ResidentView) {
-		if keep(r) {
-			out = append(out, r.cloneRef())
+		if (after != "" && r.ID <= after) || !keep(r) {
+			return
+		}
+		switch {
+		case limit <= 0 || len(refs) < limit:
+			refs = append(refs, r)
+			if limit > 0 {
+				siftUp(refs, len(refs)-1, last)
+			}
+		case r.ID < refs[0].ID:
+			refs[0], more = r, true
+			siftDown(refs, 0, last)
+		default:
+			more = true
 		}
 	})
+	var out []*ResidentView
+	for _, r := range refs {
+		out = append(out, r.cloneRef())
+	}
 	p.mu.RUnlock()
 	slices.SortFunc(out, func(a, b *ResidentView) int { return strings.Compare(string(a.ID), string(b.ID)) })
-	return out
+	return out, more
 }
 
 // Escalations returns copies of every escalation, newest first.

@@ -145,6 +145,24 @@ func TestListsThroughTheIndexesEqualAScanOfEverything(t *testing.T) {
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("%s: %s: %d residents through the indexes, %d by a scan", at, a.Username, len(got), len(want))
 			}
+			for _, limit := range []int{1, 3, 7} {
+				var all []*ResidentView
+				var after ResidentID
+				for saidMore := false; ; {
+					page, more := p.ResidentsPage(selectionFor(a, ""), func(r *ResidentView) bool { return canSeeResident(a, r, now) }, limit, after)
+					if len(page) > limit || (more && len(page) != limit) || (saidMore && len(page) == 0) {
+						t.Fatalf("%s: %s residents, pages of %d: a page of %d, more %v", at, a.Username, limit, len(page), more)
+					}
+					all = append(all, page...)
+					if !more {
+						break
+					}
+					after, saidMore = page[len(page)-1].ID, true
+				}
+				if !reflect.DeepEqual(all, want) {
+					t.Fatalf("%s: %s: %d residents in pages of %d, %d in one list", at, a.Username, len(all), limit, len(want))
+				}
+			}
 			for _, h := range []CareHomeID{"h1", "h2", "h3"} {
 				var want []*EscalationView
 				for _, e := range p.Escalations() {

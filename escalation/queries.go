@@ -222,12 +222,20 @@ func matchStatus(s Status, filter string) bool {
 
 // ListResidents returns the residents the actor may see.
 func (s *Service) ListResidents(ctx context.Context, a Actor) ([]*ResidentView, error) {
+	out, _, err := s.ListResidentsPage(ctx, a, 0, "")
+	return out, err
+}
+
+// ListResidentsPage is ListResidents bounded to at most limit residents (0:
+// all) whose IDs come after after, and whether more follow the page.
+func (s *Service) ListResidentsPage(ctx context.Context, a Actor, limit int, after ResidentID) ([]*ResidentView, bool, error) {
 	if err := s.catchUp(ctx); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := s.recordListRead(ctx, a, "resident_list"); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	now := s.cfg.Now()
-	return s.cfg.Read.ResidentsWhere(selectionFor(a, ""), func(r *ResidentView) bool { return canSeeResident(a, r, now) }), nil
+	out, more := s.cfg.Read.ResidentsPage(selectionFor(a, ""), func(r *ResidentView) bool { return canSeeResident(a, r, now) }, limit, after)
+	return out, more, nil
 }

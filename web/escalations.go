@@ -301,13 +301,11 @@ const MaxListLimit = 1000
 // whole list, as before there were pages.
 func listPage(q url.Values) (escalation.Page, error) {
 	var pg escalation.Page
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxListLimit {
-			return pg, &apiError{Status: 400, Code: "invalid_value", Field: "limit", Message: fmt.Sprintf("limit must be a whole number from 1 to %d.", MaxListLimit)}
-		}
-		pg.Limit = n
+	n, err := listLimit(q)
+	if err != nil {
+		return pg, err
 	}
+	pg.Limit = n
 	if v := q.Get("after"); v != "" {
 		k, ok := parsePageCursor(v)
 		if !ok {
@@ -316,6 +314,19 @@ func listPage(q url.Values) (escalation.Page, error) {
 		pg.After = &k
 	}
 	return pg, nil
+}
+
+// listLimit is a list's limit parameter: 0 when it has none.
+func listLimit(q url.Values) (int, error) {
+	v := q.Get("limit")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > MaxListLimit {
+		return 0, &apiError{Status: 400, Code: "invalid_value", Field: "limit", Message: fmt.Sprintf("limit must be a whole number from 1 to %d.", MaxListLimit)}
+	}
+	return n, nil
 }
 
 // pageCursor is the opaque cursor of a list's place: after k.

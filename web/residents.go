@@ -1,8 +1,11 @@
 package web
 
 import (
+	"encoding/base64"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/nightcall-health/nightcall/escalation"
@@ -105,7 +108,22 @@ func viewResidentAt(r *escalation.ResidentView, now time.Time, loc *time.Locatio
 }
 
 func (s *Server) handleListResidents(w http.ResponseWriter, r *http.Request, a *escalation.Actor) {
-	list, err := s.cfg.Service.ListResidents(r.Context(), *a)
+	q := r.URL.Query()
+	limit, err := listLimit(q)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var after escalation.ResidentID
+	if v := q.Get("after"); v != "" {
+		b, err := base64.RawURLEncoding.DecodeString(v)
+		if err != nil || len(b) == 0 {
+			s.writeError(w, r, &apiError{Status: 400, Code: "invalid_value", Field: "after", Message: "after must be the cursor a page's Link header gave."})
+			return
+		}
+		after = escalation.ResidentID(b)
+	}
+	list, more, err := s.cfg.Service.ListResidentsPage(r.Context(), *a, limit, after)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -113,6 +131,10 @@ func (s *Server) handleListResidents(w http.ResponseWriter, r *http.Request, a *
 	out := make([]residentView, len(list))
 	for i, res := range list {
 		out[i] = s.viewResident(res)
+	}
+	if more {
+		next := url.Values{"limit": {strconv.Itoa(limit)}, "after": {base64.RawURLEncoding.EncodeToString([]byte(list[len(list)-1].ID))}}
+		w.Header().Set("Link", "</api/v1/residents?"+next.Encode()+`>; rel="next"`)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

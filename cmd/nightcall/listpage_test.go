@@ -78,6 +78,48 @@ func TestListsComeInPagesWhenAsked(t *testing.T) {
 			}
 		}
 	}
+	// Residents, by ID, the same way.
+	residentIDs := func(body []byte) []string { return ids(body) }
+	nextRes := regexp.MustCompile(`^<(/api/v1/residents\?[^>]+)>; rel="next"$`)
+	for _, c := range []struct {
+		who  *client
+		name string
+	}{{auditor, "auditor"}, {rose, "night.rose"}} {
+		whole := c.who.do("GET", "/api/v1/residents", nil)
+		want := residentIDs(whole.body)
+		if whole.status != 200 || len(want) < 2 || whole.header.Get("Link") != "" {
+			t.Fatalf("%s residents whole: %d, %d residents, Link %q", c.name, whole.status, len(want), whole.header.Get("Link"))
+		}
+		var paged []string
+		for path, pages := "/api/v1/residents?limit=2", 0; path != ""; pages++ {
+			if pages > len(want) {
+				t.Fatalf("%s residents: more pages than residents", c.name)
+			}
+			r := c.who.do("GET", path, nil)
+			page := residentIDs(r.body)
+			if r.status != 200 || len(page) > 2 {
+				t.Fatalf("%s %s: %d, %d residents", c.name, path, r.status, len(page))
+			}
+			paged = append(paged, page...)
+			path = ""
+			if link := r.header.Get("Link"); link != "" {
+				m := nextRes.FindStringSubmatch(link)
+				if m == nil {
+					t.Fatalf("%s: Link %q is not a next link", c.name, link)
+				}
+				path = m[1]
+			}
+		}
+		if !slices.Equal(paged, want) {
+			t.Errorf("%s residents in pages of 2: %v, want %v", c.name, paged, want)
+		}
+	}
+	for _, bad := range []string{"limit=0", "limit=x", "after=%25%25"} {
+		if r := auditor.do("GET", "/api/v1/residents?"+bad, nil); r.status != 400 {
+			t.Errorf("residents ?%s: %d, want 400", bad, r.status)
+		}
+	}
+
 	for _, bad := range []struct{ query, field string }{
 		{"limit=0", "limit"}, {"limit=1001", "limit"}, {"limit=two", "limit"}, {"limit=2&after=not-a-cursor", "after"}, {"after=bm90LWEtY3Vyc29y", "after"},
 	} {
