@@ -483,7 +483,8 @@ func (p *Projection) ResidentsPage(sel Selection, keep func(*ResidentView) bool,
 	return out, more
 }
 
-// Escalations returns copies of every escalation, newest first.
+// Escalations returns copies of every escalation, in a list's order: the
+// whole model copied (the lists' benchmark baseline, tests).
 func (p *Projection) Escalations() []*EscalationView {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
@@ -494,7 +495,7 @@ func (p *Projection) Escalations() []*EscalationView {
 			out = append(out, &c)
 		}
 	}
-	slices.SortFunc(out, func(a, b *EscalationView) int { return b.RaisedAt.Compare(a.RaisedAt) })
+	slices.SortFunc(out, func(a, b *EscalationView) int { return KeyOf(a).compare(KeyOf(b)) })
 	return out
 }
 

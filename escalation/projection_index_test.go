@@ -35,7 +35,8 @@ func indexLog(t *testing.T, seed uint64, n int) []events.Envelope {
 	}
 	esc := 0
 	for i := range n {
-		at := t0.Add(time.Duration(i) * time.Minute)
+		// Three events to a minute: raises at the same instant, ordered by ID.
+		at := t0.Add(time.Duration(i/3) * time.Minute)
 		if len(rs) == 0 || rng.IntN(8) == 0 {
 			h := homes[rng.IntN(len(homes))]
 			rs = append(rs, &res{home: h})
