@@ -376,31 +376,17 @@ type Page struct {
 // of M takes O(M log Limit) under the read lock, not a sort of all M.
 func (p *Projection) EscalationsPage(sel Selection, keep func(*EscalationView) bool, pg Page) ([]*EscalationView, bool) {
 	p.mu.RLock()
-	var refs []*EscalationView
-	more := false
-	// With a limit, refs is a heap whose root is the last in the list's
-	// order of those kept so far: one that comes before it replaces it.
-	last := func(a, b *EscalationView) bool { return KeyOf(a).compare(KeyOf(b)) > 0 }
+	page := firstOf[*EscalationView]{limit: pg.Limit, before: func(a, b *EscalationView) bool { return KeyOf(a).compare(KeyOf(b)) < 0 }}
 	p.visit(sel, func(r *ResidentView) {
 		for i := range r.Escalations {
 			e := &r.Escalations[i]
 			if (sel.Open && !e.Status.Open()) || (pg.After != nil && KeyOf(e).compare(*pg.After) <= 0) || !keep(e) {
 				continue
 			}
-			switch {
-			case pg.Limit <= 0 || len(refs) < pg.Limit:
-				refs = append(refs, e)
-				if pg.Limit > 0 {
-					siftUp(refs, len(refs)-1, last)
-				}
-			case KeyOf(e).compare(KeyOf(refs[0])) < 0:
-				refs[0], more = e, true
-				siftDown(refs, 0, last)
-			default:
-				more = true
-			}
+			page.add(e)
 		}
 	})
+	refs, more := page.h, page.more
 	var out []*EscalationView
 	for _, e := range refs {
 		c := e.clone()
@@ -411,31 +397,59 @@ func (p *Projection) EscalationsPage(sel Selection, keep func(*EscalationView) b
 	return out, more
 }
 
-// siftUp and siftDown keep h a heap with before(h[parent], h[child]).
-func siftUp[T any](h []T, i int, before func(a, b T) bool) {
+// firstOf keeps the first limit values added, in before's order (all of
+// them when limit ≤ 0), and whether any were left out, in O(log limit) an
+// add: h is a heap whose root is the last of those kept, replaced by a value
+// that comes before it.
+type firstOf[T any] struct {
+	limit  int
+	before func(a, b T) bool
+	h      []T
+	more   bool
+}
+
+func (f *firstOf[T]) add(v T) {
+	switch {
+	case f.limit <= 0:
+		f.h = append(f.h, v)
+	case len(f.h) < f.limit:
+		f.h = append(f.h, v)
+		f.up(len(f.h) - 1)
+	case f.before(v, f.h[0]):
+		f.h[0], f.more = v, true
+		f.down(0)
+	default:
+		f.more = true
+	}
+}
+
+// after is the heap's order: a parent comes after its children.
+func (f *firstOf[T]) after(i, j int) bool { return f.before(f.h[j], f.h[i]) }
+
+func (f *firstOf[T]) up(i int) {
 	for i > 0 {
 		parent := (i - 1) / 2
-		if !before(h[i], h[parent]) {
+		if !f.after(i, parent) {
 			return
 		}
-		h[i], h[parent] = h[parent], h[i]
+		f.h[i], f.h[parent] = f.h[parent], f.h[i]
 		i = parent
 	}
 }
 
-func siftDown[T any](h []T, i int, before func(a, b T) bool) {
+func (f *firstOf[T]) down(i int) {
 	for {
 		c := 2*i + 1
-		if c >= len(h) {
+		if c >= len(f.h) {
 			return
 		}
-		if c+1 < len(h) && before(h[c+1], h[c]) {
+		if c+1 < len(f.h) && f.after(c+1, c) {
 			c++
 		}
-		if !before(h[c], h[i]) {
+		if !f.after(c, i) {
 			return
 		}
-		h[i], h[c] = h[c], h[i]
+		f.h[i], f.h[c] = f.h[c], f.h[i]
 		i = c
 	}
 }
@@ -454,26 +468,13 @@ func (p *Projection) ResidentsWhere(sel Selection, keep func(*ResidentView) bool
 // follow the page. Only the page's residents are copied.
 func (p *Projection) ResidentsPage(sel Selection, keep func(*ResidentView) bool, limit int, after ResidentID) ([]*ResidentView, bool) {
 	p.mu.RLock()
-	var refs []*ResidentView
-	more := false
-	last := func(a, b *ResidentView) bool { return a.ID > b.ID }
+	page := firstOf[*ResidentView]{limit: limit, before: func(a, b *ResidentView) bool { return a.ID < b.ID }}
 	p.visit(sel, func(r *ResidentView) {
-		if (after != "" && r.ID <= after) || !keep(r) {
-			return
-		}
-		switch {
-		case limit <= 0 || len(refs) < limit:
-			refs = append(refs, r)
-			if limit > 0 {
-				siftUp(refs, len(refs)-1, last)
-			}
-		case r.ID < refs[0].ID:
-			refs[0], more = r, true
-			siftDown(refs, 0, last)
-		default:
-			more = true
+		if (after == "" || r.ID > after) && keep(r) {
+			page.add(r)
 		}
 	})
+	refs, more := page.h, page.more
 	var out []*ResidentView
 	for _, r := range refs {
 		out = append(out, r.cloneRef())

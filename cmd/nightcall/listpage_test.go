@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -43,7 +44,35 @@ func TestListsComeInPagesWhenAsked(t *testing.T) {
 		}
 		return out
 	}
-	next := regexp.MustCompile(`^<(/api/v1/escalations\?[^>]+)>; rel="next"$`)
+	// walk follows a list's next links from path, each page at most limit
+	// long, and returns the IDs of all its pages in order.
+	next := regexp.MustCompile(`^<(/api/v1/(?:escalations|residents)\?[^>]+)>; rel="next"$`)
+	walk := func(c *client, name, path string, limit, most int) []string {
+		var paged []string
+		for pages := 0; path != ""; pages++ {
+			if pages > most {
+				t.Fatalf("%s %s: more pages than items", name, path)
+			}
+			r := c.do("GET", path, nil)
+			if r.status != 200 {
+				t.Fatalf("%s %s: %d %s", name, path, r.status, r.body)
+			}
+			page := ids(r.body)
+			if len(page) > limit {
+				t.Fatalf("%s %s: %d in a page of %d", name, path, len(page), limit)
+			}
+			paged = append(paged, page...)
+			path = ""
+			if link := r.header.Get("Link"); link != "" {
+				m := next.FindStringSubmatch(link)
+				if m == nil {
+					t.Fatalf("%s: Link %q is not a next link", name, link)
+				}
+				path = m[1]
+			}
+		}
+		return paged
+	}
 	for _, c := range []struct {
 		who   *client
 		name  string
@@ -54,71 +83,26 @@ func TestListsComeInPagesWhenAsked(t *testing.T) {
 		if whole.status != 200 || len(ids(whole.body)) != c.want || whole.header.Get("Link") != "" {
 			t.Fatalf("%s ?%s whole: %d, %d escalations, Link %q; want 200, %d, none", c.name, c.query, whole.status, len(ids(whole.body)), whole.header.Get("Link"), c.want)
 		}
-		for _, limit := range []string{"1", "2"} {
+		for _, limit := range []int{1, 2} {
 			q, _ := url.ParseQuery(c.query)
-			q.Set("limit", limit)
-			path := "/api/v1/escalations?" + q.Encode()
-			var paged []string
-			for pages := 0; path != ""; pages++ {
-				if pages > c.want {
-					t.Fatalf("%s ?%s in pages of %s: more pages than escalations", c.name, c.query, limit)
-				}
-				r := c.who.do("GET", path, nil)
-				if r.status != 200 {
-					t.Fatalf("%s %s: %d %s", c.name, path, r.status, r.body)
-				}
-				page := ids(r.body)
-				if n := len(page); (limit == "1" && n > 1) || (limit == "2" && n > 2) {
-					t.Fatalf("%s %s: %d in a page of %s", c.name, path, n, limit)
-				}
-				paged = append(paged, page...)
-				path = ""
-				if link := r.header.Get("Link"); link != "" {
-					m := next.FindStringSubmatch(link)
-					if m == nil {
-						t.Fatalf("%s: Link %q is not a next link", c.name, link)
-					}
-					path = m[1]
-				}
-			}
+			q.Set("limit", strconv.Itoa(limit))
+			paged := walk(c.who, c.name, "/api/v1/escalations?"+q.Encode(), limit, c.want)
 			if want := ids(whole.body); !slices.Equal(paged, want) {
-				t.Errorf("%s ?%s in pages of %s: %v, want the whole list %v", c.name, c.query, limit, paged, want)
+				t.Errorf("%s ?%s in pages of %d: %v, want the whole list %v", c.name, c.query, limit, paged, want)
 			}
 		}
 	}
 	// Residents, by ID, the same way.
-	residentIDs := func(body []byte) []string { return ids(body) }
-	nextRes := regexp.MustCompile(`^<(/api/v1/residents\?[^>]+)>; rel="next"$`)
 	for _, c := range []struct {
 		who  *client
 		name string
 	}{{auditor, "auditor"}, {rose, "night.rose"}} {
 		whole := c.who.do("GET", "/api/v1/residents", nil)
-		want := residentIDs(whole.body)
+		want := ids(whole.body)
 		if whole.status != 200 || len(want) < 2 || whole.header.Get("Link") != "" {
 			t.Fatalf("%s residents whole: %d, %d residents, Link %q", c.name, whole.status, len(want), whole.header.Get("Link"))
 		}
-		var paged []string
-		for path, pages := "/api/v1/residents?limit=2", 0; path != ""; pages++ {
-			if pages > len(want) {
-				t.Fatalf("%s residents: more pages than residents", c.name)
-			}
-			r := c.who.do("GET", path, nil)
-			page := residentIDs(r.body)
-			if r.status != 200 || len(page) > 2 {
-				t.Fatalf("%s %s: %d, %d residents", c.name, path, r.status, len(page))
-			}
-			paged = append(paged, page...)
-			path = ""
-			if link := r.header.Get("Link"); link != "" {
-				m := nextRes.FindStringSubmatch(link)
-				if m == nil {
-					t.Fatalf("%s: Link %q is not a next link", c.name, link)
-				}
-				path = m[1]
-			}
-		}
-		if !slices.Equal(paged, want) {
+		if paged := walk(c.who, c.name, "/api/v1/residents?limit=2", 2, len(want)); !slices.Equal(paged, want) {
 			t.Errorf("%s residents in pages of 2: %v, want %v", c.name, paged, want)
 		}
 	}
