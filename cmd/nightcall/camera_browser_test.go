@@ -26,6 +26,42 @@ const holdCamera = `(() => {
 	return true;
 })()`
 
+// acceptFromTheConsole starts the service with loopback video, signs the
+// home (night.rose) and the consultant (dr.okafor) in, raises for rc-101,
+// runs homeScript on the home's waiting page and doctorScript on the
+// console (each unless ""), and presses Accept on the console's banner.
+func acceptFromTheConsole(t *testing.T, homeScript, doctorScript string) (home, doctor context.Context, id string) {
+	t.Helper()
+	s := startServer(t, loopbackVideo)
+	browser := newBrowser(t)
+	home, doctor = newTab(t, browser), newTab(t, browser)
+	browserSignIn(t, home, s.base, "night.rose", "test-password")
+	browserSignIn(t, doctor, s.base, "dr.okafor", "test-password")
+	nurse := s.signedIn("night.rose")
+	within(t, doctor, 20*time.Second, chromedp.Navigate(s.base+"/console"))
+	waitText(t, doctor, "pager-status", "Pager connected", 20*time.Second)
+	id = str(nurse.do("POST", "/api/v1/escalations", raiseBody("rc-101")).json(t)["id"])
+	within(t, home, 20*time.Second, chromedp.Navigate(s.base+"/home"))
+	waitFor(t, 20*time.Second, "the home's wait view", func() bool { return visible(t, home, "wait-view") })
+	for _, run := range []struct {
+		tab    context.Context
+		script string
+	}{{home, homeScript}, {doctor, doctorScript}} {
+		if run.script != "" {
+			js[bool](t, run.tab, run.script)
+		}
+	}
+	button := `button.page-accept[data-escalation="` + id + `"]`
+	waitFor(t, 20*time.Second, "the Accept banner", func() bool { return js[bool](t, doctor, `!!document.querySelector('`+button+`')`) })
+	within(t, doctor, 10*time.Second, chromedp.Click(button))
+	return home, doctor, id
+}
+
+// callState is the page's peer connection state, "none" without one.
+func callState(t *testing.T, tab context.Context) string {
+	return js[string](t, tab, `window.NightcallCall.report().then((r) => r.state || "none", () => "none")`)
+}
+
 // TestTheConsoleCallDoesNotWaitForItsCamera: the consultant accepts while
 // the camera has not started (a permission prompt still open, a slow
 // camera). The call connects and the home's video plays on the console all
@@ -34,30 +70,13 @@ const holdCamera = `(() => {
 // reason in words and Rejoin offered, and Rejoin with the camera allowed
 // joins again.
 func TestTheConsoleCallDoesNotWaitForItsCamera(t *testing.T) {
-	s := startServer(t, loopbackVideo)
-	browser := newBrowser(t)
-	home, doctor := newTab(t, browser), newTab(t, browser)
-	browserSignIn(t, home, s.base, "night.rose", "test-password")
-	browserSignIn(t, doctor, s.base, "dr.okafor", "test-password")
-	nurse := s.signedIn("night.rose")
+	home, doctor, _ := acceptFromTheConsole(t, "", holdCamera)
 
 	// inboundAudio is the audio packets a page has received, in all.
 	inboundAudio := func(tab context.Context) int {
 		return js[int](t, tab, `NightcallCall.report().then((r) => (r.streams || []).filter((s) => s.type === "inbound-rtp" && s.kind === "audio").reduce((n, s) => n + s.packets, 0), () => 0)`)
 	}
-	state := func(tab context.Context) string {
-		return js[string](t, tab, `window.NightcallCall.report().then((r) => r.state || "none", () => "none")`)
-	}
-
-	within(t, doctor, 20*time.Second, chromedp.Navigate(s.base+"/console"))
-	waitText(t, doctor, "pager-status", "Pager connected", 20*time.Second)
-	id := str(nurse.do("POST", "/api/v1/escalations", raiseBody("rc-101")).json(t)["id"])
-	within(t, home, 20*time.Second, chromedp.Navigate(s.base+"/home"))
-	waitFor(t, 20*time.Second, "the home's wait view", func() bool { return visible(t, home, "wait-view") })
-	js[bool](t, doctor, holdCamera)
-	button := `button.page-accept[data-escalation="` + id + `"]`
-	waitFor(t, 20*time.Second, "the Accept banner", func() bool { return js[bool](t, doctor, `!!document.querySelector('`+button+`')`) })
-	within(t, doctor, 10*time.Second, chromedp.Click(button))
+	state := func(tab context.Context) string { return callState(t, tab) }
 
 	// The camera is asked for at the click and not answered: the call
 	// connects and the home's picture plays regardless.
@@ -178,25 +197,8 @@ func unplug(kind string) string {
 // and the consultant sees the home again. When it cannot be started again,
 // the page says what the others miss, and the call goes on with its sound.
 func TestACallPageRecoversFromAFailedStartAndALostCamera(t *testing.T) {
-	s := startServer(t, loopbackVideo)
-	browser := newBrowser(t)
-	home, doctor := newTab(t, browser), newTab(t, browser)
-	browserSignIn(t, home, s.base, "night.rose", "test-password")
-	browserSignIn(t, doctor, s.base, "dr.okafor", "test-password")
-	nurse := s.signedIn("night.rose")
-	state := func(tab context.Context) string {
-		return js[string](t, tab, `window.NightcallCall.report().then((r) => r.state || "none", () => "none")`)
-	}
-
-	within(t, doctor, 20*time.Second, chromedp.Navigate(s.base+"/console"))
-	waitText(t, doctor, "pager-status", "Pager connected", 20*time.Second)
-	id := str(nurse.do("POST", "/api/v1/escalations", raiseBody("rc-101")).json(t)["id"])
-	within(t, home, 20*time.Second, chromedp.Navigate(s.base+"/home"))
-	waitFor(t, 20*time.Second, "the home's wait view", func() bool { return visible(t, home, "wait-view") })
-	js[bool](t, home, failICEServersOnce)
-	button := `button.page-accept[data-escalation="` + id + `"]`
-	waitFor(t, 20*time.Second, "the Accept banner", func() bool { return js[bool](t, doctor, `!!document.querySelector('`+button+`')`) })
-	within(t, doctor, 10*time.Second, chromedp.Click(button))
+	home, doctor, _ := acceptFromTheConsole(t, failICEServersOnce, "")
+	state := func(tab context.Context) string { return callState(t, tab) }
 
 	// The home's start fails on its ICE servers: the reason, Rejoin, the phone.
 	waitText(t, home, "status", "Could not join the video call", 20*time.Second)
